@@ -1,0 +1,1 @@
+"""The `svqcast` command line: parsing, printing and exit codes only (no logic)."""

@@ -1,0 +1,94 @@
+"""Entry point: builds the Typer app from one module per command group and maps errors
+to exit codes (0 ok, 1 runtime, 2 usage, 3 bad data, 4 network, 130 interrupted)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from svqcast import __version__
+from svqcast.constants import debug_enabled
+
+app = typer.Typer(
+    name="svqcast",
+    help="Spatiotemporal forecasting with Sparse Vector Quantization (SimVP + SVQ).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"svqcast {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """svqcast: SimVP + SVQ forecasting models, datasets, training, evaluation and a model zoo."""
+
+
+def _register() -> None:
+    # Each module adds its commands to `app`; imports stay light (torch is imported inside commands).
+    from svqcast.cli import data_cmds, models_cmds, predict_cmds, train_cmds
+
+    for module in (models_cmds, data_cmds, train_cmds, predict_cmds):
+        module.register(app)
+
+
+_register()
+
+
+def run(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry: one-line errors with the right exit code, no traceback."""
+    from svqcast.errors import SvqcastError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except SvqcastError as exc:
+        if debug_enabled():
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug_enabled():
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and genuine bugs
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            if debug_enabled():
+                raise
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug_enabled():
+            raise
+        typer.echo(
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            "(set SVQCAST_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
