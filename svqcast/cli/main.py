@@ -39,10 +39,20 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app`; imports stay light (torch is imported inside commands).
-    from svqcast.cli import data_cmds, models_cmds, predict_cmds, train_cmds
+    from svqcast.cli import (
+        convert_cmds,
+        data_cmds,
+        groups,
+        models_cmds,
+        predict_cmds,
+        train_cmds,
+        zoo_cmds,
+    )
 
-    for module in (models_cmds, data_cmds, train_cmds, predict_cmds):
+    for module in (models_cmds, zoo_cmds, convert_cmds, data_cmds, train_cmds, predict_cmds):
         module.register(app)
+    app.add_typer(groups.models_app, name="models")
+    app.add_typer(groups.datasets_app, name="datasets")
 
 
 _register()
