@@ -30,9 +30,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    ] = None,
+    ] = False,
 ) -> None:
     """svqcast: SimVP + SVQ forecasting models, datasets, training, evaluation and a model zoo."""
 
