@@ -79,15 +79,11 @@ def run(argv: Optional[list[str]] = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and genuine bugs
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+    except Exception as exc:  # click-style usage errors, and genuine bugs
+        # Typer >= 0.20 vendors click, so match click exceptions by their interface.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             if debug_enabled():
                 raise
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
         if debug_enabled():
