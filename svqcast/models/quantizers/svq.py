@@ -141,9 +141,15 @@ class SVQ(Quantizer):
     def _chunked(self, x: torch.Tensor) -> torch.Tensor:
         """Materialise W chunk by chunk; with autograd on, each chunk is recomputed in the
         backward pass, so peak memory is one chunk's W rather than all of it."""
+        # Checkpoint whenever autograd will record the chunk: that depends on the input *or*
+        # any parameter needing a gradient, not on train/eval mode (an eval-mode forward with
+        # grad enabled would otherwise keep every chunk's W alive for the backward pass).
+        records = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
         outs = []
         for chunk in x.split(self.chunk_size):
-            if torch.is_grad_enabled() and (chunk.requires_grad or self.training):
+            if records:
                 outs.append(checkpoint(self._materialised, chunk, use_reentrant=False))
             else:
                 outs.append(self._materialised(chunk))
