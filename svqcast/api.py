@@ -23,4 +23,12 @@ def build_model(
     return build_model_from_config(load_config(preset_or_config, overrides))
 
 
-__all__ = ["build_model", "load_config"]
+def load_model(ref: str | Path | None = None, *, device: str = "cpu"):
+    """A `Forecaster` for a zoo name, `hf://org/repo@rev` or a checkpoint/run directory
+    (None: the zoo's default model); `.predict(xarray obj, steps=...)` -> CF xarray.Dataset."""
+    from svqcast.forecast import load_model as _load_model
+
+    return _load_model(ref, device=device)
+
+
+__all__ = ["build_model", "load_config", "load_model"]
