@@ -1,0 +1,141 @@
+"""`get_split_dataset`: the data -> training contract (notes/contracts.md).
+
+Resolves a catalog name to a prepared store (preparing embedded samples on first use, with
+no network), picks the split file, computes the sample centres with the chosen rule and
+returns a `WindowDataset` whose `spec` is the JSON-able `DataSpec` for checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from svqcast.data.catalog import DatasetEntry, get_entry
+from svqcast.data.prepare import STATS, is_prepared, prepare, prepared_dir, read_json
+from svqcast.data.spec import DataSpec
+from svqcast.data.store import read_meta
+from svqcast.data.windows import WindowDataset, segment_centres, subsample_indices, window_centres
+from svqcast.errors import DataError, UsageError
+
+_PREPARE_LOCK = threading.Lock()
+
+
+def get_split_dataset(
+    name: str,
+    split: str,
+    *,
+    t_in: int | None = None,
+    t_out: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    official_validation: bool = False,
+    rule: str = "svqcast",
+) -> WindowDataset:
+    """The (input, target) windows of one split of a catalog dataset.
+
+    `official_validation=True`: "val" returns the test split (OpenSTL's behaviour; the
+    training split is then the official one too, e.g. KTH persons 1-16).
+    `rule`: "svqcast" (every complete window) or "official" (WeatherBench's dropped last
+    hour and off-by-one; identical to "svqcast" for non-weather stores).
+    """
+    if split not in ("train", "val", "test"):
+        raise UsageError(f"unknown split {split!r}: use train, val or test")
+    entry = get_entry(name)
+    idx_in, idx_out = resolve_offsets(entry, t_in, t_out)
+    directory = prepared_dir(name, root, official_validation)
+    if not is_prepared(directory):
+        if not entry.embedded:
+            flag = " --official-validation" if official_validation else ""
+            raise DataError(f"{name} is not prepared in {directory.parent}: run `svqcast download {name}` "
+                            f"and `svqcast prepare {name}{flag}` (or pass root=)")
+        with _PREPARE_LOCK:
+            try:
+                prepare(name, root, official_validation=official_validation)
+            except FileExistsError:  # another process finished first
+                pass
+    file_split = "test" if (official_validation and split == "val") else split
+    path = directory / f"{file_split}.nc"
+    meta = read_meta(path)
+    stats = read_json(directory / STATS)
+    if entry.normalisation == "zscore":
+        mean, std = [float(v) for v in stats["mean"]], [float(v) for v in stats["std"]]
+        if any(s <= 0 for s in std):
+            raise DataError(f"{directory / STATS}: a channel has zero variance in the training split")
+    else:
+        mean, std = [0.0] * len(entry.channel_names), [1.0] * len(entry.channel_names)
+    centres = sample_centres(entry, meta, idx_in, idx_out, rule)
+    spec = DataSpec(
+        dataset=name,
+        kind=entry.kind,
+        variables=[v.name for v in entry.variables],
+        units=list(meta.units),
+        channel_names=list(meta.channels),
+        dims=list(meta.dims),
+        coords={d: meta.coords[d].tolist() for d in meta.dims},
+        time_step_seconds=entry.time_step_seconds,
+        t_in=len(idx_in),
+        t_out=len(idx_out),
+        mean=mean,
+        std=std,
+        idx_in=list(idx_in),
+        idx_out=list(idx_out),
+        clip_range=list(entry.clip_range) if entry.clip_range else None,
+        normalisation=entry.normalisation,
+        sample_rule=rule,
+        split_source="official" if official_validation else "svqcast",
+        time_kind=entry.time_kind,
+    )
+    return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+
+
+def resolve_offsets(entry: DatasetEntry, t_in: int | None, t_out: int | None) -> tuple[list[int], list[int]]:
+    """Default offsets from the catalog; other lengths keep the catalog's frame step
+    (1 for most, 5 for Human3.6M). WeatherBench-M's non-uniform offsets cannot be resized."""
+    idx_in, idx_out = list(entry.idx_in), list(entry.idx_out)
+    if (t_in is None or t_in == len(idx_in)) and (t_out is None or t_out == len(idx_out)):
+        return idx_in, idx_out
+    step = _uniform_step(idx_in, idx_out)
+    if step is None:
+        raise UsageError(f"{entry.name} uses fixed non-uniform offsets {idx_in} -> {idx_out}; "
+                         f"t_in/t_out must stay {len(idx_in)}/{len(idx_out)}")
+    n_in = len(idx_in) if t_in is None else int(t_in)
+    n_out = len(idx_out) if t_out is None else int(t_out)
+    if n_in < 1 or n_out < 1:
+        raise UsageError("t_in and t_out must be at least 1")
+    return [-step * k for k in range(n_in - 1, -1, -1)], [step * k for k in range(1, n_out + 1)]
+
+
+def _uniform_step(idx_in: Sequence[int], idx_out: Sequence[int]) -> int | None:
+    seq = list(idx_in) + list(idx_out)
+    steps = {b - a for a, b in zip(seq, seq[1:])}
+    return steps.pop() if len(steps) == 1 and idx_in[-1] == 0 else None
+
+
+def sample_centres(entry: DatasetEntry, meta, idx_in: Sequence[int], idx_out: Sequence[int], rule: str) -> np.ndarray:
+    n = len(meta.times)
+    if meta.centres is not None:  # explicit samples (Human3.6M meta lines)
+        c = meta.centres
+        ok = (c + min(idx_in) >= 0) & (c + max(idx_out) < n)
+        if ok.any():
+            seg = meta.segments
+            ok[ok] &= seg[c[ok] + min(idx_in)] == seg[c[ok] + max(idx_out)]
+        return c[ok]
+    if np.unique(meta.segments).size > 1 or meta.strides is not None:
+        strides = meta.strides if meta.strides is not None else entry.sample_stride
+        return segment_centres(meta.segments, idx_in, idx_out,
+                               strides if isinstance(strides, int) else [int(s) for s in strides])
+    if rule == "official" and entry.kind == "weather":
+        # The official loader subsampled the raw hourly axis with slice(None, -1, step):
+        # the store keeps slice(None, None, step); the raw length is recorded at prepare.
+        raw = int(meta.attrs.get("raw_steps", n * entry.subsample_step))
+        n = min(n, len(subsample_indices(raw, entry.subsample_step, "official")))
+    return window_centres(n, idx_in, idx_out, rule if entry.kind == "weather" else "svqcast",
+                          stride=entry.sample_stride)
+
+
+def store_path(name: str, split: str, root: str | os.PathLike[str] | None = None,
+               official_validation: bool = False) -> Path:
+    return prepared_dir(name, root, official_validation) / f"{split}.nc"

@@ -1,0 +1,102 @@
+"""`DataSpec`: the self-description of a dataset that travels with every checkpoint.
+
+The training engineer stores `spec.to_dict()` in a checkpoint's `config.json` (`data_spec`),
+the predict side reads it back with `DataSpec.from_dict()` to validate user input, normalise
+it with the *training* statistics and de-normalise forecasts. It is therefore plain JSON:
+lists, strings, numbers and null, never numpy types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from svqcast.errors import DataError
+
+SPEC_VERSION = 1
+
+
+@dataclass
+class DataSpec:
+    """What a model trained on a dataset needs to know about its inputs.
+
+    `mean`/`std` are the per-channel values that `WindowDataset` subtracts/divides by
+    (training-split statistics for z-scored datasets; 0/1 for image data that is already
+    in [0, 1]). `idx_in`/`idx_out` are offsets in stored time steps relative to the last
+    input frame, e.g. `[-11..0]` and `[1..12]` for WeatherBench-S.
+    """
+
+    dataset: str
+    kind: str  # "weather" | "flow" | "video"
+    variables: list[str]
+    units: list[str]  # per channel
+    channel_names: list[str]  # per channel
+    dims: list[str]  # ["lat", "lon"] or ["y", "x"]
+    coords: dict[str, list[float]]  # values of dims[0] and dims[1]
+    time_step_seconds: float | None  # between stored frames; None if unknown
+    t_in: int
+    t_out: int
+    mean: list[float]
+    std: list[float]
+    idx_in: list[int]
+    idx_out: list[int]
+    clip_range: list[float] | None = None  # [0, 1] for image data
+    normalisation: str = "zscore"  # "zscore" | "none"
+    sample_rule: str = "svqcast"  # "svqcast" | "official" (see docs/data.md)
+    split_source: str = "svqcast"  # "svqcast" (real validation split) | "official" (val = test)
+    time_kind: str = "datetime"  # "datetime" (ds.times -> datetime64[ns]) | "frame" (integer frame index)
+    spec_version: int = SPEC_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.coords[self.dims[0]]), len(self.coords[self.dims[1]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
+        """Rebuild a spec; unknown keys (from a newer svqcast) are ignored, missing
+        required keys are a DataError naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = sorted(required - set(data))
+        if missing:
+            raise DataError(f"data spec is missing {', '.join(missing)}: the checkpoint's data_spec is incomplete")
+        kwargs = {k: v for k, v in data.items() if k in names}
+        spec = cls(**kwargs)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        c = len(self.channel_names)
+        for name in ("units", "mean", "std"):
+            if len(getattr(self, name)) != c:
+                raise DataError(f"data spec: {name} has {len(getattr(self, name))} entries for {c} channels")
+        if len(self.idx_in) != self.t_in or len(self.idx_out) != self.t_out:
+            raise DataError("data spec: idx_in/idx_out lengths do not match t_in/t_out")
+        if len(self.dims) != 2 or any(d not in self.coords for d in self.dims):
+            raise DataError(f"data spec: dims {self.dims} need coordinates in coords")
+        if any(s <= 0 for s in self.std):
+            raise DataError("data spec: std must be positive")
+
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars/arrays -> Python types so json.dumps never fails."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
