@@ -77,6 +77,11 @@ class SVQRaw(Quantizer):
         self.step = nn.Parameter(torch.tensor(eta), requires_grad=learn_step)
         self.threshold = nn.Parameter(torch.tensor(float(threshold)), requires_grad=learn_threshold)
 
+    @torch.no_grad()
+    def reset_step(self) -> None:
+        """Set eta = 1/L for the current codebook, in its dtype (the analytic ISTA step)."""
+        self.step.copy_(1.0 / lipschitz_constant(self.codebook))
+
     def lateral(self) -> torch.Tensor:
         """S = I - eta Z Z^T (N x N): the O(N^2) object that makes SVQ-raw expensive."""
         eye = torch.eye(self.codebook_size, dtype=self.codebook.dtype, device=self.codebook.device)
@@ -111,7 +116,7 @@ class SVQRaw(Quantizer):
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, codebook_size={self.codebook_size}, iters={self.iters}, "
-            f"step={float(self.step):.4g}, threshold={float(self.threshold):.4g}"
+            f"step={self.step.item():.4g}, threshold={self.threshold.item():.4g}"
         )
 
 
