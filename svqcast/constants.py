@@ -32,3 +32,4 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "svqcast"
+ENV_ZOO_REGISTRY = "SVQCAST_ZOO_REGISTRY"  # extra zoo registry TOML file(s), os.pathsep-separated

@@ -1,9 +1,111 @@
-"""CLI commands (placeholder until its issue lands)."""
+"""`svqcast models list|info|download|push`: the model zoo (logic in svqcast/hub.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from svqcast.cli.groups import models_app
+from svqcast.cli.options import FormatOpt
+from svqcast.cli.output import OutputFormat, emit, out_console
+
+
+@models_app.command("list")
+def _list(
+    pattern: Annotated[Optional[str], typer.Argument(help="Filter: a substring or a glob such as 'era5*'.")] = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """List the pretrained models of the zoo.
+
+    Example: svqcast models list era5 --format json
+    """
+    from svqcast.hub import list_models
+
+    rows = [e.to_dict() for e in list_models(pattern)]
+
+    def _text(data: list[dict[str, Any]]) -> None:
+        from rich.table import Table
+
+        if not data:
+            out_console.print("no zoo model matches" + (f" '{pattern}'" if pattern else ""))
+            return
+        table = Table(box=None, pad_edge=False)
+        for col in ("name", "preset", "where", "description"):
+            table.add_column(col)
+        for r in data:
+            where = "bundled" if r["bundled_available"] else ("cached" if r["cached"] else "hub")
+            table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["preset"], where, r["description"])
+        out_console.print(table)
+
+    emit(rows, fmt, _text)
+
+
+@models_app.command("info")
+def _info(
+    name: Annotated[str, typer.Argument(help="Zoo model name.")],
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Show a zoo model: Hub repo and pinned revision, sha256, data, metrics, licence.
+
+    Example: svqcast models info era5-uk-t2m_gsta_svq
+    """
+    from svqcast.hub import get_entry
+
+    info = get_entry(name).to_dict()
+
+    def _text(r: dict[str, Any]) -> None:
+        out_console.print(f"[bold]{r['name']}[/bold]{' (default)' if r['default'] else ''}: {r['description']}")
+        for key in ("preset", "repo_id", "revision", "sha256", "licence", "bundled"):
+            if r.get(key):
+                out_console.print(f"  {key}: {r[key]}")
+        out_console.print(f"  available: {'bundled' if r['bundled_available'] else ('cached' if r['cached'] else 'needs download')}")
+        for section in ("data", "metrics"):
+            if r.get(section):
+                out_console.print(f"  {section}:")
+                for k, v in r[section].items():
+                    out_console.print(f"    {k}: {v}")
+
+    emit(info, fmt, _text)
+
+
+@models_app.command("download")
+def _download(
+    name: Annotated[str, typer.Argument(help="Zoo model name or hf://ORG/NAME@REVISION.")],
+    force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Pre-fetch a model into the Hugging Face cache (HF_HOME) for offline use.
+
+    Example: svqcast models download era5-uk-t2m_gsta_svq
+    """
+    from svqcast.hub import download_model
+
+    result = download_model(name, force=force)
+    emit(result, fmt, lambda r: out_console.print(f"{r['model']}: {r['status']} -> {r['path']}"))
+
+
+@models_app.command("push")
+def _push(
+    source: Annotated[Path, typer.Argument(help="Training run directory (its best/ checkpoint) or a checkpoint directory.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")],
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (default main).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Upload a checkpoint to the Hugging Face Hub with a generated model card.
+
+    Uploads model.safetensors, config.json and a README.md card built from the config and
+    the run's metrics. Needs a token (HF_TOKEN or `hf auth login`).
+
+    Example: svqcast models push runs/era5 --repo-id me/era5-uk-t2m-svq
+    """
+    from svqcast.hub import push_model
+
+    result = push_model(source, repo_id, revision=revision, private=private)
+    emit(result, fmt, lambda r: out_console.print(f"pushed {', '.join(r['files'])} to {r['reference']} ({r['commit']})"))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (or to a shared group in groups.py)."""
+    """Commands live on the shared `models_app` group (see groups.py); nothing to add here."""
