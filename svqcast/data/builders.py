@@ -141,3 +141,43 @@ def moving_mnist(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
                         x = float(np.clip(x, 0, lim))
         splits[split] = _clips_to_split(list(out), entry.sample_stride)
     return Prepared(("y", "x"), _pixel_coords(size, size), LATLON_UNITS, "uint8", splits, _source(path))
+
+
+# ---- paper datasets -------------------------------------------------------------------
+
+def weatherbench(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
+    """WeatherBench per-year netCDF (`raw/<folder>/<folder>_<year>_5.625deg.nc`) or a local
+    WeatherBench 2 zarr (`raw/wb2.zarr`). Stored frames are subsampled to the dataset's
+    time step (WeatherBench-M: 00/06/12/18 UTC); `raw_steps` (hourly length of the split)
+    is kept so the official rule's dropped last hour can be replayed exactly."""
+    from svqcast.data.readers import WeatherBenchYears, Wb2Store
+
+    wb2 = src / "wb2.zarr"
+    store = Wb2Store(wb2) if wb2.is_dir() and not (src / entry.variables[0].folder).is_dir() else None
+    step = entry.subsample_step
+    native = 1
+    if store is not None:
+        native = store.step_hours
+        if step % native:
+            raise DataError(f"{wb2}: {native}-hourly data cannot give {entry.name}'s {step}-hourly steps; "
+                            "download the hourly TUM files (--source tum)")
+        step //= native
+    splits = {}
+    lat = lon = None
+    sources: dict[str, str] = {}
+    for split in split_names(official):
+        y0, y1 = select["years"][split]
+        frames = WeatherBenchYears(src, list(entry.variables), (y0, y1), step, entry.shape, zarr_store=store)
+        la, lo = frames.first_grid()
+        if lat is None:
+            lat, lon = la, lo
+        elif not (np.allclose(lat, la) and np.allclose(lon, lo)):
+            raise DataError(f"{src}: grid mismatch between the {split} years and the training years")
+        splits[split] = SplitData(frames=frames, times=frames.times,
+                                  attrs={"raw_steps": np.int64(frames.raw_steps * native),
+                                         "subsample_step": np.int32(entry.subsample_step),
+                                         "years": f"{y0}-{y1}"})
+        sources[f"{split}_years"] = f"{y0}-{y1}"
+    sources["source"] = "wb2 zarr" if store is not None else "WeatherBench netCDF"
+    assert lat is not None and lon is not None
+    return Prepared(("lat", "lon"), {"lat": lat, "lon": lon}, LATLON_UNITS, "float32", splits, sources)

@@ -118,3 +118,180 @@ def _check_finite(path: Path, name: str, values: np.ndarray) -> None:
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
         raise DataError(f"{path}: {bad} NaN/inf values in {name!r}; fill or mask them before preparing")
+
+
+# ---- WeatherBench per-year netCDF -----------------------------------------------------
+
+def weatherbench_file(raw: Path, folder: str, year: int) -> Path:
+    """`raw/<folder>/<folder>_<year>_5.625deg.nc` (the TUM zip layout, flattened)."""
+    exact = raw / folder / f"{folder}_{year}_5.625deg.nc"
+    if exact.is_file():
+        return exact
+    hits = sorted((raw / folder).glob(f"{folder}*_{year}_*.nc")) if (raw / folder).is_dir() else []
+    if not hits:
+        raise DataError(f"{exact}: file not found; run `svqcast download` for this dataset "
+                        f"(or --from a folder holding {folder}/{folder}_{year}_5.625deg.nc)")
+    return hits[0]
+
+
+class WeatherBenchYears:
+    """The frames of a year range, channel-stacked, read one year at a time.
+
+    Sliceable as (time, C, 32, 64) over the *stored* (subsampled) axis, which is what
+    `store.write_store` consumes, so a 37-year split never sits in memory at once.
+    Every year file is checked (variable present, level present, grid, finite values,
+    hourly time axis without gaps, identical lat/lon in every file).
+    """
+
+    def __init__(self, raw: Path, variables: list[Any], years: tuple[int, int], step: int,
+                 shape: tuple[int, int], zarr_store: Any = None) -> None:
+        self.raw = raw
+        self.variables = variables
+        self.years = list(range(years[0], years[1] + 1))
+        self.step = step
+        self.shape = shape
+        self.zarr = zarr_store
+        self.lat: np.ndarray | None = None
+        self.lon: np.ndarray | None = None
+        # raw hourly lengths per year -> positions of the stored frames
+        self._year_times = [self._times(y) for y in self.years]
+        raw_times = np.concatenate(self._year_times) if self._year_times else np.zeros(0, "datetime64[ns]")
+        self.raw_steps = len(raw_times)
+        _check_regular(raw_times, self._describe(), step_hours=1 if zarr_store is None else None)
+        from svqcast.data.windows import subsample_indices
+
+        self.keep = subsample_indices(self.raw_steps, step, "svqcast")
+        self.times = raw_times[self.keep]
+        self._bounds = np.cumsum([0] + [len(t) for t in self._year_times])
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def _describe(self) -> str:
+        return str(self.zarr.source if self.zarr is not None else self.raw)
+
+    def _times(self, year: int) -> np.ndarray:
+        if self.zarr is not None:
+            return self.zarr.times_for_year(year)
+        path = weatherbench_file(self.raw, self.variables[0].folder, year)
+        ds = open_netcdf(path)
+        try:
+            if "time" not in ds.coords:
+                raise DataError(f"{path}: no time coordinate")
+            return ds["time"].values.astype("datetime64[ns]")
+        finally:
+            ds.close()
+
+    def _load_year(self, k: int) -> np.ndarray:
+        if self._cache is not None and self._cache[0] == k:
+            return self._cache[1]
+        year = self.years[k]
+        chans = []
+        for var in self.variables:
+            if self.zarr is not None:
+                arr, lat, lon = self.zarr.read_year(var, year)
+                src = self.zarr.source
+            else:
+                path = weatherbench_file(self.raw, var.folder, year)
+                da = read_netcdf_variable(path, var.name, expect_shape=self.shape, level=var.level)
+                if len(da["time"]) != len(self._year_times[k]):
+                    raise DataError(f"{path}: {len(da['time'])} time steps, but {self._year_times[k].size} in "
+                                    f"{self.variables[0].folder}'s file for {year}")
+                arr, lat, lon = np.asarray(da.values, np.float32), da["lat"].values, da["lon"].values
+                src = path
+            if self.lat is None:
+                self.lat, self.lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+            elif not (np.allclose(self.lat, lat) and np.allclose(self.lon, lon)):
+                raise DataError(f"{src}: grid mismatch: lat/lon differ from the first file read")
+            chans.append(arr)
+        block = np.stack(chans, axis=1)
+        self._cache = (k, block)
+        return block
+
+    def first_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.lat is None:
+            self._load_year(0)
+        assert self.lat is not None and self.lon is not None
+        return self.lat, self.lon
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        raw_idx = self.keep[sl]
+        out = np.empty((len(raw_idx), len(self.variables), *self.shape), np.float32)
+        if len(raw_idx) == 0:
+            return out
+        years = np.searchsorted(self._bounds, raw_idx, side="right") - 1
+        for k in np.unique(years):
+            sel = years == k
+            out[sel] = self._load_year(int(k))[raw_idx[sel] - self._bounds[k]]
+        return out
+
+
+def _check_regular(times: np.ndarray, where: str, step_hours: int | None) -> None:
+    if len(times) < 2:
+        return
+    d = np.diff(times)
+    expect = np.timedelta64(step_hours, "h") if step_hours is not None else d[0]
+    bad = np.flatnonzero(d != expect)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{where}: time axis is not regular: gap or duplicate between {times[i]} and {times[i + 1]}")
+
+
+# ---- WeatherBench 2 zarr (local store written by sources.fetch_wb2, or any zarr v2) ----
+
+class Wb2Store:
+    """WeatherBench 2 layout: variables named by long name (`2m_temperature`,
+    `temperature`, ...), dims `(time, [level], longitude, latitude)` in any order."""
+
+    def __init__(self, path_or_zarr: Any) -> None:
+        from svqcast.data.zarr_v2 import ZarrV2, file_fetch
+
+        if isinstance(path_or_zarr, ZarrV2):
+            self.z = path_or_zarr
+        else:
+            p = Path(path_or_zarr)
+            if not p.is_dir():
+                raise DataError(f"{p}: WeatherBench 2 store not found; run `svqcast download ... --source wb2`")
+            self.z = ZarrV2(file_fetch(p), str(p))
+        self.source = self.z.source
+        self.all_times = self.z.times("time")
+        self.step_hours = int((self.all_times[1] - self.all_times[0]) / np.timedelta64(1, "h")) if len(
+            self.all_times) > 1 else 6
+
+    def times_for_year(self, year: int) -> np.ndarray:
+        t = self.all_times
+        return t[(t >= np.datetime64(f"{year}-01-01", "ns")) & (t < np.datetime64(f"{year + 1}-01-01", "ns"))]
+
+    def _axis(self, dims: list[str], *names: str) -> int:
+        for n in names:
+            if n in dims:
+                return dims.index(n)
+        raise DataError(f"{self.source}: no {names[0]} dimension in {dims}")
+
+    def read_year(self, var: Any, year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        name = var.wb2_name or var.folder
+        dims = self.z.dims(name)
+        t_ax = self._axis(dims, "time")
+        sel = np.flatnonzero((self.all_times >= np.datetime64(f"{year}-01-01", "ns"))
+                             & (self.all_times < np.datetime64(f"{year + 1}-01-01", "ns")))
+        if sel.size == 0:
+            raise DataError(f"{self.source}: no time steps for {year} in {name!r}")
+        ranges = {t_ax: (int(sel[0]), int(sel[-1]) + 1)}
+        if var.level is not None:
+            l_ax = self._axis(dims, "level")
+            levels = [int(v) for v in self.z.read(dims[l_ax])]
+            if var.level not in levels:
+                raise DataError(f"{self.source}: level {var.level} hPa not in {name!r} levels {levels}")
+            k = levels.index(var.level)
+            ranges[l_ax] = (k, k + 1)
+        arr = self.z.read(name, ranges)
+        if var.level is not None:
+            arr = np.take(arr, 0, axis=self._axis(dims, "level"))
+            dims = [d for d in dims if d != "level"]
+        lat_name = dims[self._axis(dims, "latitude", "lat")]
+        lon_name = dims[self._axis(dims, "longitude", "lon")]
+        arr = np.transpose(arr, (dims.index("time"), dims.index(lat_name), dims.index(lon_name))).astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise DataError(f"{self.source}: {int((~np.isfinite(arr)).sum())} NaN/inf values in {name!r} for {year}")
+        return arr, self.z.read(lat_name), self.z.read(lon_name)

@@ -1,0 +1,505 @@
+"""Downloads: HTTP(S) with resume and verification, safe archive extraction, WeatherBench 2 zarr.
+
+Every HTTP fetch streams into `<dest>.part`, resumes an existing `.part` with an HTTP Range
+request, checks the size against Content-Length (and a known size), checks sha256 against
+a known digest or the digest recorded in `<dest>.sha256` on the first download, and only
+then renames atomically to `<dest>`. Archives are extracted into a temporary directory,
+refusing members that would escape the target (`../`, absolute paths, links), flattening
+the upstream top-level folder, and moved into place at the end: a corrupt archive leaves
+nothing behind (DataError, exit 3). Network failures are NetworkError (exit 4) naming the
+URL and the `--from PATH` alternative.
+
+`--mirror URL` / `SVQCAST_MIRROR` replaces scheme://host of every upstream URL, keeping
+the path and query: `https://dataserv.ub.tum.de/s/x?y` -> `<mirror>/s/x?y`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from svqcast.constants import ENV_MIRROR
+from svqcast.data.catalog import WB2_HTTPS, DatasetEntry, get_entry
+from svqcast.errors import DataError, NetworkError, UsageError
+from svqcast.fsutil import atomic_dir
+
+CHUNK = 1 << 16
+Progress = Callable[[str, int, "int | None"], Any]  # (event, bytes, total) -- see ProgressSink
+
+
+class ProgressSink:
+    """Progress reporting interface (the CLI passes a Rich bar writing to stderr).
+
+    `start(name, total, done)` once, `advance(n)` per chunk, `finish()` at the end."""
+
+    def start(self, name: str, total: int | None, done: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def mirror_url(url: str, mirror: str | None = None) -> str:
+    mirror = mirror if mirror is not None else os.environ.get(ENV_MIRROR) or None
+    if not mirror:
+        return url
+    u = urllib.parse.urlsplit(url)
+    rest = u.path + (f"?{u.query}" if u.query else "")
+    return mirror.rstrip("/") + rest
+
+
+def _network_error(url: str, why: str) -> NetworkError:
+    return NetworkError(f"cannot download {url}: {why}; check the network or --mirror, "
+                        "or adopt files you already have with --from PATH")
+
+
+def _open(url: str, start: int = 0, method: str = "GET", timeout: float = 60.0) -> Any:
+    req = urllib.request.Request(url, method=method, headers={"User-Agent": "svqcast"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:
+            return exc  # range not satisfiable: the .part may already be complete
+        raise _network_error(url, f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise _network_error(url, f"unreachable ({getattr(exc, 'reason', exc)})") from None
+
+
+def remote_size(url: str) -> int | None:
+    """Content-Length from a HEAD request; None if unknown or unreachable (dry runs)."""
+    try:
+        with _open(url, method="HEAD", timeout=15) as resp:
+            n = resp.headers.get("Content-Length")
+            return int(n) if n is not None else None
+    except NetworkError:
+        return None
+
+
+def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, size: int | None = None,
+                  progress: ProgressSink | None = None) -> Path:
+    """Fetch `url` to `dest` with resume and verification (see module docstring)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    sidecar = dest.with_name(dest.name + ".sha256")
+    known = sha256 or (sidecar.read_text().split()[0] if sidecar.is_file() else None)
+    start = part.stat().st_size if part.is_file() else 0
+    resp = _open(url, start)
+    sink = progress or ProgressSink()
+    with resp:
+        status = getattr(resp, "status", None) or resp.getcode()
+        if status == 416:
+            total = start
+            mode = "ab"
+        else:
+            if status == 206:
+                m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
+                if not m or int(m[1]) != start:
+                    raise _network_error(url, "server answered the range request with a different range")
+                total = int(m[2]) if m[2] != "*" else None
+                mode = "ab"
+            else:  # 200: the server ignored Range (or no .part): start over
+                start = 0
+                n = resp.headers.get("Content-Length")
+                total = int(n) if n is not None else None
+                mode = "wb"
+            sink.start(dest.name, total, start)
+            try:
+                with open(part, mode) as fh:
+                    while block := resp.read(CHUNK):
+                        fh.write(block)
+                        sink.advance(len(block))
+            except (OSError, urllib.error.URLError) as exc:
+                raise _network_error(url, f"connection lost ({exc}); run the command again to resume") from None
+            finally:
+                sink.finish()
+    got = part.stat().st_size
+    if total is not None and got != total:
+        raise _network_error(url, f"got {got} of {total} bytes; run the command again to resume")
+    if size is not None and got != size:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{dest}: size {got} bytes, expected {size}; the upstream file changed or is corrupt")
+    digest = sha256_of(part)
+    if known is not None and digest != known:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{dest}: sha256 {digest[:12]}... does not match the expected {known[:12]}...; "
+                        "the download is corrupt (deleted), run again")
+    os.replace(part, dest)
+    if known is None:
+        sidecar.write_text(f"{digest}  {dest.name}\n")
+    return dest
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- archives -------------------------------------------------------------------------
+
+
+def _safe_parts(name: str, archive: Path) -> tuple[str, ...]:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or re.match(r"^[A-Za-z]:", name) or ".." in p.parts:
+        raise DataError(f"{archive}: refusing unsafe member {name!r} (it would escape the target folder)")
+    return tuple(x for x in p.parts if x not in ("", "."))
+
+
+def _strip_common(paths: list[tuple[str, ...]]) -> int:
+    """How many leading folders every member shares (the upstream prefix to flatten)."""
+    if not paths:
+        return 0
+    k = 0
+    while all(len(p) > k + 1 for p in paths) and len({p[k] for p in paths}) == 1:
+        k += 1
+    return k
+
+
+def extract_archive(archive: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                    keep: Callable[[str], bool] | None = None) -> list[Path]:
+    """Extract a zip or tar into `target` (created or merged into), verified and atomic.
+
+    The archive is fully read and CRC-checked into a sibling temp dir first; only then are
+    its files moved into `target`. `keep(relative_path)` can drop members (e.g. unselected
+    years)."""
+    archive, target = Path(archive), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.extract"
+    shutil.rmtree(staging, ignore_errors=True)
+    with atomic_dir(staging) as tmp:
+        if zipfile.is_zipfile(archive):
+            members = _extract_zip(archive, tmp, keep)
+        elif _is_tar(archive):
+            members = _extract_tar(archive, tmp, keep)
+        else:
+            raise DataError(f"{archive}: not a zip or tar archive (corrupt or truncated download)")
+    out = []
+    try:
+        for rel in members:
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, dst)
+            out.append(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def _extract_zip(archive: Path, tmp: Path, keep: Callable[[str], bool] | None) -> list[str]:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{archive}: corrupt zip ({exc})") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        for i in infos:
+            if (i.external_attr >> 16) & 0o170000 == 0o120000:
+                raise DataError(f"{archive}: refusing symlink member {i.filename!r}")
+        parts = [_safe_parts(i.filename, archive) for i in infos]
+        strip = _strip_common(parts)
+        written = []
+        for info, p in zip(infos, parts):
+            rel = "/".join(p[strip:])
+            if keep is not None and not keep(rel):
+                continue
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(dst, "wb") as fh:
+                    shutil.copyfileobj(src, fh, CHUNK)  # zipfile checks the CRC at the end
+            except (zipfile.BadZipFile, zlib_error(), OSError, EOFError) as exc:
+                raise DataError(f"{archive}: corrupt member {info.filename!r} ({exc})") from None
+            written.append(rel)
+        return written
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _extract_tar(archive: Path, tmp: Path, keep: Callable[[str], bool] | None) -> list[str]:
+    try:
+        tf = tarfile.open(archive)
+        members = tf.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{archive}: corrupt tar ({exc})") from None
+    with tf:
+        files = []
+        for m in members:
+            if m.issym() or m.islnk() or m.isdev():
+                raise DataError(f"{archive}: refusing link/device member {m.name!r}")
+            if m.isfile():
+                files.append(m)
+        parts = [_safe_parts(m.name, archive) for m in files]
+        strip = _strip_common(parts)
+        written = []
+        for m, p in zip(files, parts):
+            rel = "/".join(p[strip:])
+            if keep is not None and not keep(rel):
+                continue
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                src = tf.extractfile(m)
+                assert src is not None
+                with src, open(dst, "wb") as fh:
+                    shutil.copyfileobj(src, fh, CHUNK)
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise DataError(f"{archive}: corrupt member {m.name!r} ({exc})") from None
+            written.append(rel)
+        return written
+
+
+# ---- what to fetch for each dataset ---------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One upstream file: where from, where the archive goes, where it is extracted."""
+
+    url: str
+    archive: Path
+    extract_to: Path
+    keep: Callable[[str], bool] | None = None
+    size: int | None = None
+    sha256: str | None = None
+    label: str = ""
+
+
+@dataclass
+class DownloadPlan:
+    dataset: str
+    source: str
+    items: list[Item] = field(default_factory=list)
+    wb2_url: str | None = None
+    wb2_target: Path | None = None
+    variables: list[str] = field(default_factory=list)
+    years: tuple[int, int] | None = None
+
+
+def parse_years(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"\s*(\d{4})\s*(?::\s*(\d{4}))?\s*", text)
+    if not m:
+        raise UsageError(f"--years {text!r}: use A:B, e.g. 2010:2018, or a single year")
+    a, b = int(m[1]), int(m[2] or m[1])
+    if b < a:
+        raise UsageError(f"--years {text!r}: the end year is before the start year")
+    return a, b
+
+
+def default_years(entry: DatasetEntry) -> tuple[int, int] | None:
+    years = entry.select.get("years")
+    if not years:
+        return None
+    return min(v[0] for v in years.values()), max(v[1] for v in years.values())
+
+
+def _year_filter(years: tuple[int, int] | None) -> Callable[[str], bool] | None:
+    if years is None:
+        return None
+
+    def keep(rel: str) -> bool:
+        m = re.search(r"_(\d{4})_", PurePosixPath(rel).name)
+        return m is None or years[0] <= int(m[1]) <= years[1]
+
+    return keep
+
+
+def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = None, years: tuple[int, int] | None = None,
+                  source: str = "tum", mirror: str | None = None) -> DownloadPlan:
+    entry = get_entry(name)
+    if entry.embedded:
+        raise UsageError(f"{name} is embedded in svqcast: nothing to download (it is prepared on first use)")
+    base = root / name
+    raw = base / "raw"
+    dl = base / "downloads"
+    plan = DownloadPlan(dataset=name, source=source)
+    if name.startswith("weatherbench"):
+        folders = sorted({v.folder for v in entry.variables})
+        wanted = list(variables or [])
+        if wanted:
+            known = {v.folder for v in entry.variables} | {v.name for v in entry.variables}
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                raise UsageError(f"--variables {', '.join(unknown)} not in {name}: choose from "
+                                 f"{', '.join(sorted(known))}")
+            folders = sorted({v.folder for v in entry.variables if v.folder in wanted or v.name in wanted})
+        plan.variables = folders
+        plan.years = years or default_years(entry)
+        if source == "wb2":
+            if entry.subsample_step % 6:
+                raise UsageError(f"WeatherBench 2's 64x32 ERA5 store is 6-hourly; {name} needs hourly data: "
+                                 "use --source tum")
+            plan.wb2_url = mirror_url(WB2_HTTPS, mirror)
+            plan.wb2_target = raw / "wb2.zarr"
+            return plan
+        if source != "tum":
+            raise UsageError(f"--source {source!r}: use tum or wb2")
+        for url, folder in zip(entry.urls, folders_in_url_order(entry)):
+            if folder not in folders:
+                continue
+            plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / f"{folder}_5.625deg.zip",
+                                   extract_to=raw / folder, keep=_year_filter(plan.years), label=folder))
+        return plan
+    if source not in ("tum", "default", "upstream"):
+        raise UsageError(f"--source {source!r} applies to WeatherBench datasets only")
+    if variables:
+        raise UsageError(f"--variables applies to WeatherBench datasets only, not {name}")
+    for url in entry.urls:
+        fname = PurePosixPath(urllib.parse.urlsplit(url).path).name or f"{name}.bin"
+        sub = {"kitti_data.zip": "kitti", "data_and_labels.zip": "caltech"}.get(fname, "")
+        plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / fname, extract_to=raw / sub if sub else raw,
+                               label=fname))
+    return plan
+
+
+def folders_in_url_order(entry: DatasetEntry) -> list[str]:
+    out = []
+    for url in entry.urls:
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        if "path" in q:
+            out.append(q["path"][0].rsplit("/", 1)[-1])
+    return out
+
+
+def run_plan(plan: DownloadPlan, *, progress: ProgressSink | None = None) -> list[Path]:
+    """Execute a plan: fetch (resuming), verify, extract, clean up the archive."""
+    done: list[Path] = []
+    if plan.wb2_url is not None:
+        assert plan.wb2_target is not None
+        fetch_wb2(plan, plan.wb2_url, plan.wb2_target)
+        return [plan.wb2_target]
+    for item in plan.items:
+        path = download_file(item.url, item.archive, sha256=item.sha256, size=item.size, progress=progress)
+        try:
+            done += extract_archive(path, item.extract_to, keep=item.keep)
+        except DataError:
+            # a corrupt archive is useless: remove it (and its recorded digest) so a rerun refetches
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+            raise
+    return done
+
+
+def adopt(name: str, root: Path, from_path: str | os.PathLike[str], *, years: tuple[int, int] | None = None,
+          variables: Iterable[str] | None = None) -> list[Path]:
+    """`--from PATH`: use files the user already has (an upstream archive or a folder)."""
+    entry = get_entry(name)
+    src = Path(from_path).expanduser()
+    if not src.exists():
+        raise UsageError(f"--from {src}: no such file or folder")
+    raw = root / name / "raw"
+    if src.is_file():
+        if name.startswith("weatherbench"):
+            folder = _folder_for_archive(entry, src)
+            return extract_archive(src, raw / folder, keep=_year_filter(years or default_years(entry)))
+        return extract_archive(src, raw)
+    out = []
+    wanted = set(variables or [])
+    with atomic_dir(root / name / ".adopt", overwrite=True) as tmp:
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                rel = f.relative_to(src)
+                if wanted and name.startswith("weatherbench") and rel.parts[0] not in wanted:
+                    continue
+                keep = _year_filter(years) if name.startswith("weatherbench") else None
+                if keep is not None and not keep(str(rel)):
+                    continue
+                dst = tmp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst)
+                out.append(raw / rel)
+    staged = root / name / ".adopt"
+    for f in sorted(staged.rglob("*")):
+        if f.is_file():
+            dst = raw / f.relative_to(staged)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dst)
+    shutil.rmtree(staged, ignore_errors=True)
+    return out
+
+
+def _folder_for_archive(entry: DatasetEntry, archive: Path) -> str:
+    for v in entry.variables:
+        if archive.name.startswith(v.folder):
+            return v.folder
+    raise UsageError(f"--from {archive}: cannot tell which variable this archive holds; "
+                     f"name it like {entry.variables[0].folder}_5.625deg.zip")
+
+
+# ---- WeatherBench 2 -------------------------------------------------------------------
+
+
+def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path) -> Path:
+    """Read the selected variables/levels/years from WB2's zarr over HTTPS and write a
+    compact local zarr v2 store (`raw/wb2.zarr`) in the same layout."""
+    import numpy as np
+
+    from svqcast.data.zarr_v2 import ZarrV2, http_fetch, write_zarr_v2
+
+    entry = get_entry(plan.dataset)
+    remote = ZarrV2(http_fetch(base_url), base_url)
+    times = remote.times("time")
+    y0, y1 = plan.years or default_years(entry) or (1979, 2018)
+    sel = np.flatnonzero((times >= np.datetime64(f"{y0}-01-01", "ns")) & (times < np.datetime64(f"{y1 + 1}-01-01", "ns")))
+    if sel.size == 0:
+        raise DataError(f"{base_url}: no time steps in {y0}-{y1}")
+    t0, t1 = int(sel[0]), int(sel[-1]) + 1
+    arrays: dict[str, Any] = {}
+    levels_needed: dict[str, list[int]] = {}
+    for v in entry.variables:
+        if v.folder in plan.variables:
+            levels_needed.setdefault(v.wb2_name or v.folder, [])
+            if v.level is not None:
+                levels_needed[v.wb2_name or v.folder].append(v.level)
+    lat_name = "latitude" if "latitude" in remote.arrays else "lat"
+    lon_name = "longitude" if "longitude" in remote.arrays else "lon"
+    level_values = [int(x) for x in remote.read("level")] if "level" in remote.arrays else []
+    keep_levels = sorted({lv for lvs in levels_needed.values() for lv in lvs})
+    for name, lvs in sorted(levels_needed.items()):
+        dims = remote.dims(name)
+        ranges = {dims.index("time"): (t0, t1)}
+        data = remote.read(name, ranges)
+        if lvs:
+            ax = dims.index("level")
+            idx = [level_values.index(lv) for lv in keep_levels if lv in level_values]
+            if len(idx) != len(keep_levels):
+                raise DataError(f"{base_url}/{name}: levels {keep_levels} not all in {level_values}")
+            data = np.take(data, idx, axis=ax)
+        arrays[name] = (data, dims, {k: v for k, v in remote.attrs(name).items() if k != "_ARRAY_DIMENSIONS"})
+    arrays["time"] = (remote.read("time", {0: (t0, t1)}), ["time"],
+                      {k: v for k, v in remote.attrs("time").items() if k != "_ARRAY_DIMENSIONS"})
+    arrays[lat_name] = (remote.read(lat_name), [lat_name], {"units": "degrees_north"})
+    arrays[lon_name] = (remote.read(lon_name), [lon_name], {"units": "degrees_east"})
+    if keep_levels:
+        arrays["level"] = (np.asarray(keep_levels, np.int64), ["level"], {"units": "hPa"})
+    with atomic_dir(target, overwrite=True) as tmp:
+        write_zarr_v2(tmp, arrays, chunk0=1460)
+    return target
