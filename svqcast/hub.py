@@ -18,6 +18,7 @@ An entry may also be `bundled`: its files ship inside the package and need no ne
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -25,7 +26,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -178,6 +179,25 @@ def hub_endpoint() -> str | None:
     return val.rstrip("/") or None
 
 
+@contextlib.contextmanager
+def _hub_offline_flag() -> Iterator[None]:
+    """Make huggingface_hub see HF_HUB_OFFLINE as it is *now*.
+
+    huggingface_hub copies the variable into `constants.HF_HUB_OFFLINE` at import time and
+    its HTTP layer refuses every request while that copy is true; a long-lived process
+    (a notebook, the test suite) that changes the variable would otherwise be stuck with
+    the value from import time.
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = hub_offline()
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
 def parse_hf_ref(ref: str) -> tuple[str, str]:
     """`hf://org/name@rev` -> ("org/name", "rev"); revision defaults to "main"."""
     body = ref[len(HF_PREFIX):]
@@ -246,7 +266,8 @@ def hub_download(
     paths: dict[str, Path] = {}
     for filename in CHECKPOINT_FILES:
         try:
-            paths[filename] = Path(hf_hub_download(filename=filename, **kwargs))
+            with _hub_offline_flag():
+                paths[filename] = Path(hf_hub_download(filename=filename, **kwargs))
         except LocalEntryNotFoundError:
             if filename == CARD_NAME:
                 continue  # the card is optional; never block a forecast on it
@@ -500,13 +521,14 @@ def _default_uploader(folder: Path, repo_id: str, revision: str | None, private:
         raise NetworkError("cannot push: HF_HUB_OFFLINE is set; unset it on a machine with network")
     api = HfApi(endpoint=hub_endpoint())
     try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        if revision and revision != "main":
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(
-            folder_path=str(folder), repo_id=repo_id, repo_type="model",
-            revision=revision, commit_message=commit_message,
-        )
+        with _hub_offline_flag():
+            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+            if revision and revision != "main":
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.upload_folder(
+                folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                revision=revision, commit_message=commit_message,
+            )
     except HfHubHTTPError as exc:
         raise NetworkError(f"push to {repo_id} failed ({str(exc).splitlines()[0]}); check HF_TOKEN") from None
     except OSError as exc:

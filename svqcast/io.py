@@ -520,12 +520,12 @@ def prepare_input(
             else:
                 seq = init_time if isinstance(init_time, (list, tuple, np.ndarray)) else [init_time]
                 inits = np.array([_to_datetime64(t) for t in seq], dtype="datetime64[ns]")
-            pos = {t: i for i, t in enumerate(times.tolist())}
+            pos = {int(t): i for i, t in enumerate(times.astype(np.int64))}  # ns since epoch -> index
             idx = np.empty((inits.size, t_in), dtype=np.int64)
             for k, t0 in enumerate(inits):
                 for j, r in enumerate(rel_in):
                     want = (t0 + r * step.astype("timedelta64[ns]")).astype("datetime64[ns]")
-                    i = pos.get(want.tolist())
+                    i = pos.get(int(want.astype(np.int64)))
                     if i is None:
                         diffs = np.diff(np.sort(times))
                         in_step = np.median(diffs) if diffs.size else None
@@ -534,7 +534,7 @@ def prepare_input(
                                 f"{src}: time step mismatch: the input is {_format_step(in_step.astype('timedelta64[s]'))}, "
                                 f"the model needs {_format_step(step)}; resample the input"
                             )
-                        if init_time is not None and t0 not in pos:
+                        if init_time is not None and int(t0.astype(np.int64)) not in pos:
                             raise DataError(
                                 f"{src}: init time {str(t0)[:19]} is not in the input (it covers "
                                 f"{str(times.min())[:19]} .. {str(times.max())[:19]})"
@@ -755,6 +755,15 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_LEAD_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(d|days?|h|hrs?|hours?|min|mins|minutes?|s|secs?|seconds?)")
+_LEAD_UNITS = {
+    **dict.fromkeys(("d", "day", "days"), "days"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hours"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "minutes"),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "seconds"),
+}
+
+
 def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
     """'24h', '2d', '90min', a timedelta, or an int of hours -> number of model steps."""
     import pandas as pd
@@ -766,6 +775,8 @@ def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
             td = pd.Timedelta(hours=int(value))
         elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
             td = pd.Timedelta(hours=int(value))
+        elif isinstance(value, str) and (m := _LEAD_RE.fullmatch(value.strip().lower())):
+            td = pd.Timedelta(**{_LEAD_UNITS[m.group(2)]: float(m.group(1))})
         else:
             td = pd.Timedelta(value)
     except (ValueError, TypeError):

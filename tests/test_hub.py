@@ -1,0 +1,339 @@
+"""The model zoo through the REAL huggingface_hub code, fully offline.
+
+* a Hub cache laid out exactly as huggingface_hub lays it out (refs/, snapshots/, blobs/)
+  used with HF_HUB_OFFLINE=1;
+* a local HTTP server on 127.0.0.1 standing in for the Hub endpoint (HF_ENDPOINT), serving
+  HEAD/GET /{repo}/resolve/{revision}/{file} with the headers hf_hub_download needs
+  (X-Repo-Commit, ETag, Content-Length, X-Error-Code on 404);
+* tampered weights refused (exit 3), no network and no cache refused (exit 4);
+* `models push` with the upload call injected: exactly which files and which card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from _predict_fixtures import make_tiny_checkpoint
+from svqcast.errors import DataError, NetworkError, UsageError
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO = "svqcast-test/tiny-era5"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("hub") / "tiny")
+
+
+@pytest.fixture()
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty HF_HOME and no inherited Hub settings."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "SVQCAST_ZOO_REGISTRY"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_registry(path: Path, sha: str, name: str = "tiny-era5", revision: str = COMMIT) -> Path:
+    path.write_text(
+        f'[models."{name}"]\n'
+        'description = "tiny test model"\n'
+        'preset = "era5-uk-t2m_gsta"\n'
+        f'repo_id = "{REPO}"\n'
+        f'revision = "{revision}"\n'
+        f'sha256 = "{sha}"\n'
+        'licence = "apache-2.0"\n'
+        '[models."tiny-era5".data]\ndataset = "era5-uk-t2m"\n'
+    )
+    return path
+
+
+def _lay_out_cache(cache: Path, ckpt: Path, repo: str = REPO, commit: str = COMMIT) -> Path:
+    """models--ORG--NAME/{refs/main, blobs/<etag>, snapshots/<commit>/<file> -> ../../blobs/<etag>}."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    snap = root / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (root / "blobs").mkdir()
+    for name in ("model.safetensors", "config.json", "README.md"):
+        etag = _sha256(ckpt / name)
+        shutil.copy(ckpt / name, root / "blobs" / etag)
+        os.symlink(os.path.join("..", "..", "blobs", etag), snap / name)
+    return snap
+
+
+def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from svqcast.cli import main
+
+    try:
+        main.run(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_packaged_registry_parses_and_pins_everything() -> None:
+    from svqcast.hub import load_registry
+
+    reg = load_registry()
+    for entry in reg.values():
+        assert entry.description and entry.preset
+        assert entry.bundled or (entry.repo_id and len(entry.revision or "") >= 7)
+        if entry.bundled:
+            assert entry.bundled_path() is not None, f"{entry.name}: bundled files missing"
+            assert entry.sha256 == _sha256(entry.bundled_path() / "model.safetensors")
+
+
+def test_bad_registry_entries_are_data_errors(env: Path, tmp_path: Path, monkeypatch) -> None:
+    from svqcast.hub import load_registry
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[models.x]\ndescription = "d"\npreset = "p"\nrepo_id = "a/b"\n')  # no revision
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(bad))
+    with pytest.raises(DataError, match="pinned revision"):
+        load_registry()
+    bad.write_text('[models.x]\ndescription = "d"\npreset = "p"\nbundled = "x"\nsha256 = "abc"\n')
+    with pytest.raises(DataError, match="sha256"):
+        load_registry()
+
+
+def test_unknown_model_suggests(env: Path) -> None:
+    from svqcast.hub import resolve_checkpoint
+
+    with pytest.raises(UsageError, match="models list"):
+        resolve_checkpoint("no-such-model")
+
+
+# --------------------------------------------------------------------------- offline cache
+
+
+def test_offline_load_from_a_hub_cache(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import svqcast
+
+    snap = _lay_out_cache(env / "hub", ckpt)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    fc = svqcast.load_model("tiny-era5")
+    assert fc.spec.dataset == "era5-uk-t2m" and fc.t_out == 12
+    for ref in (f"hf://{REPO}", f"hf://{REPO}@main", f"hf://{REPO}@{COMMIT}"):
+        from svqcast.hub import resolve_checkpoint
+
+        assert resolve_checkpoint(ref) == snap
+    code, out, _ = _run_cli(["models", "list", "tiny", "--format", "json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["tiny-era5"] and rows[0]["cached"] is True
+
+
+def test_tampered_weights_are_refused_exit_3(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    snap = _lay_out_cache(env / "hub", ckpt)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    blob = (snap / "model.safetensors").resolve()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # flip bits of the last weight byte
+    blob.write_bytes(bytes(data))
+    code, _, err = _run_cli(["predict", "x.nc", "--check", "--model", "tiny-era5"], capsys)
+    assert code == 3
+    assert "sha256" in err and "tampered" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    # without a registry pin the checkpoint's own recorded sha256 still catches it
+    with pytest.raises(DataError, match="sha256"):
+        import svqcast
+
+        svqcast.load_model(f"hf://{REPO}")
+
+
+def test_offline_without_cache_is_exit_4_naming_download(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    code, _, err = _run_cli(["predict", "x.nc", "--check", "--model", "tiny-era5"], capsys)
+    assert code == 4
+    assert "tiny-era5" in err and "svqcast models download tiny-era5" in err
+    with pytest.raises(NetworkError):
+        from svqcast.hub import resolve_checkpoint
+
+        resolve_checkpoint(f"hf://{REPO}@main")
+
+
+# --------------------------------------------------------------------------- local Hub endpoint
+
+
+class _Hub:
+    """A minimal Hub: /{org}/{name}/resolve/{revision}/{file}, HEAD and GET."""
+
+    def __init__(self, files: dict[str, bytes], repo: str = REPO, commit: str = COMMIT) -> None:
+        self.files, self.repo, self.commit = files, repo, commit
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def _route(self, head: bool) -> None:
+                hub.requests.append((self.command, self.path))
+                prefix = f"/{hub.repo}/resolve/"
+                if not self.path.startswith(prefix):
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RepoNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                revision, _, name = self.path[len(prefix):].partition("/")
+                if revision not in ("main", hub.commit):
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "RevisionNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if name not in hub.files:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("X-Repo-Commit", hub.commit)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = hub.files[name]
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0] or 0)
+                self.send_response(206 if start else 200)
+                self.send_header("X-Repo-Commit", hub.commit)
+                self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body[start:])
+
+            def do_HEAD(self) -> None:
+                self._route(head=True)
+
+            def do_GET(self) -> None:
+                self._route(head=False)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Hub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_download_from_a_local_hub_endpoint_then_offline(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import svqcast
+
+    files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}  # no README: optional
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    with _Hub(files) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, out, err = _run_cli(["models", "download", "tiny-era5", "--format", "json"], capsys)
+        assert code == 0, err
+        path = Path(json.loads(out)["path"])
+        # pinned revision asked for, never "main"
+        assert all(f"/resolve/{COMMIT}/" in p for _, p in hub.requests)
+        assert {("HEAD", f"/{REPO}/resolve/{COMMIT}/model.safetensors"), ("GET", f"/{REPO}/resolve/{COMMIT}/model.safetensors")} <= set(hub.requests)
+    # the cache now has huggingface_hub's layout
+    root = env / "hub" / f"models--{REPO.replace('/', '--')}"
+    assert path == root / "snapshots" / COMMIT
+    assert (path / "model.safetensors").is_symlink()
+    assert (root / "blobs" / _sha256(ckpt / "model.safetensors")).is_file()
+    # and works with the network gone
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fc = svqcast.load_model("tiny-era5")
+    assert fc.ref == "tiny-era5"
+
+
+def test_hub_serving_different_weights_is_refused(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}
+    files["model.safetensors"] = files["model.safetensors"][:-1] + bytes([files["model.safetensors"][-1] ^ 1])
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    with _Hub(files) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        code, _, err = _run_cli(["models", "download", "tiny-era5"], capsys)
+    assert code == 3 and "sha256" in err
+
+
+def test_hf_ref_with_unknown_revision_is_usage_error(env: Path, ckpt: Path, monkeypatch) -> None:
+    from svqcast.hub import resolve_checkpoint
+
+    files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}
+    with _Hub(files) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        with pytest.raises(UsageError, match="revision 'v9' not found"):
+            resolve_checkpoint(f"hf://{REPO}@v9")
+        assert resolve_checkpoint(f"hf://{REPO}@main").name == COMMIT
+
+
+# --------------------------------------------------------------------------- push
+
+
+def test_push_uploads_exactly_the_checkpoint_and_a_generated_card(ckpt: Path, tmp_path: Path) -> None:
+    from svqcast.hub import push_model
+
+    run = tmp_path / "run"
+    shutil.copytree(ckpt, run / "best")
+    rows = [
+        {"epoch": 0, "train_loss": 0.9, "val_loss": 0.50},
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.31},
+        {"epoch": 2, "train_loss": 0.4, "val_loss": 0.35},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen: dict = {}
+
+    def fake_upload(folder: Path, repo_id: str, revision, private: bool, message: str) -> str:
+        seen["files"] = {p.name: p.read_bytes() for p in folder.iterdir()}
+        seen["args"] = (repo_id, revision, private, message)
+        return f"https://hub.example/{repo_id}/commit/abc"
+
+    result = push_model(run, "me/era5-tiny", revision="v1", private=True, upload=fake_upload)
+    assert sorted(seen["files"]) == ["README.md", "config.json", "model.safetensors"]
+    assert seen["files"]["model.safetensors"] == (ckpt / "model.safetensors").read_bytes()
+    assert seen["files"]["config.json"] == (ckpt / "config.json").read_bytes()
+    assert seen["args"][:3] == ("me/era5-tiny", "v1", True)
+    card = seen["files"]["README.md"].decode()
+    assert card.startswith("---\nlibrary_name: svqcast\n")
+    assert "best validation epoch 1: val_loss 0.31" in card
+    assert "hid_S=4" in card and "N_T=2" in card and "era5-uk-t2m" in card
+    assert _sha256(ckpt / "model.safetensors") in card
+    assert "svqcast predict input.nc -o forecast.nc --model hf://me/era5-tiny" in card
+    assert result["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert result["reference"] == "hf://me/era5-tiny@v1"
+
+
+def test_push_refuses_bad_input(ckpt: Path, tmp_path: Path, env: Path, monkeypatch, capsys) -> None:
+    from svqcast.hub import push_model
+
+    with pytest.raises(UsageError, match="ORG/NAME"):
+        push_model(ckpt, "no-slash", upload=lambda *a: "x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not a svqcast checkpoint"):
+        push_model(tmp_path / "empty", "a/b", upload=lambda *a: "x")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = _run_cli(["models", "push", str(ckpt), "--repo-id", "me/x"], capsys)
+    assert code == 4 and "HF_HUB_OFFLINE" in err
