@@ -79,11 +79,13 @@ def split_names(official_validation: bool) -> tuple[str, ...]:
 
 def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_validation: bool = False,
             source_dir: str | os.PathLike[str] | None = None, force: bool = False,
-            log: Callable[[str], None] | None = None) -> Path:
+            select: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Prepare `name` into its store directory and return that directory.
 
     `official_validation=True` writes the official split (no held-out validation: the
     validation loader reads the test split, as OpenSTL does) into `prepared-official/`.
+    `select` replaces the catalog's split selection (e.g. other years); it is recorded in
+    the manifest.
     """
     entry = get_entry(name)
     target = prepared_dir(name, root, official_validation)
@@ -91,7 +93,7 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
         return target
     src = Path(source_dir) if source_dir is not None else raw_dir(name, root)
     builder = _builder(entry)
-    select = entry.official_select if official_validation else entry.select
+    select = dict(select) if select is not None else (entry.official_select if official_validation else entry.select)
     prep = builder(entry, select, src, official_validation)
     say = log or (lambda _m: None)
     with atomic_dir(target, overwrite=True) as tmp:
@@ -128,6 +130,7 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
             "splits": list(split_names(official_validation)),
             "frames": {s: int(len(prep.splits[s].times)) for s in split_names(official_validation)},
             "sources": prep.sources,
+            "select": select,
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

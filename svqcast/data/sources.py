@@ -16,6 +16,7 @@ the path and query: `https://dataserv.ub.tum.de/s/x?y` -> `<mirror>/s/x?y`.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -74,7 +75,7 @@ def _open(url: str, start: int = 0, method: str = "GET", timeout: float = 60.0) 
         if exc.code == 416 and start:
             return exc  # range not satisfiable: the .part may already be complete
         raise _network_error(url, f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise _network_error(url, f"unreachable ({getattr(exc, 'reason', exc)})") from None
 
 
@@ -122,7 +123,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
                     while block := resp.read(CHUNK):
                         fh.write(block)
                         sink.advance(len(block))
-            except (OSError, urllib.error.URLError) as exc:
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
                 raise _network_error(url, f"connection lost ({exc}); run the command again to resume") from None
             finally:
                 sink.finish()
