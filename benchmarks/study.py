@@ -1,0 +1,1050 @@
+#!/usr/bin/env python
+"""Does SVQ help? A small, reproducible study on the real data svqcast ships.
+
+The SVQ paper (arXiv:2312.03406) reports that SVQ improves SimVP on every benchmark and that a
+large frozen random codebook is almost as good as a learned one. The full-size models cannot be
+trained on a 2-core CPU, so this script tests the claim on the embedded real samples
+(`era5-uk-t2m`, 12 -> 12 hourly, and `nyc-taxi`, 4 -> 4 half-hourly) with one small gSTA family:
+
+* SimVP with the MSE loss (the paper's SimVP baseline) and with the MAE loss,
+* SimVP + SVQ with a learnable and with a frozen codebook (N = 10000, MAE, as the SVQ configs),
+* two VQ baselines (`vq`, `grvq`, MSE, as the official VQ-baseline configs),
+* on era5-uk-t2m only: the codebook-size ablation N = 10, 1000, 10000, frozen and learnable,
+
+each with several seeds, early stopping on the validation split and scores on the test split.
+Every run goes through svqcast's public API (`svqcast.api.train`, `svqcast.api.evaluate`), so the
+study also exercises the product end to end.
+
+Outputs: `results/study.json` (one record per run: resolved config, seed, epochs run, best
+validation loss, test scores in physical units, train seconds; the reference forecasts; the wall
+time) and `docs/results.md` + `docs/img/study_*.png`, generated *from the JSON* (`--report-only`
+regenerates them without training). The study is resumable: runs already in the JSON are skipped.
+
+Why child processes: each run gets a fresh interpreter with a fixed thread count, so runs can go
+two at a time on two cores without OpenMP oversubscription, and a crash costs one run, not the
+study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import copy
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = "svqcast-study/1"
+DEFAULT_JSON = REPO / "results" / "study.json"
+DEFAULT_DOC = REPO / "docs" / "results.md"
+DEFAULT_IMG = REPO / "docs" / "img"
+ALPHA = 0.05  # significance level of the Welch test used in the verdicts
+
+# ----------------------------------------------------------------------------------------------
+# The study design (data, not code): datasets, the model family, the ablation, the budget.
+# ----------------------------------------------------------------------------------------------
+
+DATASETS: dict[str, str] = {
+    "era5-uk-t2m": "ERA5 2 m temperature, UK, March 2019, 32x48 grid, 12 -> 12 hourly",
+    "nyc-taxi": "NYC taxi in/out flows 2016, 16x12 grid, 4 -> 4 half-hourly",
+}
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    """One member of the model family: which preset it starts from and what it changes."""
+
+    key: str
+    label: str
+    preset: str  # "{ds}" is replaced by the dataset name
+    overrides: Mapping[str, Any]
+    group: str = "main"  # "main" or "ablation"
+    datasets: tuple[str, ...] = tuple(DATASETS)
+
+
+# The loss follows the official configs: SVQ with MAE, the VQ baselines with MSE, plain SimVP
+# with MSE (OpenSTL's SimVP always uses MSE). SimVP with MAE isolates the effect of SVQ from
+# that of the loss.
+MAIN_MODELS: tuple[ModelDef, ...] = (
+    ModelDef("simvp-mse", "SimVP (MSE)", "{ds}_gsta", {"model.quantizer": "none", "train.loss": "mse"}),
+    ModelDef("simvp-mae", "SimVP (MAE)", "{ds}_gsta", {"model.quantizer": "none", "train.loss": "mae"}),
+    ModelDef("svq-learnable", "SimVP+SVQ learnable", "{ds}_gsta_svq",
+             {"model.quantizer": "svq", "model.codebook_size": 10000, "train.loss": "mae"}),
+    ModelDef("svq-frozen", "SimVP+SVQ frozen", "{ds}_gsta_svq",
+             {"model.quantizer": "svq-frozen", "model.codebook_size": 10000, "train.loss": "mae"}),
+    ModelDef("vq", "SimVP+VQ", "{ds}_gsta", {"model.quantizer": "vq", "train.loss": "mse"}),
+    ModelDef("grvq", "SimVP+GRVQ", "{ds}_gsta", {"model.quantizer": "grvq", "train.loss": "mse"}),
+)
+
+ABLATION_DATASET = "era5-uk-t2m"
+ABLATION_SIZES = (10, 1000, 10000)
+
+
+def _ablation_models() -> tuple[ModelDef, ...]:
+    out: list[ModelDef] = []
+    for n in ABLATION_SIZES:
+        if n == 10000:
+            continue  # N = 10000 is the main family's svq-learnable / svq-frozen: reused, not rerun
+        for kind, quantizer in (("learnable", "svq"), ("frozen", "svq-frozen")):
+            out.append(ModelDef(
+                f"svq-{kind}-n{n}", f"SimVP+SVQ {kind} N={n}", "{ds}_gsta_svq",
+                {"model.quantizer": quantizer, "model.codebook_size": n, "train.loss": "mae"},
+                group="ablation", datasets=(ABLATION_DATASET,),
+            ))
+    return tuple(out)
+
+
+ABLATION_MODELS = _ablation_models()
+ALL_MODELS: dict[str, ModelDef] = {m.key: m for m in MAIN_MODELS + ABLATION_MODELS}
+
+# Keys every run of a dataset must share, whatever its base preset: the encoder/translator
+# family and the training budget. They are read from `{ds}_gsta` and then shrunk by SMALL.
+SHARED_KEYS = (
+    "model.in_shape", "model.out_frames", "model.hid_S", "model.hid_T", "model.N_S", "model.N_T",
+    "model.translator", "model.mlp_ratio", "model.drop", "model.drop_path",
+    "model.spatio_kernel_enc", "model.spatio_kernel_dec",
+    "data.dataset",
+    "train.epochs", "train.batch_size", "train.val_batch_size", "train.lr", "train.optimizer",
+    "train.weight_decay", "train.scheduler", "train.warmup_epochs", "train.warmup_lr",
+    "train.min_lr", "train.patience", "train.clip_grad", "train.aux_loss_weight",
+)
+# The keys that may differ between members of the family (all in the model definitions above).
+VARYING_KEYS = ("model.quantizer", "model.codebook_size", "model.codebook_init", "train.loss")
+
+
+# Optimizer steps per epoch, per dataset (0 = the full training split). A cap makes an "epoch"
+# a random subset of the training windows (the sampler reshuffles every epoch), which is what
+# keeps era5-uk-t2m, whose full-resolution convolutions dominate the cost, inside the budget.
+DEFAULT_STEPS_PER_EPOCH: dict[str, int] = {"era5-uk-t2m": 12, "nyc-taxi": 60}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training each run gets. The defaults keep the whole study near 25 minutes on
+    2 cores (two runs at a time, one thread each)."""
+
+    epochs: int = 8
+    patience: int = 3
+    warmup_epochs: int = 1
+    hid_S: int = 8
+    hid_T: int = 32
+    N_T: int = 2
+    batch_size: int = 16
+    steps_per_epoch: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_STEPS_PER_EPOCH))
+    max_val_steps: int = 0  # 0 = the whole validation split; >0 caps its batches (smoke tests)
+
+    def overrides(self, dataset: str) -> dict[str, Any]:
+        """Dotted overrides applied on top of every preset of the family for `dataset`."""
+        return {
+            "model.hid_S": self.hid_S,
+            "model.hid_T": self.hid_T,
+            "model.N_T": self.N_T,
+            "train.epochs": self.epochs,
+            "train.patience": self.patience,
+            "train.warmup_epochs": self.warmup_epochs,
+            "train.batch_size": self.batch_size,
+            "train.val_batch_size": self.batch_size,
+            "train.max_steps_per_epoch": int(self.steps_per_epoch.get(dataset, 0)),
+            "train.max_val_steps": self.max_val_steps,
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    model: str
+    seed: int
+    preset: str
+    overrides: dict[str, Any]
+    group: str = "main"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.dataset}/{self.model}/seed{self.seed}"
+
+
+def plan_runs(
+    budget: Budget,
+    seeds: Sequence[int],
+    datasets: Sequence[str] = tuple(DATASETS),
+    models: Sequence[str] | None = None,
+    ablation: bool = True,
+) -> list[RunSpec]:
+    """Every run of the study, seed-major: if the study is cut short, every model has the same
+    number of seeds (rather than some models all seeds and others none)."""
+    keys = list(models) if models else [m.key for m in MAIN_MODELS] + (
+        [m.key for m in ABLATION_MODELS] if ablation else [])
+    unknown = [k for k in keys if k not in ALL_MODELS]
+    if unknown:
+        raise SystemExit(f"unknown study model(s) {unknown}; choose from {sorted(ALL_MODELS)}")
+    specs: list[RunSpec] = []
+    for seed in seeds:
+        for ds in datasets:
+            for key in keys:
+                mdef = ALL_MODELS[key]
+                if ds not in mdef.datasets:
+                    continue
+                ovr = {**budget.overrides(ds), **dict(mdef.overrides)}
+                specs.append(RunSpec(ds, key, int(seed), mdef.preset.format(ds=ds), ovr, mdef.group))
+    return specs
+
+
+def check_family(specs: Sequence[RunSpec], resolve: Callable[[str, Mapping[str, Any]], dict]) -> None:
+    """Fail before training if two runs of one dataset differ in anything but the varying keys.
+
+    The SVQ presets may carry their own training settings (lr, init ...); the comparison is only
+    fair if the backbone and the budget are identical, so any such difference is an error here
+    (fix it by adding the key to the budget overrides).
+    """
+    by_ds: dict[str, list[tuple[RunSpec, dict]]] = {}
+    for spec in specs:
+        by_ds.setdefault(spec.dataset, []).append((spec, flatten(resolve(spec.preset, spec.overrides))))
+    for ds, rows in by_ds.items():
+        ref_spec, ref = rows[0]
+        for spec, flat in rows[1:]:
+            for key in sorted(set(ref) | set(flat)):
+                if key.startswith(("model.", "train.", "data.")) is False:
+                    continue
+                if key in VARYING_KEYS or key == "train.seed":
+                    continue
+                if ref.get(key) != flat.get(key):
+                    raise SystemExit(
+                        f"study family mismatch on {ds}: {key} = {ref.get(key)!r} in "
+                        f"{ref_spec.run_id} but {flat.get(key)!r} in {spec.run_id}; pin it in "
+                        "Budget.overrides() so every member shares it")
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics: mean, sample std, Welch's t-test (own Student-t CDF: no SciPy dependency).
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize(values: Iterable[float]) -> dict[str, Any]:
+    """n, mean, sample standard deviation (ddof = 1; None for a single value), min, max."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    mean = math.fsum(xs) / n
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else None
+    return {"n": n, "mean": mean, "std": std, "min": min(xs), "max": max(xs)}
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz algorithm)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with `df` (possibly fractional) degrees of freedom."""
+    if math.isnan(t) or df <= 0:
+        return float("nan")
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Welch's unequal-variance t-test of mean(a) - mean(b).
+
+    Returns diff, t, df (Welch-Satterthwaite), two-sided p and the combined standard deviation
+    sqrt(s_a^2 + s_b^2) used in the "within noise" rule. With fewer than two values on a side
+    no test is possible and p is None.
+    """
+    sa, sb = summarize(a), summarize(b)
+    out: dict[str, Any] = {"n_a": sa["n"], "n_b": sb["n"], "diff": None, "t": None, "df": None,
+                           "p": None, "combined_std": None}
+    if sa["n"] == 0 or sb["n"] == 0:
+        return out
+    out["diff"] = sa["mean"] - sb["mean"]
+    if sa["n"] < 2 or sb["n"] < 2:
+        return out
+    va, vb = sa["std"] ** 2 / sa["n"], sb["std"] ** 2 / sb["n"]
+    out["combined_std"] = math.sqrt(sa["std"] ** 2 + sb["std"] ** 2)
+    se2 = va + vb
+    if se2 == 0.0:
+        out["t"] = 0.0 if out["diff"] == 0 else math.copysign(math.inf, out["diff"])
+        out["df"] = float(sa["n"] + sb["n"] - 2)
+        out["p"] = 1.0 if out["diff"] == 0 else 0.0
+        return out
+    out["t"] = out["diff"] / math.sqrt(se2)
+    out["df"] = se2 ** 2 / ((va ** 2 / (sa["n"] - 1) if va else 0.0) + (vb ** 2 / (sb["n"] - 1) if vb else 0.0))
+    out["p"] = t_two_sided_p(out["t"], out["df"])
+    return out
+
+
+def verdict(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> dict[str, Any]:
+    """Is `a` (lower is better) better than `b`, worse, or not distinguishable from it?
+
+    "better"/"worse" needs BOTH a Welch p < alpha AND |diff| larger than the combined std of the
+    two groups; anything else is "within noise" (or "not enough seeds" with < 2 per side). Two
+    criteria rather than one because with 3 seeds a t-test alone is easily fooled by a lucky
+    small spread.
+    """
+    w = welch(a, b)
+    if w["p"] is None:
+        w["verdict"] = "not enough seeds"
+    elif w["p"] < alpha and abs(w["diff"]) > w["combined_std"]:
+        w["verdict"] = "better" if w["diff"] < 0 else "worse"
+    else:
+        w["verdict"] = "within noise"
+    return w
+
+
+# ----------------------------------------------------------------------------------------------
+# The JSON file: load, merge, atomic save.
+# ----------------------------------------------------------------------------------------------
+
+
+def empty_results() -> dict[str, Any]:
+    return {"schema": SCHEMA, "created": _now(), "updated": _now(), "machine": machine_info(),
+            "settings": {}, "sessions": [], "runs": [], "references": {}, "units": {}}
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return empty_results()
+    data = json.loads(path.read_text())
+    if data.get("schema") != SCHEMA:
+        raise SystemExit(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA!r}; move it away to start over")
+    return data
+
+
+def save_results(data: Mapping[str, Any], path: Path) -> None:
+    """Atomic: a study interrupted mid-write keeps the previous, complete file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(data)
+    payload["updated"] = _now()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=1, sort_keys=False, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def done_ids(data: Mapping[str, Any]) -> set[str]:
+    return {r["run_id"] for r in data.get("runs", []) if r.get("status") == "ok"}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+                            "platform": platform.platform()}
+    with contextlib.suppress(Exception):
+        import torch
+
+        info["torch"] = torch.__version__
+    with contextlib.suppress(Exception):
+        import svqcast
+
+        info["svqcast"] = svqcast.__version__
+    with contextlib.suppress(Exception):
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# One run (in a child process): train through svqcast.api.train, score through svqcast.api.evaluate.
+# ----------------------------------------------------------------------------------------------
+
+
+def _find_number(d: Any, names: Sequence[str]) -> float | None:
+    """First finite number stored under one of `names` (searching nested dicts breadth-first)."""
+    queue = [d]
+    while queue:
+        cur = queue.pop(0)
+        if not isinstance(cur, Mapping):
+            continue
+        for name in names:
+            v = cur.get(name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                return float(v)
+        queue.extend(v for v in cur.values() if isinstance(v, Mapping))
+    return None
+
+
+def read_history(run_dir: Path) -> dict[str, Any]:
+    """Epochs run and the best validation loss, from the run's metrics.jsonl."""
+    rows = []
+    path = run_dir / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    vals = [_find_number(r, ("val_loss", "val/loss")) for r in rows]
+    vals = [v for v in vals if v is not None]
+    return {"epochs_run": len(rows), "best_val": min(vals) if vals else None,
+            "val_curve": vals}
+
+
+def execute_run(spec: RunSpec, work_dir: Path, threads: int) -> dict[str, Any]:
+    """Train and evaluate one run; return its JSON record."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    from svqcast import api
+
+    run_dir = work_dir / spec.dataset / spec.model / f"seed{spec.seed}"
+    if run_dir.exists():  # an interrupted earlier attempt: start it again from scratch
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    overrides = dict(spec.overrides)
+    overrides["train.seed"] = spec.seed
+    t0 = time.perf_counter()
+    out_dir = api.train(spec.preset, overrides=overrides, run_dir=run_dir)
+    train_s = time.perf_counter() - t0
+    out_dir = Path(out_dir)
+    t1 = time.perf_counter()
+    scores = api.evaluate(out_dir, dataset=spec.dataset, split="test")
+    eval_s = time.perf_counter() - t1
+    cfg = json.loads((out_dir / "config.json").read_text()) if (out_dir / "config.json").exists() else {}
+    cfg = cfg.get("config", cfg)
+    all_scores = extract_all(scores, cfg)
+    hist = read_history(out_dir)
+    return {
+        "run_id": spec.run_id, "status": "ok", "dataset": spec.dataset, "model": spec.model,
+        "group": spec.group, "seed": spec.seed, "preset": spec.preset, "overrides": overrides,
+        "config": cfg, "units": (scores.get("units") or [None])[0], "epochs_run": hist["epochs_run"],
+        "best_val": hist["best_val"], "val_curve": hist["val_curve"],
+        "test": all_scores.get("model", {}),
+        "references": {k: v for k, v in all_scores.items() if k != "model"},
+        "evaluation": {"scores": scores.get("scores"), "units": scores.get("units"),
+                       "samples": scores.get("samples"), "quantizer": scores.get("quantizer")},
+        "train_seconds": train_s, "eval_seconds": eval_s, "threads": threads, "finished": _now(),
+    }
+
+
+def plain_scores(scores: Mapping[str, Any], kind: str, cells: int) -> dict[str, float | None]:
+    """MAE and RMSE as plain means over every value, in physical units, from one forecast's
+    `svqcast.api.evaluate` scores; plus the latitude-weighted RMSE for weather data.
+
+    For weather data svqcast's OpenSTL-compatible `mae` / `rmse` are already plain means
+    (RMSE = sqrt of the global MSE). For the other kinds OpenSTL sums the error over the
+    C x H x W values of a frame, so dividing by `cells` = C*H*W gives the plain mean back.
+    `lat_rmse` is the WeatherBench2-style cell-area-weighted RMSE, averaged over lead times
+    and channels (only defined when the grid has latitudes).
+    """
+    mae, mse = scores.get("mae"), scores.get("mse")
+    if kind != "weather" and cells > 0:
+        mae = mae / cells if mae is not None else None
+        mse = mse / cells if mse is not None else None
+    rmse = scores.get("rmse") if kind == "weather" else None
+    if rmse is None and mse is not None:
+        rmse = math.sqrt(mse)
+    lat_rmse = None
+    wb2_rmse = (scores.get("wb2") or {}).get("rmse") or {}
+    vals = [v for v in wb2_rmse.values() if v is not None]
+    if kind == "weather" and vals:
+        lat_rmse = math.fsum(vals) / len(vals)
+    return {"mae": mae, "rmse": rmse, "mse": mse, "lat_rmse": lat_rmse}
+
+
+def extract_all(ev: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """forecast name ("model", "persistence", "climatology") -> plain scores."""
+    shape = (cfg.get("model") or {}).get("in_shape") or [0, 0, 0, 0]
+    cells = int(shape[1]) * int(shape[2]) * int(shape[3])
+    kind = str(ev.get("kind", "weather"))
+    if kind == "weather" and not (ev.get("weights") or "").startswith("latitude"):
+        kind = "weather-no-lat"  # a weather grid without latitudes: no lat-weighted RMSE
+    out = {}
+    for name, sc in (ev.get("scores") or {}).items():
+        res = plain_scores(sc, "weather" if kind.startswith("weather") else kind, cells)
+        if kind == "weather-no-lat":
+            res["lat_rmse"] = None
+        out[name] = res
+    return out
+
+
+def _child_main(argv: Sequence[str]) -> int:
+    """`study.py _run SPEC.json RESULT.json WORK_DIR THREADS`: one run in a fresh process."""
+    spec_path, result_path, work_dir, threads = argv
+    spec = RunSpec(**json.loads(Path(spec_path).read_text()))
+    record = execute_run(spec, Path(work_dir), int(threads))
+    Path(result_path).write_text(json.dumps(record, default=_json_default))
+    return 0
+
+
+def run_in_child(spec: RunSpec, work_dir: Path, threads: int, log_dir: Path) -> dict[str, Any]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stem = spec.run_id.replace("/", "__")
+    spec_path, result_path = log_dir / f"{stem}.spec.json", log_dir / f"{stem}.result.json"
+    spec_path.write_text(json.dumps(asdict(spec)))
+    result_path.unlink(missing_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    with (log_dir / f"{stem}.log").open("w") as log:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "_run", str(spec_path), str(result_path),
+             str(work_dir), str(threads)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )
+    if proc.returncode == 0 and result_path.exists():
+        return json.loads(result_path.read_text())
+    tail = (log_dir / f"{stem}.log").read_text()[-2000:]
+    return {"run_id": spec.run_id, "status": "failed", "dataset": spec.dataset, "model": spec.model,
+            "group": spec.group, "seed": spec.seed, "returncode": proc.returncode,
+            "seconds": time.perf_counter() - t0, "log_tail": tail, "finished": _now()}
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver.
+# ----------------------------------------------------------------------------------------------
+
+
+def run_study(args: argparse.Namespace) -> dict[str, Any]:
+    from svqcast.config import load_config
+
+    steps = dict(DEFAULT_STEPS_PER_EPOCH)
+    for item in args.steps_per_epoch or []:
+        name, _, value = item.partition("=")
+        if name not in DATASETS or not value.isdigit():
+            raise SystemExit(f"--steps-per-epoch expects DATASET=N with DATASET in {list(DATASETS)}, got {item!r}")
+        steps[name] = int(value)
+    budget = Budget(epochs=args.epochs, patience=args.patience, warmup_epochs=args.warmup_epochs,
+                    hid_S=args.hid_s, hid_T=args.hid_t, N_T=args.n_t, batch_size=args.batch_size,
+                    steps_per_epoch=steps, max_val_steps=args.max_val_steps)
+    specs = plan_runs(budget, range(args.seeds), args.datasets, args.models, ablation=not args.no_ablation)
+    check_family(specs, lambda preset, ovr: load_config(preset, ovr))
+
+    data = load_results(args.out)
+    settings = {"budget": asdict(budget), "seeds": args.seeds, "datasets": list(args.datasets),
+                "models": [s.model for s in specs if s.seed == specs[0].seed],
+                "jobs": args.jobs, "threads_per_job": args.threads,
+                "planned_runs": len(specs), "alpha": ALPHA,
+                "model_labels": {k: m.label for k, m in ALL_MODELS.items()},
+                "dataset_descriptions": DATASETS}
+    if data["settings"] and data["settings"].get("budget") != settings["budget"]:
+        raise SystemExit(f"{args.out} was made with budget {data['settings']['budget']}; "
+                         f"this invocation asks for {settings['budget']}. Use another --out.")
+    data["settings"] = settings
+    data["machine"] = machine_info()
+    todo = [s for s in specs if s.run_id not in done_ids(data)]
+    print(f"study: {len(specs)} runs planned, {len(specs) - len(todo)} already done, "
+          f"{len(todo)} to go ({args.jobs} at a time, {args.threads} thread(s) each)", flush=True)
+    session = {"start": _now(), "end": None, "wall_seconds": 0.0, "runs_done": 0, "stopped_early": False}
+    data["sessions"].append(session)
+    save_results(data, args.out)
+    t0 = time.perf_counter()
+    deadline = t0 + args.time_budget_min * 60 if args.time_budget_min else math.inf
+    work_dir, log_dir = args.work_dir, args.work_dir / "logs"
+
+    pending = list(todo)
+    with cf.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        running: dict[cf.Future, RunSpec] = {}
+        while pending or running:
+            while pending and len(running) < args.jobs and time.perf_counter() < deadline:
+                spec = pending.pop(0)
+                print(f"[{_now()}] start {spec.run_id}", flush=True)
+                running[pool.submit(run_in_child, spec, work_dir, args.threads, log_dir)] = spec
+            if not running:
+                break
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                spec = running.pop(fut)
+                record = fut.result()
+                data["runs"] = [r for r in data["runs"] if r["run_id"] != spec.run_id] + [record]
+                session["runs_done"] += record["status"] == "ok"
+                session["wall_seconds"] = time.perf_counter() - t0
+                _update_references(data, record)
+                save_results(data, args.out)
+                msg = (f"test {fmt(record['test'].get('rmse'))} RMSE, {record['epochs_run']} epochs, "
+                       f"{record['train_seconds']:.0f} s" if record["status"] == "ok"
+                       else f"FAILED (rc {record.get('returncode')}), see {log_dir}")
+                print(f"[{_now()}] done  {spec.run_id}: {msg}", flush=True)
+    session["stopped_early"] = bool(pending)
+    session["end"] = _now()
+    session["wall_seconds"] = time.perf_counter() - t0
+    data["wall_seconds"] = sum(s.get("wall_seconds") or 0.0 for s in data["sessions"])
+    save_results(data, args.out)
+    if pending:
+        print(f"study: time budget reached with {len(pending)} runs not started; run again to resume", flush=True)
+    return data
+
+
+def _update_references(data: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """Persistence / climatology depend only on the dataset: keep the first ones reported."""
+    if record.get("status") != "ok":
+        return
+    refs = data.setdefault("references", {}).setdefault(record["dataset"], {})
+    for name, scores in (record.get("references") or {}).items():
+        refs.setdefault(name, scores)
+    units = data.setdefault("units", {})
+    if record["dataset"] not in units and record.get("units"):
+        units[record["dataset"]] = record["units"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The report: docs/results.md and docs/img/study_*.png, from the JSON only.
+# ----------------------------------------------------------------------------------------------
+
+METRICS = (("mae", "MAE"), ("rmse", "RMSE"), ("lat_rmse", "lat-weighted RMSE"))
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def fmt_pm(s: Mapping[str, Any], digits: int = 4) -> str:
+    if not s or s.get("mean") is None:
+        return "–"
+    if s.get("std") is None:
+        return f"{fmt(s['mean'], digits)} (n=1)"
+    return f"{fmt(s['mean'], digits)} ± {fmt(s['std'], 2)}"
+
+
+def ok_runs(data: Mapping[str, Any], dataset: str, model: str) -> list[Mapping[str, Any]]:
+    return [r for r in data.get("runs", []) if r.get("status") == "ok"
+            and r["dataset"] == dataset and r["model"] == model]
+
+
+def metric_values(data: Mapping[str, Any], dataset: str, model: str, metric: str) -> list[float]:
+    return [r["test"][metric] for r in ok_runs(data, dataset, model) if r["test"].get(metric) is not None]
+
+
+def aggregate(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> model -> {metric: summary, epochs: summary, best_val, train_seconds, n}."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    models = {r["model"] for r in data.get("runs", [])}
+    for ds in sorted({r["dataset"] for r in data.get("runs", [])}):
+        for model in sorted(models):
+            runs = ok_runs(data, ds, model)
+            if not runs:
+                continue
+            row = {m: summarize(metric_values(data, ds, model, m)) for m, _ in METRICS}
+            row["epochs_run"] = summarize(r["epochs_run"] for r in runs)
+            row["best_val"] = summarize(r["best_val"] for r in runs)
+            row["train_seconds"] = summarize(r["train_seconds"] for r in runs)
+            row["n"] = len(runs)
+            row["seeds"] = sorted(r["seed"] for r in runs)
+            out.setdefault(ds, {})[model] = row
+    return out
+
+
+def comparisons(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The questions the study asks, each answered with a verdict per dataset and metric."""
+    pairs = (
+        ("svq-learnable", "simvp-mae", "SVQ (learnable) vs SimVP, both with the MAE loss"),
+        ("svq-frozen", "simvp-mae", "SVQ (frozen) vs SimVP, both with the MAE loss"),
+        ("svq-learnable", "simvp-mse", "SVQ (learnable, MAE) vs the paper's SimVP baseline (MSE)"),
+        ("svq-frozen", "svq-learnable", "frozen vs learnable codebook"),
+        ("vq", "simvp-mse", "VQ vs SimVP, both with the MSE loss"),
+        ("grvq", "simvp-mse", "GRVQ vs SimVP, both with the MSE loss"),
+        ("svq-learnable", "vq", "SVQ (learnable) vs VQ"),
+    )
+    out = []
+    for ds in sorted({r["dataset"] for r in data.get("runs", [])}):
+        for a, b, question in pairs:
+            for metric in ("rmse", "mae"):
+                va, vb = metric_values(data, ds, a, metric), metric_values(data, ds, b, metric)
+                if not va or not vb:
+                    continue
+                res = verdict(va, vb)
+                mb = summarize(vb)["mean"]
+                res.update({"dataset": ds, "a": a, "b": b, "question": question, "metric": metric,
+                            "rel_diff": res["diff"] / mb if mb else None})
+                out.append(res)
+    return out
+
+
+def _verdict_sentence(c: Mapping[str, Any], labels: Mapping[str, str], unit: str) -> str:
+    la, lb = labels.get(c["a"], c["a"]), labels.get(c["b"], c["b"])
+    diff = f"{c['diff']:+.4g} {unit}".strip()
+    rel = f" ({100 * c['rel_diff']:+.1f} %)" if c.get("rel_diff") is not None else ""
+    if c["verdict"] == "not enough seeds":
+        return f"{la} − {lb}: {diff}{rel}; fewer than 2 seeds on a side, no test possible."
+    stats = (f"combined std {fmt(c['combined_std'], 2)}, Welch t = {c['t']:.2f}, "
+             f"df = {c['df']:.1f}, p = {c['p']:.3f}")
+    if c["verdict"] == "within noise":
+        return f"**within noise**: {la} − {lb} = {diff}{rel} ({stats})."
+    word = "lower (better)" if c["verdict"] == "better" else "higher (worse)"
+    return f"**{la} is {word}**: {la} − {lb} = {diff}{rel} ({stats})."
+
+
+def headline(data: Mapping[str, Any], ds: str) -> str:
+    """One plain sentence per dataset: did SVQ help (against SimVP with the same loss)?"""
+    comps = [c for c in comparisons(data) if c["dataset"] == ds and c["b"] == "simvp-mae"
+             and c["a"] in ("svq-learnable", "svq-frozen") and c["metric"] == "rmse"]
+    if not comps:
+        return f"{ds}: not enough finished runs to compare SVQ with SimVP."
+    verdicts = {c["a"]: c["verdict"] for c in comps}
+    if all(v == "better" for v in verdicts.values()):
+        return f"On {ds}, SVQ helped: both codebooks lowered the test RMSE beyond the seed spread."
+    if any(v == "better" for v in verdicts.values()):
+        which = ", ".join(k for k, v in verdicts.items() if v == "better")
+        return (f"On {ds}, SVQ helped only partly: {which} lowered the test RMSE beyond the seed "
+                "spread; the other variant's difference is "
+                + ", ".join(v for k, v in verdicts.items() if v != "better") + ".")
+    if any(v == "worse" for v in verdicts.values()):
+        which = ", ".join(k for k, v in verdicts.items() if v == "worse")
+        return f"On {ds}, SVQ did not help: {which} had a higher test RMSE than SimVP beyond the seed spread."
+    if all(v == "not enough seeds" for v in verdicts.values()):
+        return f"On {ds}, there are not enough seeds yet to say whether SVQ helped."
+    return (f"On {ds}, SVQ did not measurably help: the test-RMSE differences to SimVP (MAE) are "
+            "within the seed-to-seed noise.")
+
+
+def make_plots(data: Mapping[str, Any], img_dir: Path) -> list[Path]:
+    """Per-seed points with mean ± std bars, one panel per dataset; the ablation curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img_dir.mkdir(parents=True, exist_ok=True)
+    labels = data.get("settings", {}).get("model_labels", {})
+    units = data.get("units", {})
+    written: list[Path] = []
+    datasets = sorted({r["dataset"] for r in data.get("runs", []) if r.get("status") == "ok"})
+    if datasets:
+        fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+        for ax, ds in zip(axes[0], datasets):
+            keys = [m.key for m in MAIN_MODELS if ok_runs(data, ds, m.key)]
+            for i, key in enumerate(keys):
+                vals = metric_values(data, ds, key, "rmse")
+                s = summarize(vals)
+                if s["mean"] is None:
+                    continue
+                ax.scatter([i] * len(vals), vals, s=14, color="0.5", zorder=3)
+                ax.errorbar([i], [s["mean"]], yerr=[s["std"] or 0.0], fmt="o", color="C0", capsize=5, zorder=4)
+            for j, (name, style) in enumerate((("persistence", "--"), ("climatology", ":"))):
+                ref = (data.get("references", {}).get(ds, {}).get(name) or {}).get("rmse")
+                if ref is not None:
+                    ax.axhline(ref, linestyle=style, color=f"C{j + 1}", label=name)
+            ax.set_xticks(range(len(keys)), [labels.get(k, k) for k in keys], rotation=30, ha="right")
+            ax.set_ylabel(f"test RMSE ({units.get(ds, '')})")
+            ax.set_title(ds)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = img_dir / "study_main.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    abl = ablation_table(data)
+    if any(v for row in abl.values() for v in row.values()):
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for j, kind in enumerate(("learnable", "frozen")):
+            ns = [n for n in ABLATION_SIZES if abl[n].get(kind) and abl[n][kind]["mean"] is not None]
+            if not ns:
+                continue
+            means = [abl[n][kind]["mean"] for n in ns]
+            stds = [abl[n][kind]["std"] or 0.0 for n in ns]
+            ax.errorbar(ns, means, yerr=stds, marker="o", capsize=4, label=kind, color=f"C{j}")
+        base = summarize(metric_values(data, ABLATION_DATASET, "simvp-mae", "rmse"))
+        if base["mean"] is not None:
+            ax.axhline(base["mean"], linestyle="--", color="0.4", label="SimVP (MAE)")
+        ax.set_xscale("log")
+        ax.set_xlabel("codebook size N")
+        ax.set_ylabel(f"test RMSE ({units.get(ABLATION_DATASET, '')})")
+        ax.set_title(f"SVQ codebook size, {ABLATION_DATASET}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = img_dir / "study_ablation.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def ablation_table(data: Mapping[str, Any], metric: str = "rmse") -> dict[int, dict[str, dict[str, Any]]]:
+    table: dict[int, dict[str, dict[str, Any]]] = {}
+    for n in ABLATION_SIZES:
+        row = {}
+        for kind in ("learnable", "frozen"):
+            key = f"svq-{kind}" if n == 10000 else f"svq-{kind}-n{n}"
+            vals = metric_values(data, ABLATION_DATASET, key, metric)
+            row[kind] = summarize(vals) if vals else {}
+        table[n] = row
+    return table
+
+
+def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_dir: Path = DEFAULT_DOC.parent) -> str:
+    settings = data.get("settings", {})
+    labels = settings.get("model_labels", {k: m.label for k, m in ALL_MODELS.items()})
+    units = data.get("units", {})
+    agg = aggregate(data)
+    runs = data.get("runs", [])
+    n_ok = sum(r.get("status") == "ok" for r in runs)
+    n_failed = sum(r.get("status") == "failed" for r in runs)
+    planned = settings.get("planned_runs", n_ok)
+    wall = data.get("wall_seconds") or sum(s.get("wall_seconds") or 0.0 for s in data.get("sessions", []))
+    machine = data.get("machine", {})
+    budget = settings.get("budget", {})
+    L: list[str] = []
+    L += ["# Does SVQ help? The svqcast study", "",
+          "<!-- Generated by `benchmarks/study.py` from `results/study.json`. Do not edit by hand: "
+          "run `.venv/bin/python benchmarks/study.py --report-only` to regenerate. -->", "",
+          "This page is generated from `results/study.json` by `benchmarks/study.py`; every number "
+          "below is read from that file. `make study` reruns the study (resuming where it stopped).", ""]
+    L += ["## Status", ""]
+    complete = n_ok >= planned and n_failed == 0
+    L.append(f"* Runs finished: **{n_ok} of {planned} planned**"
+             + (f", {n_failed} failed" if n_failed else "")
+             + (" — the study is complete." if complete else
+                " — **the study is incomplete**: the tables below cover only the finished runs; "
+                "run `make study` again to resume."))
+    L.append(f"* Wall time of the study: **{wall / 60:.1f} min** over {len(data.get('sessions', []))} "
+             f"session(s), {settings.get('jobs', '?')} run(s) at a time with "
+             f"{settings.get('threads_per_job', '?')} thread(s) each.")
+    L.append(f"* Machine: {machine.get('nproc', '?')} CPU cores ({machine.get('cpu', '?')}), "
+             f"torch {machine.get('torch', '?')}, svqcast {machine.get('svqcast', '?')}"
+             + (f", commit `{machine['git_commit'][:10]}`" if machine.get("git_commit") else "") + ".")
+    L.append(f"* Last updated {data.get('updated', '?')}.")
+    L.append("")
+    L += ["## Setup", "",
+          "Every model is the gSTA SimVP of the training presets `<dataset>_gsta` / `<dataset>_gsta_svq`, "
+          "shrunk to the same small size for all members of the family, so that the only differences "
+          "are the quantizer and the loss:", ""]
+    if budget:
+        L.append(f"* Backbone: `hid_S = {budget.get('hid_S')}`, `hid_T = {budget.get('hid_T')}`, "
+                 f"`N_T = {budget.get('N_T')}` (the other keys as in the preset).")
+        L.append(f"* Budget: at most {budget.get('epochs')} epochs, early stopping on the validation "
+                 f"loss with patience {budget.get('patience')}, {budget.get('warmup_epochs')} warm-up "
+                 f"epoch(s), batch {budget.get('batch_size')}"
+                 + "".join(f", {n} steps of {budget.get('batch_size')} random windows per epoch on {d}"
+                           for d, n in (budget.get("steps_per_epoch") or {}).items() if n)
+                 + "; the best-validation checkpoint is scored on the test split.")
+    L.append(f"* Seeds per model: {settings.get('seeds', '?')}. Scores are mean ± sample standard "
+             "deviation (ddof = 1) over seeds, in physical units.")
+    L.append("* Losses follow the official configs: SVQ with MAE, the VQ baselines with MSE, the paper's "
+             "SimVP baseline with MSE. SimVP with MAE is the like-for-like reference for SVQ, SimVP with "
+             "MSE the one for the VQ baselines.")
+    L.append(f"* Verdict rule: a difference counts as real only if Welch's t-test gives p < {ALPHA} "
+             "**and** the difference of the means is larger than the combined standard deviation "
+             "√(s₁² + s₂²); otherwise it is reported as within noise. With 3 seeds this is a "
+             "deliberately conservative rule.")
+    L.append("")
+    L += ["## Did SVQ help?", ""]
+    for ds in agg:
+        L.append(f"* {headline(data, ds)}")
+    L.append("")
+    comps = comparisons(data)
+    for ds in agg:
+        desc = settings.get("dataset_descriptions", DATASETS).get(ds, "")
+        unit = units.get(ds, "")
+        L += [f"## {ds}", "", f"{desc}. Test split; units: {unit or 'physical units of the data'}.", ""]
+        metric_cols = [(m, name) for m, name in METRICS
+                       if any(agg[ds][k][m]["n"] for k in agg[ds])]
+        head = ["model", "seeds"] + [f"test {name}" for _, name in metric_cols] + \
+               ["epochs run", "best val loss", "train s / run"]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "---|" * len(head))
+        order = [m.key for m in MAIN_MODELS + ABLATION_MODELS if m.key in agg[ds]]
+        for key in order:
+            row = agg[ds][key]
+            L.append("| " + " | ".join(
+                [labels.get(key, key), str(row["n"])]
+                + [fmt_pm(row[m]) for m, _ in metric_cols]
+                + [fmt_pm(row["epochs_run"], 3), fmt_pm(row["best_val"]), fmt_pm(row["train_seconds"], 3)]) + " |")
+        for name in ("persistence", "climatology"):
+            ref = data.get("references", {}).get(ds, {}).get(name)
+            if ref:
+                L.append("| " + " | ".join([f"*{name}*", "–"] + [fmt(ref.get(m)) for m, _ in metric_cols]
+                                          + ["–", "–", "–"]) + " |")
+        L.append("")
+        ds_comps = [c for c in comps if c["dataset"] == ds]
+        if ds_comps:
+            L += [f"Pairwise comparisons on {ds} (test RMSE and MAE; lower is better):", ""]
+            for c in ds_comps:
+                L.append(f"* {c['question']}, {c['metric'].upper()}: {_verdict_sentence(c, labels, unit)}")
+            L.append("")
+    abl = ablation_table(data)
+    if any(v for row in abl.values() for v in row.values()):
+        unit = units.get(ABLATION_DATASET, "")
+        L += [f"## Codebook-size ablation ({ABLATION_DATASET})", "",
+              "Test RMSE (mean ± std over seeds) of SimVP+SVQ as the codebook grows. N = 10000 is the "
+              "main family's run; with N < 128 the projection's hidden layer shrinks to N, as in the "
+              "official code.", "",
+              "| codebook N | learnable | frozen | frozen − learnable |", "|---|---|---|---|"]
+        for n in ABLATION_SIZES:
+            row = abl[n]
+            kl = "svq-learnable" if n == 10000 else f"svq-learnable-n{n}"
+            kf = "svq-frozen" if n == 10000 else f"svq-frozen-n{n}"
+            vl = metric_values(data, ABLATION_DATASET, kl, "rmse")
+            vf = metric_values(data, ABLATION_DATASET, kf, "rmse")
+            if vl and vf:
+                v = verdict(vf, vl)
+                cell = f"{v['diff']:+.4g} ({v['verdict']})"
+            else:
+                cell = "–"
+            L.append(f"| {n} | {fmt_pm(row['learnable'])} | {fmt_pm(row['frozen'])} | {cell} |")
+        base = summarize(metric_values(data, ABLATION_DATASET, "simvp-mae", "rmse"))
+        if base["mean"] is not None:
+            L.append(f"| *SimVP (MAE), no quantizer* | {fmt_pm(base)} | | |")
+        L.append("")
+        L.append(f"Units: {unit}. The last column is frozen minus learnable with the verdict rule above.")
+        L.append("")
+    if img_paths:
+        L += ["## Plots", ""]
+        for p in img_paths:
+            rel = os.path.relpath(p, doc_dir)
+            L.append(f"![{p.stem}]({rel})")
+            L.append("")
+        L.append("Grey dots are single seeds; blue markers and bars are the mean ± std; horizontal lines "
+                 "are the reference forecasts.")
+        L.append("")
+    failed = [r for r in runs if r.get("status") == "failed"]
+    if failed:
+        L += ["## Failed runs", ""]
+        for r in failed:
+            L.append(f"* `{r['run_id']}` (exit code {r.get('returncode')})")
+        L.append("")
+    L += ["## Caveats", "",
+          "* These are tiny models trained for a few epochs on a few weeks of data, on a CPU. They test "
+          "whether SVQ's benefit shows up at this scale, not the paper's full-size numbers "
+          "(see [reproduce.md](reproduce.md) for those).",
+          "* Three seeds give a rough spread only; a 'within noise' verdict means this study cannot "
+          "tell the models apart, not that they are equal.", ""]
+    return "\n".join(L)
+
+
+def write_report(data: Mapping[str, Any], doc: Path, img_dir: Path) -> Path:
+    imgs = make_plots(data, img_dir)
+    text = render_report(data, imgs, doc.parent)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    tmp = doc.with_name(f".{doc.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, doc)
+    return doc
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train and evaluate the SVQ study through svqcast's API; write results/study.json "
+                    "and docs/results.md. Example: .venv/bin/python benchmarks/study.py --jobs 2")
+    p.add_argument("--out", type=Path, default=DEFAULT_JSON, help="results JSON (resumed if it exists)")
+    p.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="generated markdown report")
+    p.add_argument("--img-dir", type=Path, default=DEFAULT_IMG, help="where the plots go")
+    p.add_argument("--work-dir", type=Path, default=REPO / "build" / "study", help="run directories and logs")
+    p.add_argument("--report-only", action="store_true", help="only regenerate the report from --out")
+    p.add_argument("--no-report", action="store_true", help="do not write the report after training")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--models", nargs="+", default=None, help=f"subset of {sorted(ALL_MODELS)}")
+    p.add_argument("--no-ablation", action="store_true")
+    p.add_argument("--epochs", type=int, default=Budget.epochs)
+    p.add_argument("--patience", type=int, default=Budget.patience)
+    p.add_argument("--warmup-epochs", type=int, default=Budget.warmup_epochs)
+    p.add_argument("--hid-s", type=int, default=Budget.hid_S)
+    p.add_argument("--hid-t", type=int, default=Budget.hid_T)
+    p.add_argument("--n-t", type=int, default=Budget.N_T)
+    p.add_argument("--batch-size", type=int, default=Budget.batch_size)
+    p.add_argument("--steps-per-epoch", nargs="+", metavar="DATASET=N",
+                   help=f"optimizer steps per epoch per dataset (0 = full split); default {DEFAULT_STEPS_PER_EPOCH}")
+    p.add_argument("--max-val-steps", type=int, default=0, help="cap on validation batches (0 = none)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (child processes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--time-budget-min", type=float, default=0.0,
+                   help="start no new run after this many minutes (0 = no limit); rerun to resume")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_run"]:
+        return _child_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.report_only:
+        data = load_results(args.out)
+        if not data["runs"]:
+            raise SystemExit(f"{args.out}: no runs yet; run the study first")
+    else:
+        data = run_study(args)
+    if not args.no_report:
+        doc = write_report(data, args.doc, args.img_dir)
+        print(f"report: {doc}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

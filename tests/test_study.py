@@ -1,0 +1,241 @@
+"""The study machinery (benchmarks/study.py): statistics, the JSON schema, the generated report.
+
+The statistics are checked against closed forms worked out by hand (Student's t with 1 and 2
+degrees of freedom has an elementary CDF), the report against a synthetic results file whose
+numbers it must reproduce, and the whole pipeline by one real, tiny run through svqcast's API.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_study():
+    spec = importlib.util.spec_from_file_location("svqcast_study", REPO / "benchmarks" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["svqcast_study"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+study = _load_study()
+
+
+# ------------------------------------------------------------------------------- statistics
+
+
+def test_summarize_hand_example():
+    s = study.summarize([1.0, 2.0, 3.0, 4.0])
+    assert s["n"] == 4
+    assert s["mean"] == pytest.approx(2.5, abs=1e-15)
+    # sample variance: (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3
+    assert s["std"] == pytest.approx(math.sqrt(5.0 / 3.0), rel=1e-14)
+    assert (s["min"], s["max"]) == (1.0, 4.0)
+    one = study.summarize([7.0])
+    assert one["mean"] == 7.0 and one["std"] is None
+    assert study.summarize([])["mean"] is None
+
+
+def test_t_distribution_closed_forms():
+    # df = 1 is the Cauchy distribution: P(|T| >= t) = 1 - 2/pi * atan(t)
+    for t in (0.3, 1.0, 6.5):
+        assert study.t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-12)
+    # df = 2: P(|T| >= t) = 1 - t / sqrt(2 + t^2)
+    for t in (0.5, 2.0, 9.0):
+        assert study.t_two_sided_p(t, 2.0) == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-12)
+    # large df tends to the normal: P(|Z| >= 1.959964) = 0.05
+    assert study.t_two_sided_p(1.959963985, 1e7) == pytest.approx(0.05, rel=1e-5)
+    assert study.t_two_sided_p(0.0, 5.0) == pytest.approx(1.0, abs=1e-14)
+
+
+def test_welch_hand_example_with_two_degrees_of_freedom():
+    # a = [1, 2, 3]: mean 2, variance 1; b = [5, 5, 5]: mean 5, variance 0.
+    # se^2 = 1/3, t = -3 / sqrt(1/3) = -3 sqrt(3); Welch df = (1/3)^2 / ((1/3)^2 / 2) = 2.
+    w = study.welch([1.0, 2.0, 3.0], [5.0, 5.0, 5.0])
+    t = -3.0 * math.sqrt(3.0)
+    assert w["diff"] == pytest.approx(-3.0)
+    assert w["t"] == pytest.approx(t, rel=1e-14)
+    assert w["df"] == pytest.approx(2.0, rel=1e-14)
+    assert w["p"] == pytest.approx(1 - 3 * math.sqrt(3) / math.sqrt(2 + 27), rel=1e-12)  # 0.0351
+    assert w["combined_std"] == pytest.approx(1.0)
+
+
+def test_welch_matches_scipy_on_unequal_groups():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = [0.91, 1.07, 0.88, 1.21], [1.32, 0.97, 1.55]
+    w = study.welch(a, b)
+    ref = scipy_stats.ttest_ind(a, b, equal_var=False)
+    assert w["t"] == pytest.approx(ref.statistic, rel=1e-12)
+    assert w["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+
+
+def test_verdicts_do_not_overclaim():
+    assert study.verdict([1.0, 2.0, 3.0], [5.0, 5.0, 5.0])["verdict"] == "better"
+    assert study.verdict([5.0, 5.0, 5.0], [1.0, 2.0, 3.0])["verdict"] == "worse"
+    # means differ by 0.1, spread ~0.15: no claim
+    assert study.verdict([1.0, 1.2, 0.9], [1.1, 1.0, 1.3])["verdict"] == "within noise"
+    # a single seed per side cannot be tested
+    assert study.verdict([1.0], [2.0])["verdict"] == "not enough seeds"
+    # p < 0.05 alone is not enough: tiny spreads, but |diff| below the combined std is impossible
+    # here, so build a case where p is small only because n is large and diff < combined std
+    a = [1.0 + 0.5 * ((-1) ** i) for i in range(400)]
+    b = [1.1 + 0.5 * ((-1) ** i) for i in range(400)]
+    v = study.verdict(a, b)
+    assert v["p"] < 0.05 and abs(v["diff"]) < v["combined_std"]
+    assert v["verdict"] == "within noise"
+
+
+# ------------------------------------------------------------------------------- the report
+
+
+def _record(ds: str, model: str, seed: int, rmse: float, mae: float) -> dict:
+    return {"run_id": f"{ds}/{model}/seed{seed}", "status": "ok", "dataset": ds, "model": model,
+            "group": "main", "seed": seed, "preset": f"{ds}_gsta", "overrides": {}, "config": {},
+            "epochs_run": 3 + seed, "best_val": 0.5 - 0.01 * seed, "val_curve": [0.6, 0.5],
+            "test": {"mae": mae, "rmse": rmse, "mse": rmse ** 2, "lat_rmse": None},
+            "references": {}, "train_seconds": 10.0 + seed, "eval_seconds": 1.0, "threads": 1}
+
+
+def _synthetic_results() -> dict:
+    data = study.empty_results()
+    data["settings"] = {"budget": {"epochs": 4, "patience": 2, "warmup_epochs": 1, "hid_S": 8,
+                                   "hid_T": 32, "N_T": 2, "batch_size": 16,
+                                   "steps_per_epoch": {"era5-uk-t2m": 12}},
+                        "seeds": 3, "jobs": 2, "threads_per_job": 1, "planned_runs": 9,
+                        "model_labels": {k: m.label for k, m in study.ALL_MODELS.items()},
+                        "dataset_descriptions": study.DATASETS}
+    ds = "era5-uk-t2m"
+    rmse = {"simvp-mae": [2.0, 2.2, 2.1], "svq-learnable": [1.5, 1.6, 1.55], "svq-frozen": [2.05, 2.3, 1.9]}
+    for model, vals in rmse.items():
+        for seed, v in enumerate(vals):
+            data["runs"].append(_record(ds, model, seed, v, v * 0.8))
+    data["references"] = {ds: {"persistence": {"mae": 3.1, "rmse": 3.9, "mse": None, "lat_rmse": None},
+                               "climatology": {"mae": 2.7, "rmse": 3.4, "mse": None, "lat_rmse": None}}}
+    data["units"] = {ds: "K"}
+    data["sessions"] = [{"start": "x", "end": "y", "wall_seconds": 1234.0, "runs_done": 9}]
+    data["wall_seconds"] = 1234.0
+    return data
+
+
+def test_report_is_generated_from_the_json(tmp_path):
+    data = _synthetic_results()
+    out = tmp_path / "study.json"
+    study.save_results(data, out)
+    doc, img = tmp_path / "docs" / "results.md", tmp_path / "docs" / "img"
+    assert study.main(["--report-only", "--out", str(out), "--doc", str(doc), "--img-dir", str(img)]) == 0
+    text = doc.read_text()
+
+    # the table row of each model carries exactly the mean ± std computed from the JSON values
+    for model, vals in {"simvp-mae": [2.0, 2.2, 2.1], "svq-learnable": [1.5, 1.6, 1.55]}.items():
+        label = study.ALL_MODELS[model].label
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+        s = study.summarize(vals)
+        assert study.fmt_pm(s) in row
+        assert f"{s['mean']:.4g} ± {s['std']:.2g}" in row
+    assert "| *persistence* | – | 3.1 | 3.9 |" in text
+    assert "| *climatology* | – | 2.7 | 3.4 |" in text
+    assert "**3 of 9 planned**" not in text and "**9 of 9 planned**" in text
+    assert "20.6 min" in text  # 1234 s
+
+    # verdicts: learnable is clearly better than SimVP (diff -0.55, tiny spread); frozen is noise
+    learn = study.verdict([1.5, 1.6, 1.55], [2.0, 2.2, 2.1])
+    frozen = study.verdict([2.05, 2.3, 1.9], [2.0, 2.2, 2.1])
+    assert learn["verdict"] == "better" and frozen["verdict"] == "within noise"
+    assert "SVQ helped only partly: svq-learnable" in text
+    assert f"p = {learn['p']:.3f}" in text
+    assert "**within noise**: SimVP+SVQ frozen − SimVP (MAE)" in text
+
+    # the plot exists and is linked
+    assert (img / "study_main.png").stat().st_size > 1000
+    assert "![study_main](img/study_main.png)" in text
+
+    # changing the JSON changes the report: nothing is typed by hand
+    data["runs"][0]["test"]["rmse"] = 9.0
+    study.save_results(data, out)
+    study.main(["--report-only", "--out", str(out), "--doc", str(doc), "--img-dir", str(img)])
+    row = next(line for line in doc.read_text().splitlines() if line.startswith("| SimVP (MAE) |"))
+    assert study.fmt_pm(study.summarize([9.0, 2.2, 2.1])) in row
+
+
+def test_incomplete_study_says_so(tmp_path):
+    data = _synthetic_results()
+    data["settings"]["planned_runs"] = 48
+    text = study.render_report(data)
+    assert "**9 of 48 planned**" in text and "the study is incomplete" in text
+
+
+def test_plan_is_seed_major_and_family_is_consistent():
+    budget = study.Budget()
+    specs = study.plan_runs(budget, range(3))
+    # 6 models x 2 datasets + 4 ablation configs (N = 10, 1000) on era5, per seed
+    assert len(specs) == 3 * (6 * 2 + 4)
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+    assert len({s.run_id for s in specs}) == len(specs)
+    for s in specs:
+        assert s.overrides["model.hid_S"] == budget.hid_S
+        assert s.overrides["train.max_steps_per_epoch"] == budget.steps_per_epoch[s.dataset]
+
+
+def test_family_check_rejects_a_hidden_difference():
+    specs = study.plan_runs(study.Budget(), [0], datasets=["nyc-taxi"], models=["simvp-mae", "svq-learnable"],
+                            ablation=False)
+
+    def resolve(preset, overrides):
+        cfg = {"model": {"hid_S": 8, "quantizer": overrides["model.quantizer"]},
+               "train": {"lr": 5e-3 if preset.endswith("_gsta") else 1e-3, "loss": "mae"}}
+        return cfg
+
+    with pytest.raises(SystemExit, match="train.lr"):
+        study.check_family(specs, resolve)
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+def test_smoke_one_tiny_run_through_the_api(tmp_path, monkeypatch):
+    """One model, one seed, a handful of steps: real training, real evaluation, real JSON."""
+    pytest.importorskip("svqcast.data")
+    from svqcast.config import list_presets
+
+    if "nyc-taxi_gsta" not in list_presets():
+        pytest.skip("nyc-taxi_gsta preset not available")
+    monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path / "data"))
+    out, doc, img = tmp_path / "study.json", tmp_path / "results.md", tmp_path / "img"
+    args = ["--out", str(out), "--doc", str(doc), "--img-dir", str(img), "--work-dir", str(tmp_path / "work"),
+            "--datasets", "nyc-taxi", "--models", "simvp-mae", "--seeds", "1", "--epochs", "1",
+            "--warmup-epochs", "0", "--steps-per-epoch", "nyc-taxi=3", "--max-val-steps", "2",
+            "--jobs", "1"]
+    assert study.main(args) == 0
+    data = json.loads(out.read_text())
+    assert data["schema"] == study.SCHEMA
+    for key in ("machine", "settings", "sessions", "runs", "references", "wall_seconds"):
+        assert key in data
+    (run,) = data["runs"]
+    assert run["status"] == "ok", run.get("log_tail")
+    assert run["run_id"] == "nyc-taxi/simvp-mae/seed0"
+    assert run["epochs_run"] == 1
+    assert math.isfinite(run["best_val"])
+    assert run["train_seconds"] > 0
+    assert run["config"]["model"]["hid_S"] == study.Budget().hid_S
+    assert run["config"]["train"]["max_steps_per_epoch"] == 3
+    for metric in ("mae", "rmse"):
+        assert run["test"][metric] is not None and run["test"][metric] > 0
+    assert run["test"]["rmse"] >= run["test"]["mae"]  # RMSE >= MAE for any error field
+    text = doc.read_text()
+    assert "| SimVP (MAE) | 1 |" in text
+    assert study.fmt(run["test"]["rmse"]) in text
+
+    # resume: a second invocation finds the run done and trains nothing
+    before = out.read_text()
+    assert study.main(args + ["--no-report"]) == 0
+    after = json.loads(out.read_text())
+    assert len(after["runs"]) == 1 and after["runs"][0] == json.loads(before)["runs"][0]
+    assert len(after["sessions"]) == 2
