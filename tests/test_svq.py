@@ -247,3 +247,47 @@ def test_million_code_codebook_fits_in_ordinary_memory(tmp_path: Path) -> None:
     # gradients of the 1e6 x (128 + 32) parameters are 0.64 GB; W alone would be 24.6 GB
     assert res["increase"] < 2.5e9, res
     assert res["increase"] < w_bytes / 10
+
+
+@pytest.mark.parametrize("post_vq", [False, True], ids=["pre", "post"])
+@pytest.mark.parametrize("quantizer", ["svq", "svq-frozen"])
+@pytest.mark.parametrize("n", [10, 1000, 10000])
+def test_fused_equals_materialised_inside_simvp(post_vq: bool, quantizer: str, n: int) -> None:
+    """The whole SimVP+SVQ model in float64: loss, input gradient and every parameter gradient."""
+    import svqcast
+
+    torch.manual_seed(0)
+    model = svqcast.build_model(
+        "_defaults",
+        overrides={
+            "model.in_shape": [2, 1, 8, 8],
+            "model.out_frames": 2,
+            "model.hid_S": 32,
+            "model.hid_T": 16,
+            "model.N_T": 2,
+            "model.drop_path": 0.0,
+            "model.quantizer": quantizer,
+            "model.codebook_size": n,
+            "model.post_vq": post_vq,
+        },
+    ).double()
+    assert model.post_vq is post_vq
+    x0 = torch.randn(2, 2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    results = []
+    for fused in (True, False):
+        model.quantizer.fused = fused
+        model.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_(True)
+        torch.manual_seed(11)  # stochastic depth starts at 0.01 even with drop_path 0: same draws
+        out = model(x)
+        out.square().sum().backward()
+        grads = {k: (None if p.grad is None else p.grad.clone()) for k, p in model.named_parameters()}
+        results.append((out.detach(), x.grad.clone(), grads))
+    (o1, dx1, g1), (o2, dx2, g2) = results
+    assert rel(o1, o2) < TOL and rel(dx1, dx2) < TOL
+    for k in g2:
+        if g2[k] is None:
+            assert g1[k] is None, k
+        else:
+            assert rel(g1[k], g2[k]) < TOL, k
+    assert (g1["quantizer.codebook"] is None) == (quantizer == "svq-frozen")
