@@ -1,0 +1,284 @@
+"""Registry-parametrised tests of the SimVP backbone and the 13 translators (small shapes)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from svqcast.config import load_config
+from svqcast.models.factory import build_model_from_config
+from svqcast.models.simvp import SimVP
+from svqcast.models.translators import TRANSLATOR_NAMES, TRANSLATORS, BlockSpec, SUBBLOCKS
+from svqcast.models.translators.transformers import SwinBlock, shift_attention_mask
+
+SMALL = {
+    "in_shape": [4, 2, 16, 16],
+    "out_frames": 4,
+    "hid_S": 8,
+    "hid_T": 16,
+    "N_S": 2,
+    "N_T": 3,
+    "codebook_size": 64,
+    "middim": 16,
+    "drop_path": 0.1,
+}
+
+
+def small_cfg(translator: str, quantizer: str = "none", **extra: object) -> dict:
+    cfg = load_config("_defaults")
+    cfg["model"].update(SMALL, translator=translator, quantizer=quantizer, **extra)
+    return cfg
+
+
+def build_small(translator: str, quantizer: str = "none", seed: int = 0, **extra: object) -> SimVP:
+    torch.manual_seed(seed)
+    model = build_model_from_config(small_cfg(translator, quantizer, **extra))
+    assert isinstance(model, SimVP)
+    return model
+
+
+def test_registry_has_the_13_families() -> None:
+    assert set(TRANSLATORS) == set(TRANSLATOR_NAMES)
+    assert len(TRANSLATOR_NAMES) == 13
+    assert set(SUBBLOCKS) == set(TRANSLATOR_NAMES) - {"incepu"}
+
+
+@pytest.mark.parametrize("quantizer", ["none", "svq"])
+@pytest.mark.parametrize("translator", TRANSLATOR_NAMES)
+def test_forward_backward_small(translator: str, quantizer: str) -> None:
+    model = build_small(translator, quantizer)
+    model.train()
+    x = torch.randn(1, 4, 2, 16, 16)
+    y = model(x)
+    assert y.shape == (1, 4, 2, 16, 16)
+    assert torch.isfinite(y).all()
+    assert model.aux_loss.shape == ()
+    (y.square().mean() + model.aux_loss).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing}"
+    assert (model.quantizer is not None) == (quantizer == "svq")
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    assert float(model.aux_loss) == 0.0
+
+
+def test_aliases_and_unknown_translator() -> None:
+    from svqcast.errors import UsageError
+
+    a = build_small("mlp")
+    b = build_small("mlpmixer")
+    assert a.state_dict().keys() == b.state_dict().keys()
+    with pytest.raises(UsageError, match="unknown translator"):
+        build_small("resnet")
+
+
+def test_state_dict_layout_mirrors_openstl() -> None:
+    keys = set(build_small("gsta", "svq").state_dict())
+    for k in (
+        "enc.enc.0.conv.conv.weight",
+        "enc.enc.1.conv.norm.bias",
+        "dec.dec.0.conv.conv.0.weight",  # the conv inside Sequential(conv, PixelShuffle)
+        "dec.dec.1.conv.conv.weight",
+        "dec.readout.weight",
+        "hid.enc.0.reduction.weight",
+        "hid.enc.2.reduction.bias",
+        "hid.enc.0.block.attn.spatial_gating_unit.conv_spatial.weight",
+        "hid.enc.1.block.mlp.dwconv.dwconv.weight",
+        "hid.enc.1.block.layer_scale_1",
+        "hid.enc.1.block.norm1.running_var",
+        "hid.enc.1.block.norm1.num_batches_tracked",
+    ):
+        assert k in keys, k
+    assert "hid.enc.1.reduction.weight" not in keys
+    assert any(k.startswith("quantizer.") for k in keys)
+    inc = set(build_small("incepu").state_dict())
+    assert {"hid.enc.0.conv1.weight", "hid.dec.1.layers.3.conv.weight", "hid.dec.2.layers.0.norm.weight"} <= inc
+    swin = build_small("swin").state_dict()
+    assert "hid.enc.0.block.attn.relative_position_index" in swin
+    assert "hid.enc.0.block.attn_mask" not in swin  # unshifted layer: no mask
+    assert swin["hid.enc.1.block.attn_mask"].shape == (4, 16, 16)  # 8x8 latent, window 4
+    assert "hid.enc.1.block.attn.relative_position_bias_table" in swin
+    cnx = set(build_small("convnext").state_dict())
+    assert {"hid.enc.1.block.conv_dw.weight", "hid.enc.1.block.gamma", "hid.enc.1.block.mlp.fc2.bias"} <= cnx
+    mix = set(build_small("mlpmixer").state_dict())
+    assert {"hid.enc.1.block.mlp_tokens.fc1.weight", "hid.enc.1.block.mlp_channels.fc2.weight"} <= mix
+    vit = set(build_small("vit").state_dict())
+    assert {"hid.enc.1.block.attn.qkv.weight", "hid.enc.1.block.attn.proj.bias"} <= vit
+
+
+def test_full_size_swin_mask_buffer_shape() -> None:
+    cfg = load_config("weatherbench-s-t2m_swin")
+    with torch.device("meta"):
+        model = build_model_from_config(cfg)
+    sd = model.state_dict()
+    assert sd["hid.enc.1.block.attn_mask"].shape == (32, 16, 16)  # spec 1a: [nW, ws^2, ws^2]
+    assert "hid.enc.2.block.attn_mask" not in sd
+
+
+def test_drop_path_schedule_and_layer_scales() -> None:
+    model = build_small("gsta", N_T=5, drop_path=0.2)
+    ps = [blk.block.drop_path.p for blk in model.hid.enc]
+    expected = torch.linspace(0.01, 0.2, 5).tolist()
+    assert ps == pytest.approx(expected)
+    assert ps[-1] == 0.2
+    blk = model.hid.enc[1].block
+    assert torch.all(blk.layer_scale_1 == 1e-2)
+    # IncepU has no drop path at all; ConvMixer neither
+    assert not any("DropPath" in type(m).__name__ for m in build_small("convmixer").modules())
+
+
+def test_inits_follow_the_spec() -> None:
+    torch.manual_seed(0)
+    spec = BlockSpec(dim=256, out_dim=256, layer_i=1, resolution=(16, 32), mlp_ratio=8.0, drop=0.0, drop_path=0.0)
+    gsta = SUBBLOCKS["gsta"](spec)
+    w = gsta.mlp.fc1.weight  # 1x1 conv 256 -> 2048: fan_out = 2048
+    assert float(w.detach().std()) == pytest.approx((2 / 2048) ** 0.5, rel=0.05)
+    assert float(gsta.attn.proj_1.bias.detach().abs().max()) == 0.0
+    tau = SUBBLOCKS["tau"](spec)
+    # TAU's attention is created after the init pass: PyTorch default (non-zero bias)
+    assert float(tau.attn.proj_1.bias.detach().abs().max()) > 0.0
+    assert float(tau.mlp.fc1.bias.detach().abs().max()) == 0.0
+    swin = SUBBLOCKS["swin"](spec)
+    assert float(swin.attn.relative_position_bias_table.detach().std()) == pytest.approx(0.02, rel=0.15)
+    assert float(swin.attn.qkv.weight.detach().std()) == pytest.approx(0.02, rel=0.05)
+    assert float(swin.attn.qkv.bias.detach().abs().max()) == 0.0
+
+
+# ------------------------------------------------------------------------ Swin mask
+def _swin_pair() -> tuple[SwinBlock, SwinBlock]:
+    spec = BlockSpec(dim=16, out_dim=16, layer_i=1, resolution=(8, 8), mlp_ratio=2.0, drop=0.0, drop_path=0.0)
+    torch.manual_seed(0)
+    masked = SwinBlock(spec, shift_mask=True).eval()
+    with torch.no_grad():  # larger weights so that attention is far from uniform
+        for p in masked.attn.parameters():
+            p.normal_(0.0, 0.2)
+    unmasked = SwinBlock(spec, shift_mask=False).eval()
+    unmasked.load_state_dict(masked.state_dict())
+    assert masked.shift_size == 2 and masked.window_size == 4
+    return masked, unmasked
+
+
+def test_swin_mask_blocks_attention_across_shift_regions() -> None:
+    """After the cyclic shift by 2, original rows 0 and 6 share a window but lie in
+    different regions: with the mask, perturbing (0, 6) cannot change the output at (6, 6);
+    perturbing (7, 6) (same region) must. OpenSTL's maskless variant leaks across."""
+    masked, unmasked = _swin_pair()
+    torch.manual_seed(1)
+    x = torch.randn(1, 16, 8, 8)
+    other_region, same_region = x.clone(), x.clone()
+    bump = 3.0 * torch.randn(16)  # not constant across channels: LayerNorm would remove that
+    other_region[0, :, 0, 6] += bump
+    same_region[0, :, 7, 6] += bump
+    with torch.no_grad():
+        base_m, base_u = masked(x), unmasked(x)
+        assert torch.allclose(masked(other_region)[0, :, 6, 6], base_m[0, :, 6, 6], atol=1e-6)
+        assert not torch.allclose(masked(same_region)[0, :, 6, 6], base_m[0, :, 6, 6], atol=1e-4)
+        assert not torch.allclose(unmasked(other_region)[0, :, 6, 6], base_u[0, :, 6, 6], atol=1e-4)
+        assert not torch.allclose(base_m, base_u, atol=1e-5)
+
+
+def test_swin_mask_flag_only_matters_on_shifted_layers() -> None:
+    spec = BlockSpec(dim=16, out_dim=16, layer_i=0, resolution=(8, 8), mlp_ratio=2.0, drop=0.0, drop_path=0.0)
+    a = SwinBlock(spec, shift_mask=True).eval()
+    b = SwinBlock(spec, shift_mask=False).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    # whole model: the flag changes the output but not the state-dict keys
+    m1 = build_small("swin", seed=3).eval()
+    m2 = build_small("swin", seed=3, swin_shift_mask=False).eval()
+    assert m1.state_dict().keys() == m2.state_dict().keys()
+    m2.load_state_dict(m1.state_dict())
+    xx = torch.randn(1, 4, 2, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(m1(xx), m2(xx), atol=1e-6)
+
+
+def test_shift_mask_values() -> None:
+    mask = shift_attention_mask(8, 8, 4, 2)
+    assert mask.shape == (4, 16, 16)
+    assert torch.all(mask[0] == 0)  # the top-left window holds one region only
+    assert set(mask.unique().tolist()) == {-100.0, 0.0}
+    assert torch.equal(mask, mask.transpose(1, 2))
+
+
+# ------------------------------------------------------------- output-length adaptation
+def test_fewer_output_frames_keep_the_first() -> None:
+    full = build_small("gsta", seed=5).eval()
+    short = build_small("gsta", seed=5, out_frames=1).eval()
+    short.load_state_dict(full.state_dict())
+    x = torch.randn(2, 4, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(short(x), full(x)[:, :1])
+
+
+def test_more_output_frames_roll_out_autoregressively() -> None:
+    model = build_small("gsta", "svq", seed=6, out_frames=10).eval()
+    x = torch.randn(1, 4, 2, 16, 16)
+    with torch.no_grad():
+        y = model(x)
+        a = model.step(x)
+        b = model.step(a)
+        c = model.step(b)
+    assert y.shape == (1, 10, 2, 16, 16)
+    assert torch.allclose(y, torch.cat([a, b, c[:, :2]], dim=1))
+
+
+def test_rollout_gradients_flow_through_every_call() -> None:
+    model = build_small("convnext", seed=7, out_frames=10).train()
+    x = torch.randn(1, 4, 2, 16, 16, requires_grad=True)
+    y = model(x)
+    y[:, 8:].sum().backward()  # frames of the third (partial) call only
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0.0
+
+
+def test_aux_loss_and_diagnostics_attributes() -> None:
+    model = build_small("gsta")
+    model(torch.randn(1, 4, 2, 16, 16))
+    assert float(model.aux_loss) == 0.0 and model.quantizer_diagnostics == {}
+
+
+def test_post_vq_quantizes_translator_output() -> None:
+    pre = build_small("gsta", "svq", seed=8).eval()
+    post = build_small("gsta", "svq", seed=8, post_vq=True).eval()
+    post.load_state_dict(pre.state_dict())
+    x = torch.randn(1, 4, 2, 16, 16)
+    seen: list[torch.Tensor] = []
+    h = post.quantizer.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        latent, _ = post.enc(x.reshape(4, 2, 16, 16))
+        hid = post.hid(latent.reshape(1, 32, 8, 8)).reshape(4, 8, 8, 8)
+        post(x)
+    h.remove()
+    assert torch.allclose(seen[0], hid, atol=1e-6)
+    with torch.no_grad():
+        assert not torch.allclose(pre(x), post(x))
+
+
+def test_wrong_input_shape_is_a_data_error() -> None:
+    from svqcast.errors import DataError
+
+    with pytest.raises(DataError, match="expects input"):
+        build_small("gsta")(torch.randn(1, 3, 2, 16, 16))
+
+
+def test_build_model_api_overrides_codebook() -> None:
+    import svqcast
+
+    with torch.device("meta"):
+        m = svqcast.build_model("weatherbench-s-t2m_gsta_svq", overrides={"model.codebook_size": 4096})
+    assert m.quantizer.codebook.shape == (4096, 32)
+    # (C*k + k) + (k*N + N) + N*C with C=32, k=128
+    expected = 12_758_305 + (32 * 128 + 128) + (128 * 4096 + 4096) + 4096 * 32
+    assert sum(p.numel() for p in m.parameters()) == expected
+
+
+def test_config_is_not_mutated() -> None:
+    cfg = small_cfg("gsta")
+    before = copy.deepcopy(cfg)
+    build_model_from_config(cfg)
+    assert cfg == before
