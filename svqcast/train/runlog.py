@@ -1,0 +1,239 @@
+"""What a run writes while it trains: per-epoch metrics files and progress on stderr.
+
+* ``RUN/metrics.csv`` and ``RUN/metrics.jsonl``: one row per finished epoch with the
+  columns of :data:`COLUMNS`. Both are rewritten atomically on every epoch, so a crash
+  never leaves a torn line, and a resumed run drops rows of epochs it is about to redo.
+* TensorBoard scalars under ``RUN/tensorboard/`` when ``train.tensorboard = true``
+  (needs the ``tensorboard`` extra).
+* Progress on stderr: Rich bars (epoch and step, loss, ETA) on a terminal, plain log
+  lines otherwise (CI logs, ``nohup``), nothing with ``progress="none"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from svqcast.errors import MissingExtraError
+from svqcast.fsutil import atomic_write_text
+
+COLUMNS = (
+    "epoch",  # 0-based epoch index
+    "step",  # optimizer steps done after this epoch (all epochs)
+    "lr",  # learning rate of the epoch's first step
+    "train_loss",  # mean training loss (criterion + weighted aux) over the epoch's samples
+    "train_aux_loss",  # mean quantizer auxiliary loss (unweighted) over the epoch's samples
+    "val_loss",  # mean validation loss over all validation samples
+    "best_val_loss",  # best validation loss so far
+    "is_best",  # this epoch's weights were written to RUN/best/
+    "seconds",  # wall time of the epoch (training + validation)
+    "samples_per_s",  # training samples per second, all ranks together
+)
+
+
+class RunLog:
+    """metrics.csv / metrics.jsonl (and optional TensorBoard) of one run directory."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = False, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.rows: list[dict[str, Any]] = []
+        self._tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise MissingExtraError("TensorBoard logging", "tensorboard", "tensorboard") from None
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
+    @property
+    def jsonl_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def csv_path(self) -> Path:
+        return self.run_dir / "metrics.csv"
+
+    def load_existing(self, before_epoch: int) -> None:
+        """Keep the rows of epochs < `before_epoch` from an earlier (interrupted) run."""
+        self.rows = [r for r in read_metrics(self.run_dir) if int(r["epoch"]) < before_epoch]
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        row = {k: row.get(k) for k in COLUMNS}
+        self.rows.append(row)
+        self._write()
+        if self._tb is not None:
+            for key in ("lr", "train_loss", "train_aux_loss", "val_loss", "samples_per_s"):
+                value = row.get(key)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, int(row["epoch"]))
+            self._tb.flush()
+
+    def _write(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.csv_path, buf.getvalue())
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``RUN/metrics.jsonl`` (empty when the run has not finished an epoch)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _fmt_seconds(sec: float) -> str:
+    sec = int(round(sec))
+    h, rem = divmod(sec, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+
+class Progress:
+    """Progress reporting; the base class is silent (``progress="none"``, ranks > 0)."""
+
+    def start(self, first_epoch: int, epochs: int) -> None: ...
+
+    def start_epoch(self, epoch: int, steps: int, lr: float) -> None: ...
+
+    def step(self, done: int, loss: float) -> None: ...
+
+    def end_epoch(self, row: Mapping[str, Any]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _epoch_line(row: Mapping[str, Any], epochs: int) -> str:
+    val = row.get("val_loss")
+    val_s = f"{val:.5f}" if isinstance(val, float) else "-"
+    return (
+        f"epoch {int(row['epoch']) + 1}/{epochs}  train_loss {row['train_loss']:.5f}  "
+        f"val_loss {val_s}  lr {row['lr']:.3g}  {row['seconds']:.1f}s  "
+        f"{row['samples_per_s']:.1f} samples/s{'  *best' if row.get('is_best') else ''}"
+    )
+
+
+class PlainProgress(Progress):
+    """Timestamped lines on stderr: one per epoch, plus a few within long epochs."""
+
+    def __init__(self, stream: Any = None, lines_per_epoch: int = 4) -> None:
+        self.stream = stream or sys.stderr
+        self.lines_per_epoch = lines_per_epoch
+        self.epochs = 0
+        self._steps = 0
+        self._epoch = 0
+        self._t0 = time.perf_counter()
+
+    def _print(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"[{stamp}] {text}", file=self.stream, flush=True)
+
+    def start(self, first_epoch: int, epochs: int) -> None:
+        self.epochs = epochs
+        if first_epoch:
+            self._print(f"resuming at epoch {first_epoch + 1}/{epochs}")
+
+    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
+        self._epoch, self._steps, self._t0 = epoch, steps, time.perf_counter()
+
+    def step(self, done: int, loss: float) -> None:
+        every = max(1, self._steps // self.lines_per_epoch)
+        if done % every == 0 and done < self._steps:
+            elapsed = time.perf_counter() - self._t0
+            eta = elapsed / done * (self._steps - done)
+            self._print(
+                f"epoch {self._epoch + 1}/{self.epochs} step {done}/{self._steps} "
+                f"loss {loss:.5f} eta {_fmt_seconds(eta)}"
+            )
+
+    def end_epoch(self, row: Mapping[str, Any]) -> None:
+        self._print(_epoch_line(row, self.epochs))
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+
+class RichProgress(Progress):
+    """Two Rich bars on stderr: epochs, and steps of the current epoch (loss, ETA)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as _RichProgress
+
+        self.console = Console(stderr=True, highlight=False)
+        self.bars = _RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.epochs = 0
+        self._epoch_task: Any = None
+        self._step_task: Any = None
+
+    def start(self, first_epoch: int, epochs: int) -> None:
+        self.epochs = epochs
+        self.bars.start()
+        self._epoch_task = self.bars.add_task("epochs", total=epochs, completed=first_epoch, info="")
+
+    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
+        if self._step_task is not None:
+            self.bars.remove_task(self._step_task)
+        self._step_task = self.bars.add_task(
+            f"epoch {epoch + 1}", total=steps, info=f"lr {lr:.3g}"
+        )
+
+    def step(self, done: int, loss: float) -> None:
+        self.bars.update(self._step_task, completed=done, info=f"loss {loss:.5f}")
+
+    def end_epoch(self, row: Mapping[str, Any]) -> None:
+        self.bars.console.print(_epoch_line(row, self.epochs))
+        self.bars.update(self._epoch_task, completed=int(row["epoch"]) + 1)
+
+    def message(self, text: str) -> None:
+        self.bars.console.print(text)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+def make_progress(kind: str = "auto", enabled: bool = True) -> Progress:
+    """``auto``: Rich on a terminal, plain lines otherwise; ``rich``, ``plain``, ``none``."""
+    if not enabled or kind == "none":
+        return Progress()
+    if kind == "auto":
+        kind = "rich" if sys.stderr.isatty() else "plain"
+    return RichProgress() if kind == "rich" else PlainProgress()
