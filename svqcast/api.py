@@ -31,4 +31,36 @@ def load_model(ref: str | Path | None = None, *, device: str = "cpu"):
     return _load_model(ref, device=device)
 
 
-__all__ = ["build_model", "load_config", "load_model"]
+def train(
+    preset_or_config: str | Path | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    run_dir: str | Path | None = None,
+    max_epochs: int | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Train a preset / TOML file / config dict; returns the run directory
+    (`best/`, `last/`, `trainer_state.pt`, `metrics.csv`). Keyword options (`resume`,
+    `dataset`, `precision`, `seed`, `deterministic`, `progress`) are those of
+    `svqcast.train.loop.train`; see docs/training.md."""
+    from svqcast.train.loop import train as _train
+
+    return _train(preset_or_config, overrides, run_dir=run_dir, max_epochs=max_epochs, **kwargs)
+
+
+def evaluate(
+    ref: str | Path,
+    dataset: str | None = None,
+    split: str = "test",
+    per_lead_time: bool = False,
+    compat: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Score a run dir / checkpoint dir / zoo model on a dataset split: OpenSTL-compatible
+    and WeatherBench2-style scores of the model, persistence and climatology (a JSON-ready
+    dict; see docs/evaluation.md)."""
+    from svqcast.evaluate import evaluate as _evaluate
+
+    return _evaluate(ref, dataset, split, per_lead_time, compat, **kwargs)
+
+
+__all__ = ["build_model", "load_config", "load_model", "train", "evaluate"]
