@@ -1,0 +1,241 @@
+"""`svqcast predict` end to end on the real embedded ERA5 sample.
+
+The bundled zoo model (the default) is used where the claim is about the shipped product
+(CF file, Kelvin, plausible values); a tiny random-weight checkpoint where the claim is
+about input handling (the same forecast from every spelling of the same input).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from _predict_fixtures import SAMPLE, make_tiny_checkpoint, open_sample
+
+INIT = "2019-03-29T00:00"
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days of the sample ending at INIT + 1 day (small and quick to read)."""
+    path = tmp_path_factory.mktemp("inputs") / "input.nc"
+    open_sample().sel(time=slice("2019-03-28T00", "2019-03-30T00")).to_netcdf(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from svqcast.cli import main
+
+    try:
+        main.run([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+REQUIRED_GLOBAL = ("Conventions", "source", "history", "references", "title")
+
+
+def cf_check(path: Path) -> list[str]:
+    """The CF attributes ARCHITECTURE.md section 3 requires; returns the problems found."""
+    import netCDF4
+
+    problems = []
+    with netCDF4.Dataset(path) as nc:
+        for attr in REQUIRED_GLOBAL:
+            if not getattr(nc, attr, None):
+                problems.append(f"global attribute {attr} missing")
+        if getattr(nc, "Conventions", "") != "CF-1.8":
+            problems.append("Conventions is not CF-1.8")
+        want_dims = {"time", "lead_time", "lat", "lon"}
+        if set(nc.dimensions) != want_dims:
+            problems.append(f"dims {set(nc.dimensions)} != {want_dims}")
+        expect = {
+            "time": {"standard_name": "forecast_reference_time"},
+            "lead_time": {"standard_name": "forecast_period"},
+            "lat": {"standard_name": "latitude", "units": "degrees_north"},
+            "lon": {"standard_name": "longitude", "units": "degrees_east"},
+        }
+        for name, attrs in expect.items():
+            for k, v in attrs.items():
+                if getattr(nc[name], k, None) != v:
+                    problems.append(f"{name}.{k} != {v}")
+        for name in ("time", "lead_time"):
+            if not getattr(nc[name], "units", None):
+                problems.append(f"{name} has no units")
+        data_vars = [v for v in nc.variables if nc[v].dimensions == ("time", "lead_time", "lat", "lon")]
+        if not data_vars:
+            problems.append("no forecast variable")
+        for v in data_vars:
+            var = nc[v]
+            if var.dtype != np.float32:
+                problems.append(f"{v} is {var.dtype}, not float32")
+            if not getattr(var, "units", None):
+                problems.append(f"{v} has no units")
+            if not (getattr(var, "standard_name", None) or getattr(var, "long_name", None)):
+                problems.append(f"{v} has neither standard_name nor long_name")
+            if not var.filters().get("zlib"):
+                problems.append(f"{v} not zlib-compressed")
+            if var.chunking() != [1, 1, var.shape[2], var.shape[3]]:
+                problems.append(f"{v} chunks {var.chunking()} are not one per lead time")
+    return problems
+
+
+# --------------------------------------------------------------------------- the shipped model
+
+
+def test_predict_with_the_bundled_model_writes_a_cf_file_in_kelvin(sample_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "forecast.nc"
+    code, stdout, err = run(["predict", sample_file, "-o", out, "--init-time", INIT, "--lead-time", "24h", "--format", "json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["autoregressive"] is True and report["steps"] == 24
+    assert cf_check(out) == []
+    ds = xr.open_dataset(out)
+    assert ds["t2m"].attrs["units"] == "K" and ds["t2m"].attrs["standard_name"] == "air_temperature"
+    assert ds["t2m"].shape == (1, 24, 32, 48)
+    values = ds["t2m"].values
+    assert np.isfinite(values).all()
+    # physically plausible for the UK in late March, and close to what actually happened
+    assert 255.0 < values.min() and values.max() < 300.0
+    truth = open_sample()["t2m"].sel(time=slice("2019-03-29T01", "2019-03-30T00")).values
+    assert np.abs(values[0] - truth).mean() < 4.0
+    assert ds.attrs["svqcast_autoregressive"] == "true"
+    assert ds.attrs["svqcast_model"] == "era5-uk-t2m_gsta_svq"
+    assert "2312.03406" in ds.attrs["references"] and "svqcast predict" in ds.attrs["history"]
+
+
+def test_api_predict_returns_what_the_cli_writes(sample_file: Path, tmp_path: Path, capsys) -> None:
+    import svqcast
+
+    out = tmp_path / "f.nc"
+    assert run(["predict", sample_file, "-o", out, "--init-time", INIT], capsys)[0] == 0
+    fc = svqcast.load_model()
+    api = fc.predict(xr.open_dataset(sample_file), steps=12, init_time=INIT)
+    written = xr.open_dataset(out)
+    np.testing.assert_array_equal(api["t2m"].values, written["t2m"].values)
+    assert list(api.dims) == list(written.dims)
+    for key in ("Conventions", "source", "references", "svqcast_autoregressive"):
+        assert api.attrs[key] == written.attrs[key]
+
+
+# --------------------------------------------------------------------------- same forecast, other spellings
+
+
+def _variants(tmp: Path) -> dict[str, Path]:
+    base = xr.open_dataset(SAMPLE).sel(time=slice("2019-03-28T00", INIT)).load()
+    out = {}
+    out["lat_reversed"] = base.isel(lat=slice(None, None, -1))
+    wrapped = base.assign_coords(lon=np.mod(base["lon"] + 360.0, 360.0)).sortby("lon")  # 0..360
+    out["lon_0_360"] = wrapped
+    out["renamed"] = base.rename(t2m="2m_temperature")
+    c = base.copy()
+    c["t2m"] = base["t2m"] - 273.15
+    c["t2m"].attrs["units"] = "degC"
+    out["celsius"] = c
+    paths = {}
+    for name, ds in out.items():
+        paths[name] = tmp / f"{name}.nc"
+        ds.to_netcdf(paths[name])
+    base.to_netcdf(tmp / "base.nc")
+    paths["base"] = tmp / "base.nc"
+    return paths
+
+
+def test_equivalent_inputs_give_the_same_forecast(tiny: Path, tmp_path: Path, capsys) -> None:
+    paths = _variants(tmp_path)
+    forecasts = {}
+    for name, path in paths.items():
+        out = tmp_path / f"fc_{name}.nc"
+        code, _, err = run(["predict", path, "-o", out, "--model", tiny, "--steps", "6"], capsys)
+        assert code == 0, f"{name}: {err}"
+        forecasts[name] = xr.open_dataset(out)["t2m"].values
+    base = forecasts.pop("base")
+    assert base.shape == (1, 6, 32, 48)
+    for name, values in forecasts.items():
+        tol = 2e-3 if name == "celsius" else 0.0  # float32 round trip through degC
+        np.testing.assert_allclose(values, base, atol=tol, rtol=0, err_msg=name)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("bad")
+    base = xr.open_dataset(SAMPLE).sel(time=slice("2019-03-28T00", INIT)).load()
+    cases = {
+        "missing_variable": base.rename(t2m="sst"),
+        "wrong_grid": base.isel(lat=slice(0, 20)),
+        "too_few_steps": base.isel(time=slice(-4, None)),
+    }
+    nan = base.copy(deep=True)
+    nan["t2m"][-1, 0, 0] = np.nan
+    cases["nans"] = nan
+    paths = {}
+    for name, ds in cases.items():
+        paths[name] = tmp / f"{name}.nc"
+        ds.to_netcdf(paths[name])
+    garbage = tmp / "unreadable.nc"
+    garbage.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    paths["unreadable"] = garbage
+    return paths
+
+
+@pytest.mark.parametrize(
+    "case,needle,code",
+    [
+        ("missing_variable", "no variable for the model's 't2m'", 3),
+        ("wrong_grid", "grid mismatch", 3),
+        ("too_few_steps", "too few time steps", 3),
+        ("nans", "NaN", 3),
+        ("unreadable", "unreadable.nc: cannot read", 3),
+    ],
+)
+def test_bad_inputs_one_line_no_traceback(case, needle, code, bad_inputs, tiny: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "never.nc"
+    rc, stdout, err = run(["predict", bad_inputs[case], "-o", out, "--model", tiny], capsys)
+    assert rc == code
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert "Traceback" not in err + stdout
+    assert not out.exists()
+
+
+def test_output_in_missing_directory_is_refused_before_compute(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+    rc, _, err = run(["predict", sample_file, "-o", tmp_path / "no" / "such" / "f.nc", "--model", tiny], capsys)
+    assert rc == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_overwrite_and_check(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "f.nc"
+    out.write_text("keep me")
+    rc, _, err = run(["predict", sample_file, "-o", out, "--model", tiny], capsys)
+    assert rc == 2 and "--overwrite" in err and out.read_text() == "keep me"
+    rc, stdout, _ = run(["predict", sample_file, "--check", "--model", tiny, "--init-time", INIT, "--format", "json"], capsys)
+    report = json.loads(stdout)
+    assert rc == 0 and report["ok"] and report["init_times"][0].startswith("2019-03-29T00")
+    assert report["variables"] == {"t2m": "t2m"} and report["steps"] == 12
+    rc, _, _ = run(["predict", sample_file, "-o", out, "--model", tiny, "--overwrite", "--steps", "3"], capsys)
+    assert rc == 0 and xr.open_dataset(out).sizes["lead_time"] == 3
+
+
+def test_a_real_subprocess_run_has_no_traceback(bad_inputs, tiny: Path, tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "svqcast.cli.main", "predict", str(bad_inputs["nans"]), "-o", str(tmp_path / "x.nc"), "--model", str(tiny)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert res.returncode == 3 and "Traceback" not in res.stderr and res.stderr.startswith("error: ")
