@@ -166,15 +166,19 @@ def prepare_cmd(
     official_validation: Annotated[bool, typer.Option(
         "--official-validation", help="Official split: no held-out validation, val = test (OpenSTL behaviour).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if a prepared store exists.")] = False,
+    years: Annotated[Optional[list[str]], typer.Option(
+        "--years", help="WeatherBench: replace a split's years, SPLIT=A:B (repeatable), e.g. --years test=2018:2018.",
+        metavar="SPLIT=A:B")] = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Write the standard store (netCDF per split), stats.json (training split) and a manifest.
 
     Example: svqcast prepare weatherbench-s-t2m --root /data
     """
-    from svqcast.data.prepare import MANIFEST, prepare, read_json
+    from svqcast.data.prepare import MANIFEST, parse_split_years, prepare, read_json
 
-    target = prepare(dataset, root, official_validation=official_validation, force=force, log=log)
+    select = parse_split_years(dataset, years, official_validation) if years else None
+    target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
     manifest = read_json(target / MANIFEST)
     report = {"dataset": dataset, "path": str(target), "frames": manifest["frames"],
               "files": {k: v["sha256"] for k, v in manifest["files"].items()}}

@@ -88,7 +88,8 @@ class DatasetEntry:
 
     @property
     def time_kind(self) -> str:
-        return "frame" if self.kind == "video" else "datetime"
+        """"frame" (integer frame index) for video and for data without timestamps."""
+        return str(self.extra.get("time_kind", "frame" if self.kind == "video" else "datetime"))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -212,13 +213,17 @@ def _build() -> dict[str, DatasetEntry]:
         official_select={"val_last": 0},
         source="OpenSTL release dataset.npz (pre-windowed (N,4,2,32,32), values in [-1,1])",
         urls=(f"{OPENSTL_RELEASE}/taxibj_dataset.zip",),
-        size=f"{_human(20961 * 8 * 2 * 1024 * 4)} as float32 (20,961 windows x 8 frames)",
+        size=f"{_human(20961 * 8 * 2 * 1024 * 4)} stored as float32 (paper Table 1: 20,461 train + 500 test windows "
+             "x 8 frames); archive size not published",
         citation="Zhang, Zheng, Qi (2017), Deep spatio-temporal residual networks for citywide crowd flows prediction, AAAI",
         licence="research use (distributed by the ST-ResNet authors and OpenSTL)",
         normalisation="none",
         clip_range=(0.0, 1.0),
         notes=("Values are mapped (x+1)/2 to [0,1] as in OpenSTL; no further normalisation.",
-               "The windows are pre-cut upstream; svqcast keeps them as 8-frame segments (4 in + 4 out)."),
+               "The windows are pre-cut upstream; svqcast keeps them as 8-frame segments (4 in + 4 out).",
+               "dataset.npz has no timestamps: times are frame indices within a window. The original "
+               "BJ*_M32x32_T30_InOut.h5 files can be read (readers.read_taxibj_h5) but are not prepared."),
+        extra={"time_kind": "frame"},
     ))
     kth_select = {"persons": {"train": list(range(1, 15)), "val": [15, 16], "test": list(range(17, 26))},
                   "stride": {"boxing": 30, "handclapping": 30, "handwaving": 30, "walking": 30, "jogging": 3, "running": 3}}
@@ -244,7 +249,7 @@ def _build() -> dict[str, DatasetEntry]:
         urls=(f"{OPENSTL_RELEASE}/kth_action.zip",)
         + tuple(f"http://www.csc.kth.se/cvap/actions/{a}.zip"
                 for a in ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")),
-        size="about 289k frames at 128x128 uint8 (4.7 GB stored)",
+        size="about 600 clips (25 persons x 6 actions x 4 scenarios); 16 KB per stored 128x128 frame; archive size not published",
         citation="Schuldt, Laptev, Caputo (2004), Recognizing human actions: a local SVM approach, ICPR",
         licence="no stated licence; research use",
         sample_stride=30,
@@ -273,14 +278,16 @@ def _build() -> dict[str, DatasetEntry]:
         source="PredNet's kitti_data.zip (hkl) and Caltech Pedestrian .seq (or OpenSTL's kitticaltech_npy layout)",
         urls=("https://www.dropbox.com/s/rpwlnn6j39jjme4/kitti_data.zip?dl=1",
               "https://data.caltech.edu/records/f6rph-90m20/files/data_and_labels.zip?download=1"),
-        size="about 41k KITTI + 1.4k x 11 Caltech frames at 128x160x3 uint8",
+        size="61 KB per stored 128x160x3 frame; archive sizes not published",
         citation="Geiger et al. (2013) KITTI, IJRR; Dollar et al. (2009) Caltech Pedestrian, CVPR; PredNet (Lotter et al. 2017)",
         licence="KITTI: CC BY-NC-SA 3.0; Caltech Pedestrian: research use",
         sample_stride=11,
         normalisation="none",
         clip_range=(0.0, 1.0),
-        notes=("Non-overlapping 11-frame sequences within one source video.",
-               "Official Caltech frames are BGR (cv2) while KITTI is RGB; svqcast converts both to RGB."),
+        notes=("Non-overlapping 11-frame sequences within one source video (forward scan, as PredNet/OpenSTL).",
+               "Caltech .seq videos need OpenCV: svqcast prepares the test split from OpenSTL's kitticaltech_npy "
+               "layout (test_data.npy / test_idx.npy) and keeps its channel order (official Caltech frames are BGR).",
+               "The model sees 10 frames and is scored on the first predicted frame (10 -> 1)."),
     ))
     entries.append(DatasetEntry(
         name="human36m",
@@ -301,13 +308,14 @@ def _build() -> dict[str, DatasetEntry]:
         official_select={"subjects": {"train": ["S1", "S5", "S6", "S7", "S8"], "val": ["S9", "S11"], "test": ["S9", "S11"]}},
         source="UPenn volumetric h36m tars of jpg frames, resized to 256x256; meta lines prefix,begin,end",
         urls=tuple(f"http://visiondata.cis.upenn.edu/volumetric/h36m/S{s}.tar" for s in (1, 5, 6, 7, 8, 9, 11)),
-        size="7 subject tars (hundreds of GB upstream); meta: 73,404 train / 8,582 test lines",
+        size="7 subject tars; meta: 73,404 train / 8,582 test lines; 196 KB per stored 256x256x3 frame",
         citation="Ionescu et al. (2014), Human3.6M, IEEE TPAMI",
         licence="Human3.6M licence: academic research only (registration required)",
         normalisation="none",
         clip_range=(0.0, 1.0),
-        notes=("A sample is frames begin, begin+5, ..., begin+35 of one video (meta line prefix,begin,end).",
-               "Official frames are BGR (cv2.imread); svqcast reads RGB."),
+        notes=("A sample is frames begin, begin+5, ..., begin+35 of one video (meta line prefix,begin,end); "
+               "frames are images/<prefix>_<frame:06d>.jpg.",
+               "Official frames are BGR (cv2.imread); svqcast reads RGB. Frames not 256x256 are resized bicubic."),
     ))
 
     # ---- embedded real samples (shipped in svqcast/data/samples) ----

@@ -138,6 +138,26 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
     return target
 
 
+def parse_split_years(name: str, items: list[str], official_validation: bool = False) -> dict[str, Any]:
+    """`["train=2016:2017", "test=2019"]` -> a `select` with those years replaced."""
+    from svqcast.data.sources import parse_years
+    from svqcast.errors import UsageError
+
+    entry = get_entry(name)
+    base = entry.official_select if official_validation else entry.select
+    if "years" not in base:
+        raise UsageError(f"--years applies to WeatherBench datasets, not {name}")
+    years = {k: list(v) for k, v in base["years"].items()}
+    for item in items:
+        split, _, rng = item.partition("=")
+        if split not in years or not rng:
+            raise UsageError(f"--years {item!r}: use SPLIT=A:B with SPLIT one of {', '.join(years)}")
+        parsed = parse_years(rng)
+        assert parsed is not None
+        years[split] = list(parsed)
+    return {**base, "years": years}
+
+
 def verify(directory: Path) -> dict[str, Any]:
     """Check every file of a prepared store against its manifest (DataError on mismatch)."""
     manifest = read_json(directory / MANIFEST)

@@ -295,3 +295,146 @@ class Wb2Store:
         if not np.isfinite(arr).all():
             raise DataError(f"{self.source}: {int((~np.isfinite(arr)).sum())} NaN/inf values in {name!r} for {year}")
         return arr, self.z.read(lat_name), self.z.read(lon_name)
+
+
+# ---- TaxiBJ ---------------------------------------------------------------------------
+
+def read_taxibj_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """OpenSTL's `taxibj/dataset.npz`: X_train, Y_train, X_test, Y_test, each (N, 4, 2, 32, 32)
+    in [-1, 1]. Returned as float32 mapped (x + 1) / 2 to [0, 1], as OpenSTL's loader does."""
+    path = Path(path)
+    z = _load_npz(path)
+    out = {}
+    for key in ("X_train", "Y_train", "X_test", "Y_test"):
+        if key not in z:
+            raise DataError(f"{path}: array {key!r} not found (has: {', '.join(z) or 'none'})")
+        a = z[key]
+        if a.ndim != 5 or a.shape[2] != 2:
+            raise DataError(f"{path}: {key} has shape {a.shape}, expected (N, T, 2, H, W)")
+        a = a.astype(np.float32)
+        _check_finite(path, key, a)
+        out[key] = (a + 1.0) / 2.0
+    if out["X_train"].shape[0] != out["Y_train"].shape[0] or out["X_test"].shape[0] != out["Y_test"].shape[0]:
+        raise DataError(f"{path}: X and Y sample counts differ")
+    return out
+
+
+def read_taxibj_h5(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The original TaxiBJ files (`BJ13_M32x32_T30_InOut.h5` ...): `data` (T, 2, 32, 32)
+    crowd flows and `date` (T,) byte strings `YYYYMMDDss`, ss = half-hour slot 01..48.
+    Returns (float32 flows, datetime64[ns] slot start times)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            if "data" not in f or "date" not in f:
+                raise DataError(f"{path}: needs datasets 'data' and 'date' (has: {', '.join(f.keys())})")
+            data = np.asarray(f["data"], dtype=np.float32)
+            dates = [d.decode() if isinstance(d, bytes) else str(d) for d in f["date"][()]]
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable or truncated HDF5 ({exc})") from None
+    if data.ndim != 4 or data.shape[1] != 2 or len(dates) != data.shape[0]:
+        raise DataError(f"{path}: 'data' has shape {data.shape} for {len(dates)} dates; expected (T, 2, H, W)")
+    _check_finite(path, "data", data)
+    try:
+        times = np.array([np.datetime64(f"{d[:4]}-{d[4:6]}-{d[6:8]}", "ns") + (int(d[8:]) - 1) * np.timedelta64(30, "m")
+                          for d in dates])
+    except ValueError:
+        raise DataError(f"{path}: 'date' entries are not YYYYMMDDss") from None
+    return data, times
+
+
+# ---- KittiCaltech ---------------------------------------------------------------------
+
+def read_hkl_array(path: str | os.PathLike[str], *, want_ndim: int | None = None) -> np.ndarray:
+    """The array in a hickle (`.hkl`, HDF5) file as PredNet wrote them: the largest dataset
+    in the file (hickle nests it as `data_0` / `data`, depending on the hickle version)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    found: list[tuple[int, str]] = []
+    try:
+        with h5py.File(path, "r") as f:
+            def visit(name: str, obj: object) -> None:
+                if isinstance(obj, h5py.Dataset) and (want_ndim is None or obj.ndim == want_ndim):
+                    found.append((int(np.prod(obj.shape)) if obj.shape else 1, name))
+
+            f.visititems(visit)
+            if not found:
+                raise DataError(f"{path}: no {want_ndim or ''}-D array in this hkl file")
+            name = max(found)[1]
+            arr = f[name][()]
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable or truncated hkl/HDF5 ({exc})") from None
+    if arr.dtype.kind in ("S", "O"):
+        arr = np.array([a.decode() if isinstance(a, bytes) else str(a) for a in arr.reshape(-1)])
+    return arr
+
+
+def read_kitti_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """PredNet KITTI `X_<split>.hkl` (N, 128, 160, 3) uint8 and `sources_<split>.hkl` (N,)."""
+    frames = read_hkl_array(directory / f"X_{split}.hkl", want_ndim=4)
+    sources = read_hkl_array(directory / f"sources_{split}.hkl", want_ndim=1)
+    if frames.shape[1:] != (128, 160, 3):
+        raise DataError(f"{directory / f'X_{split}.hkl'}: frames of shape {frames.shape[1:]}, expected (128, 160, 3)")
+    if len(sources) != len(frames):
+        raise DataError(f"{directory / f'sources_{split}.hkl'}: {len(sources)} sources for {len(frames)} frames")
+    return _as_uint8(frames, directory / f"X_{split}.hkl"), sources
+
+
+def read_kitticaltech_npy(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """OpenSTL's alternative layout `kitticaltech_npy/{split}_data.npy` (N, 128, 160, 3) and
+    `{split}_idx.npy` (start index of each 11-frame sequence)."""
+    d, i = directory / f"{split}_data.npy", directory / f"{split}_idx.npy"
+    try:
+        data = np.load(d, mmap_mode="r")
+        idx = np.load(i).astype(np.int64).reshape(-1)
+    except FileNotFoundError as exc:
+        raise DataError(f"{exc.filename}: file not found") from None
+    except ValueError as exc:
+        raise DataError(f"{d}: unreadable or truncated npy ({exc})") from None
+    if data.ndim != 4 or data.shape[-1] != 3:
+        raise DataError(f"{d}: shape {data.shape}, expected (N, H, W, 3)")
+    if idx.size and (idx.min() < 0 or idx.max() + 11 > len(data)):
+        raise DataError(f"{i}: sequence starts outside the {len(data)} frames")
+    return _as_uint8(np.asarray(data), d), idx
+
+
+def _as_uint8(frames: np.ndarray, path: Path) -> np.ndarray:
+    if frames.dtype == np.uint8:
+        return frames
+    f = frames.astype(np.float32)
+    _check_finite(path, "frames", f)
+    scale = 255.0 if f.max() <= 1.0 + 1e-6 else 1.0
+    return np.clip(np.round(f * scale), 0, 255).astype(np.uint8)
+
+
+# ---- Human3.6M ------------------------------------------------------------------------
+
+def read_human_meta(path: str | os.PathLike[str]) -> list[tuple[str, int, int]]:
+    """OpenSTL's Human3.6M meta file: one `prefix,begin,end` per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    out = []
+    for k, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3:
+            raise DataError(f"{path}:{k}: expected 'prefix,begin,end', got {line!r}")
+        try:
+            out.append((parts[0], int(parts[1]), int(parts[2])))
+        except ValueError:
+            raise DataError(f"{path}:{k}: begin/end are not integers in {line!r}") from None
+    return out
+
+
+def human_frame_path(images: Path, prefix: str, frame: int) -> Path:
+    """`images/<prefix>_<frame:06d>.jpg`, e.g. S1_Directions.54138969_000001.jpg."""
+    return images / f"{prefix}_{frame:06d}.jpg"
