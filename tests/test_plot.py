@@ -1,0 +1,97 @@
+"""`svqcast plot`: figure, GIF and the scores it reports, against a float64 oracle."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from _predict_fixtures import SAMPLE, era5_spec, open_sample
+from svqcast.errors import MissingExtraError
+
+INIT = np.datetime64("2019-03-29T00:00", "ns")
+
+
+@pytest.fixture(scope="module")
+def forecast_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A forecast file of 6 leads whose values are the truth + a known pattern."""
+    from svqcast.io import build_forecast_dataset, write_forecast
+
+    obs = open_sample()
+    truth = obs["t2m"].sel(time=slice("2019-03-29T01", "2019-03-29T06")).values.astype(np.float32)
+    offset = np.linspace(-1.0, 2.0, 32, dtype=np.float32)[None, :, None]  # varies with latitude
+    values = (truth + offset * np.arange(1, 7, dtype=np.float32)[:, None, None])[None, :, None]
+    ds = build_forecast_dataset(values, era5_spec(obs), np.array([INIT]), range(1, 7),
+                                source="t", history="t", trained_steps=12, model_ref="oracle")
+    path = tmp_path_factory.mktemp("plot") / "fc.nc"
+    write_forecast(ds, path)
+    return path
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    from svqcast.cli import main
+
+    try:
+        main.run([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plot_with_truth_scores_match_oracle(forecast_file: Path, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    # truth given in degC with ascending latitude: the same validation as predict input
+    obs = open_sample()
+    truth = obs.isel(lat=slice(None, None, -1))
+    truth["t2m"] = truth["t2m"] - 273.15
+    truth["t2m"].attrs["units"] = "degC"
+    truth_path = tmp_path / "truth.nc"
+    truth.sel(time=slice("2019-03-29T00", "2019-03-29T04")).to_netcdf(truth_path)  # covers leads 1..4 of 6
+
+    fig = tmp_path / "fig.png"
+    gif = tmp_path / "anim.gif"
+    code, out, err = _run(["plot", forecast_file, "--truth", truth_path, "-o", fig, "--animate", gif, "--format", "json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert [s["lead_time"] for s in result["scores"]] == ["1h", "2h", "3h", "4h"]
+    lat = obs["lat"].values.astype(np.float64)
+    offset = np.linspace(-1.0, 2.0, 32)
+    w = np.cos(np.deg2rad(lat))
+    w = w / w.mean()
+    for k, s in enumerate(result["scores"], start=1):
+        err_field = np.repeat((offset * k)[:, None], 48, axis=1)  # forecast - truth, exactly
+        assert s["mae"] == pytest.approx(np.mean(w[:, None] * np.abs(err_field)), abs=2e-3)
+        assert s["rmse"] == pytest.approx(np.sqrt(np.mean(w[:, None] * err_field**2)), abs=2e-3)
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size[0] > 500 and im.size[1] > 500
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 6
+
+
+def test_plot_without_truth_and_lead_selection(forecast_file: Path, tmp_path: Path, capsys) -> None:
+    from svqcast.plot import plot_forecast
+
+    res = plot_forecast(forecast_file, tmp_path / "a.png", lead_times=["2h", "6h"])
+    assert res["lead_times_mapped"] == ["2h", "6h"] and res["scores"] == []
+    code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "a.png"], capsys)
+    assert code == 2 and "--overwrite" in err
+    code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "b.png", "--lead-time", "9h"], capsys)
+    assert code == 2 and "9h" in err
+    code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "c.png", "--var", "u10"], capsys)
+    assert code == 2 and "u10" in err
+
+
+def test_missing_matplotlib_is_a_missing_extra_error(forecast_file: Path, tmp_path: Path, monkeypatch) -> None:
+    from svqcast.plot import plot_forecast
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(MissingExtraError, match=r"svqcast\[plot\]"):
+        plot_forecast(forecast_file, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
