@@ -63,4 +63,19 @@ def evaluate(
     return _evaluate(ref, dataset, split, per_lead_time, compat, **kwargs)
 
 
-__all__ = ["build_model", "load_config", "load_model", "train", "evaluate"]
+def get_split_dataset(name: str, split: str, **kwargs: Any):
+    """Normalised (input, target) windows of a dataset split (a torch Dataset with `.spec`
+    and `.times(i)`); embedded samples are prepared on first use. See docs/data.md."""
+    from svqcast.data import get_split_dataset as _get
+
+    return _get(name, split, **kwargs)
+
+
+def prepare_dataset(name: str, root: str | Path | None = None, **kwargs: Any) -> Path:
+    """`svqcast prepare`: raw files -> standard store + stats.json + manifest.json."""
+    from svqcast.data.prepare import prepare as _prepare
+
+    return _prepare(name, root, **kwargs)
+
+
+__all__ = ["build_model", "load_config", "load_model", "train", "evaluate", "get_split_dataset", "prepare_dataset"]
