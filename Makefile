@@ -22,8 +22,13 @@ venv: $(VENV)/.installed
 test: venv
 	$(PY) -m pytest
 
+# The bundled model forecasts 24 h of UK 2 m temperature from 29 March 2019 00 UTC (held-out
+# week of the embedded ERA5 sample; 12 h trained horizon + 12 h autoregressive), then maps
+# forecast, truth and error. Writes forecast.nc and forecast.png.
+DEMO_INPUT := svqcast/data/samples/era5_uk_t2m_2019-03.nc
 demo: venv
-	$(SVQCAST) models describe weatherbench-s-t2m_gsta_svq
+	$(SVQCAST) predict $(DEMO_INPUT) -o forecast.nc --init-time 2019-03-29T00:00 --lead-time 24h --overwrite
+	MPLBACKEND=Agg $(SVQCAST) plot forecast.nc --truth $(DEMO_INPUT) -o forecast.png --overwrite
 
 bench: venv
 	$(PY) benchmarks/svq_bench.py

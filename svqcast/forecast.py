@@ -195,10 +195,9 @@ class Forecaster:
         n_steps = self.resolve_steps(steps, lead_time)
         prep = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
         values, leads, calls = self.rollout(prep.frames, n_steps)
-        sha = self.meta.get("weights_sha256")
-        source = f"svqcast {__version__}; model {self.ref}" + (
-            f" (preset {self.meta.get('preset')}, weights sha256 {sha})" if sha else ""
-        )
+        details = [f"{k} {self.meta[m]}" for k, m in (("preset", "preset"), ("weights sha256", "weights_sha256"))
+                   if self.meta.get(m)]
+        source = f"svqcast {__version__}; model {self.ref}" + (f" ({', '.join(details)})" if details else "")
         history_line = f"{utc_now()} {history or 'svqcast.Forecaster.predict'}"
         extra = {
             "svqcast_input": prep.source,

@@ -44,9 +44,7 @@ def _predict(
 ) -> None:
     """Forecast from an input file with a trained model and write a CF-1.8 netCDF.
 
-    The input is validated against the model's data spec before any compute (variables and
-    their aliases, grid, time step, number of frames, units, NaNs). Lead times beyond the
-    trained horizon are rolled out autoregressively (the file's attributes say so).
+    The input is validated against the model's data spec before any compute (variables and their aliases, grid, time step, number of frames, units, NaNs). Lead times beyond the trained horizon are rolled out autoregressively (the file's attributes say so).
 
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
     """

@@ -96,8 +96,7 @@ def _push(
 ) -> None:
     """Upload a checkpoint to the Hugging Face Hub with a generated model card.
 
-    Uploads model.safetensors, config.json and a README.md card built from the config and
-    the run's metrics. Needs a token (HF_TOKEN or `hf auth login`).
+    Uploads model.safetensors, config.json and a README.md card built from the config and the run's metrics. Needs a token (HF_TOKEN or `hf auth login`).
 
     Example: svqcast models push runs/era5 --repo-id me/era5-uk-t2m-svq
     """
