@@ -117,7 +117,9 @@ def download_cmd(
     variables: Annotated[Optional[list[str]], typer.Option(
         "--variables", help="WeatherBench variables (folder or short names), repeatable; default: all.")] = None,
     years: Annotated[Optional[str], typer.Option("--years", help="Year range A:B (WeatherBench), e.g. 2010:2018.")] = None,
-    source: Annotated[str, typer.Option("--source", help="tum (WeatherBench netCDF zips) or wb2 (WeatherBench 2 zarr).")] = "tum",
+    source: Annotated[Optional[str], typer.Option(
+        "--source", help="WeatherBench: tum (netCDF zips, default) or wb2 (WeatherBench 2 zarr); "
+                         "KTH: openstl (jpg frames, default) or kth (original .avi zips).")] = None,
     from_path: Annotated[Optional[Path], typer.Option("--from", help="Adopt a local archive or folder instead of downloading.")] = None,
     mirror: Annotated[Optional[str], typer.Option("--mirror", help="Replace the upstream scheme://host (env SVQCAST_MIRROR).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be fetched and its size; fetch nothing.")] = False,

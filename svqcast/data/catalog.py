@@ -255,6 +255,10 @@ def _build() -> dict[str, DatasetEntry]:
         sample_stride=30,
         normalisation="none",
         clip_range=(0.0, 1.0),
+        extra={"sources": {"openstl": [f"{OPENSTL_RELEASE}/kth_action.zip"],
+                           "kth": [f"http://www.csc.kth.se/cvap/actions/{a}.zip" for a in
+                                   ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")]},
+               "default_source": "openstl"},
         notes=("Sequences of 30 frames scanned backwards within a clip: stride 30 (boxing, handclapping, handwaving, "
                "walking) or 3 (jogging, running), as in OpenSTL.",),
     ))

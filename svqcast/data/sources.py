@@ -334,14 +334,16 @@ def _year_filter(years: tuple[int, int] | None) -> Callable[[str], bool] | None:
 
 
 def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = None, years: tuple[int, int] | None = None,
-                  source: str = "tum", mirror: str | None = None) -> DownloadPlan:
+                  source: str | None = None, mirror: str | None = None) -> DownloadPlan:
+    """What `svqcast download` fetches. `source`: WeatherBench tum (default) | wb2; KTH
+    openstl (jpg frames, default) | kth (the original .avi zips); others: the upstream."""
     entry = get_entry(name)
     if entry.embedded:
         raise UsageError(f"{name} is embedded in svqcast: nothing to download (it is prepared on first use)")
     base = root / name
     raw = base / "raw"
     dl = base / "downloads"
-    plan = DownloadPlan(dataset=name, source=source)
+    plan = DownloadPlan(dataset=name, source=source or "")
     if name.startswith("weatherbench"):
         folders = sorted({v.folder for v in entry.variables})
         wanted = list(variables or [])
@@ -354,6 +356,8 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
             folders = sorted({v.folder for v in entry.variables if v.folder in wanted or v.name in wanted})
         plan.variables = folders
         plan.years = years or default_years(entry)
+        source = source or "tum"
+        plan.source = source
         if source == "wb2":
             if entry.subsample_step % 6:
                 raise UsageError(f"WeatherBench 2's 64x32 ERA5 store is 6-hourly; {name} needs hourly data: "
@@ -369,11 +373,20 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
             plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / f"{folder}_5.625deg.zip",
                                    extract_to=raw / folder, keep=_year_filter(plan.years), label=folder))
         return plan
-    if source not in ("tum", "default", "upstream"):
-        raise UsageError(f"--source {source!r} applies to WeatherBench datasets only")
     if variables:
         raise UsageError(f"--variables applies to WeatherBench datasets only, not {name}")
-    for url in entry.urls:
+    choices = entry.extra.get("sources", {})
+    if choices:
+        source = entry.extra["default_source"] if source in (None, "", "default") else source
+        if source not in choices:
+            raise UsageError(f"--source {source!r} for {name}: choose one of {', '.join(choices)}")
+        urls = list(choices[source])
+    elif source not in (None, "", "default", "upstream"):
+        raise UsageError(f"--source {source!r} applies to WeatherBench datasets (tum, wb2) and kth (openstl, kth)")
+    else:
+        urls = list(entry.urls)
+    plan.source = source or "upstream"
+    for url in urls:
         fname = PurePosixPath(urllib.parse.urlsplit(url).path).name or f"{name}.bin"
         sub = {"kitti_data.zip": "kitti", "data_and_labels.zip": "caltech"}.get(fname, "")
         plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / fname, extract_to=raw / sub if sub else raw,
