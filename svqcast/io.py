@@ -293,7 +293,7 @@ class PreparedInput:
             "input": self.source,
             "ok": True,
             "variables": self.variables,
-            "init_times": [str(t) for t in self.init_times],
+            "init_times": [str(t)[:19] if self.time_coord else int(t) for t in self.init_times],
             "frames_per_init": int(self.frames.shape[1]),
             "grid": list(self.frames.shape[-2:]),
             "notes": list(self.notes),

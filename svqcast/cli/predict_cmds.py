@@ -69,7 +69,7 @@ def _predict(
         def _text(r: dict[str, Any]) -> None:
             out_console.print(f"ok: {r['input']} can be forecast with {r['model']}")
             out_console.print(f"  variables: {', '.join(f'{k} <- {v}' for k, v in r['variables'].items())}")
-            out_console.print(f"  init times: {', '.join(r['init_times'])}; {r['frames_per_init']} input frames each")
+            out_console.print(f"  init times: {', '.join(map(str, r['init_times']))}; {r['frames_per_init']} input frames each")
             out_console.print(f"  steps: {r['steps']}" + (" (beyond the trained horizon: autoregressive)" if r["autoregressive"] else ""))
             for note in r["notes"]:
                 out_console.print(f"  note: {note}")
@@ -96,7 +96,7 @@ def _predict(
     def _text_done(r: dict[str, Any]) -> None:
         out_console.print(
             f"wrote {r['output']}: {var} {arr.shape[1]} lead times x {arr.shape[-2]}x{arr.shape[-1]} "
-            f"from {', '.join(r['init_times'])} with {r['model']}"
+            f"from {', '.join(map(str, r['init_times']))} with {r['model']}"
             + (" (autoregressive beyond the trained horizon)" if r["autoregressive"] else "")
             + f" in {r['seconds']:.1f} s"
         )
