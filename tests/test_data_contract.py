@@ -118,3 +118,16 @@ def test_custom_lengths_and_errors(root):
         get_split_dataset("weatherbench-m", "train", root=root, t_in=2)
     with pytest.raises(DataError, match="svqcast download weatherbench-s-t2m"):
         get_split_dataset("weatherbench-s-t2m", "train", root=root)
+
+
+def test_stale_embedded_store_is_rebuilt(tmp_path):
+    import json
+
+    ds = get_split_dataset("nyc-bike", "test", root=tmp_path)
+    man = tmp_path / "nyc-bike" / "prepared" / "manifest.json"
+    m = json.loads(man.read_text())
+    m["sources"]["nyc_bike_flow_2016.npz"] = "0" * 64  # as if prepared from an older shipped file
+    man.write_text(json.dumps(m))
+    again = get_split_dataset("nyc-bike", "test", root=tmp_path)
+    assert json.loads(man.read_text())["sources"]["nyc_bike_flow_2016.npz"] != "0" * 64
+    torch.testing.assert_close(again[5][0], ds[5][0])

@@ -237,6 +237,34 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
     np.testing.assert_array_equal(arr, want)
     np.testing.assert_array_equal(la, lat)
     assert "2m_temperature" not in local.z.arrays  # only the selected variables were fetched
+    # prepare reads the same local store: 6-hourly frames stored as they are (step 6 h / 6 h)
+    from svqcast.data.prepare import prepare
+
+    d = prepare("weatherbench-m", root, select={"years": {"train": [2017, 2017], "val": [2017, 2017],
+                                                          "test": [2017, 2017]}})
+    stored = xr.open_dataset(d / "train.nc")
+    np.testing.assert_array_equal(stored["time"].values, times[sel])
+    k = [str(c) for c in stored["channel"].values].index("t850")
+    np.testing.assert_array_equal(stored["data"].values[:, k], want)
+    assert int(stored.attrs["raw_steps"]) == 6 * int(sel.sum())  # in hours, for the official rule
     # hourly WeatherBench-S cannot come from the 6-hourly WB2 store
     code, _, err = cli(["download", "weatherbench-s-t2m", "--source", "wb2", "--root", str(root)], capsys)
     assert code == 2 and "6-hourly" in err
+
+
+def test_plan_variables_years_and_sources(tmp_path):
+    from svqcast.data.sources import plan_download
+    from svqcast.errors import UsageError
+
+    plan = plan_download("weatherbench-s-uv10", tmp_path, variables=["v10"], years=(2015, 2016))
+    assert [it.label for it in plan.items] == ["10m_v_component_of_wind"]
+    keep = plan.items[0].keep
+    assert keep("10m_v_component_of_wind_2016_5.625deg.nc") and not keep("10m_v_component_of_wind_2017_5.625deg.nc")
+    assert len(plan_download("weatherbench-m", tmp_path).items) == 4
+    assert [it.label for it in plan_download("kth", tmp_path).items] == ["kth_action.zip"]
+    assert len(plan_download("kth", tmp_path, source="kth").items) == 6
+    assert len(plan_download("human36m", tmp_path).items) == 7
+    with pytest.raises(UsageError, match="not in weatherbench-s-t2m"):
+        plan_download("weatherbench-s-t2m", tmp_path, variables=["tcc"])
+    with pytest.raises(UsageError, match="embedded"):
+        plan_download("era5-uk-t2m", tmp_path)

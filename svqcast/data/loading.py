@@ -46,6 +46,9 @@ def get_split_dataset(
     entry = get_entry(name)
     idx_in, idx_out = resolve_offsets(entry, t_in, t_out)
     directory = prepared_dir(name, root, official_validation)
+    if entry.embedded and is_prepared(directory) and _stale(entry, directory):
+        with _PREPARE_LOCK:  # the shipped sample changed (new svqcast version): rebuild
+            prepare(name, root, official_validation=official_validation, force=True)
     if not is_prepared(directory):
         if not entry.embedded:
             flag = " --official-validation" if official_validation else ""
@@ -89,6 +92,17 @@ def get_split_dataset(
         time_kind=entry.time_kind,
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+
+
+def _stale(entry: DatasetEntry, directory: Path) -> bool:
+    """True if an embedded sample's store was prepared from a different shipped file."""
+    from svqcast.data.prepare import MANIFEST
+    from svqcast.data.samples import sample_path
+    from svqcast.fsutil import sha256_file
+
+    src = sample_path(entry.sample_file or "")
+    recorded = read_json(directory / MANIFEST).get("sources", {})
+    return recorded.get(src.name) != sha256_file(src)
 
 
 def resolve_offsets(entry: DatasetEntry, t_in: int | None, t_out: int | None) -> tuple[list[int], list[int]]:
