@@ -239,3 +239,37 @@ def test_a_real_subprocess_run_has_no_traceback(bad_inputs, tiny: Path, tmp_path
         capture_output=True, text=True, timeout=180,
     )
     assert res.returncode == 3 and "Traceback" not in res.stderr and res.stderr.startswith("error: ")
+
+
+# --------------------------------------------------------------------------- roll-out arithmetic
+
+
+@pytest.mark.parametrize("t_out", [12, 4])
+def test_autoregressive_rollout_feeds_forecasts_back(t_out: int) -> None:
+    """A network that returns its last T_out input frames + 1 (normalised units): lead L
+    must equal the observed frame L - k*T_out plus k standard deviations, k = ceil(L/T_out)."""
+    import math
+
+    import torch
+
+    from svqcast.data.spec import DataSpec
+    from svqcast.forecast import Forecaster
+
+    class Echo(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, -t_out:] + 1.0
+
+    ds = open_sample()
+    from _predict_fixtures import era5_spec
+
+    raw = era5_spec(ds)
+    raw.update(t_out=t_out, idx_out=list(range(1, t_out + 1)), mean=[280.0], std=[2.0])
+    fc = Forecaster(net=Echo(), spec=DataSpec.from_dict(raw), ref="echo")
+    out = fc.predict(ds, steps=30, init_time=INIT)
+    obs = ds["t2m"].astype(np.float64)
+    t0 = np.datetime64(INIT, "ns")
+    assert out.attrs["svqcast_network_calls"] == math.ceil(30 / t_out)
+    for lead in (1, t_out, t_out + 1, 17, 30):
+        k = math.ceil(lead / t_out)
+        src = obs.sel(time=t0 + np.timedelta64(lead - k * t_out, "h")).values
+        np.testing.assert_allclose(out["t2m"].values[0, lead - 1], src + 2.0 * k, atol=1e-3)
