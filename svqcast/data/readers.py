@@ -34,11 +34,13 @@ def open_netcdf(path: str | os.PathLike[str]) -> Any:
 
 
 def read_netcdf_variable(path: str | os.PathLike[str], variable: str, *, expect_shape: tuple[int, int] | None = None,
-                         level: int | None = None, time_slice: slice | None = None) -> Any:
+                         level: int | None = None, time_index: Any = None, expect_times: int | None = None) -> Any:
     """Load one variable as an xarray.DataArray (time, lat, lon), checked.
 
     `level`: select a pressure level (hPa) if the variable has a `level` dimension.
-    Checks: variable present, grid = `expect_shape`, every value finite.
+    `time_index`: a slice or integer array of time steps to load (lazy selection, so only
+    those steps are read). Checks: variable present, `expect_times` steps, grid =
+    `expect_shape`, every loaded value finite.
     """
     ds = open_netcdf(path)
     try:
@@ -54,8 +56,11 @@ def read_netcdf_variable(path: str | os.PathLike[str], variable: str, *, expect_
             if level not in levels:
                 raise DataError(f"{path}: level {level} hPa not in the file's levels {levels}")
             da = da.sel(level=level)
-        if time_slice is not None:
-            da = da.isel(time=time_slice)
+        if expect_times is not None and da.sizes.get("time") != expect_times:
+            raise DataError(f"{path}: {da.sizes.get('time')} time steps in {variable!r}, expected {expect_times} "
+                            "(the other variables' files for this year)")
+        if time_index is not None:
+            da = da.isel(time=time_index)
         if expect_shape is not None and tuple(da.shape[-2:]) != tuple(expect_shape):
             raise DataError(f"{path}: grid mismatch: {variable!r} is {da.shape[-2]}x{da.shape[-1]}, "
                             f"expected {expect_shape[0]}x{expect_shape[1]}")
@@ -163,6 +168,11 @@ class WeatherBenchYears:
         self.keep = subsample_indices(self.raw_steps, step, "svqcast")
         self.times = raw_times[self.keep]
         self._bounds = np.cumsum([0] + [len(t) for t in self._year_times])
+        # per year: which of its raw steps are stored, and where its stored frames start
+        year_of = np.searchsorted(self._bounds, self.keep, side="right") - 1
+        self._year_local = [self.keep[year_of == k] - self._bounds[k] for k in range(len(self.years))]
+        self._year_first = np.searchsorted(year_of, np.arange(len(self.years)))
+        self._year_of_stored = year_of
         self._cache: tuple[int, np.ndarray] | None = None
 
     def _describe(self) -> str:
@@ -184,17 +194,17 @@ class WeatherBenchYears:
         if self._cache is not None and self._cache[0] == k:
             return self._cache[1]
         year = self.years[k]
+        local = self._year_local[k]
         chans = []
         for var in self.variables:
             if self.zarr is not None:
                 arr, lat, lon = self.zarr.read_year(var, year)
+                arr = arr[local]
                 src = self.zarr.source
             else:
                 path = weatherbench_file(self.raw, var.folder, year)
-                da = read_netcdf_variable(path, var.name, expect_shape=self.shape, level=var.level)
-                if len(da["time"]) != len(self._year_times[k]):
-                    raise DataError(f"{path}: {len(da['time'])} time steps, but {self._year_times[k].size} in "
-                                    f"{self.variables[0].folder}'s file for {year}")
+                da = read_netcdf_variable(path, var.name, expect_shape=self.shape, level=var.level,
+                                          time_index=local, expect_times=len(self._year_times[k]))
                 arr, lat, lon = np.asarray(da.values, np.float32), da["lat"].values, da["lon"].values
                 src = path
             if self.lat is None:
@@ -216,14 +226,14 @@ class WeatherBenchYears:
         return len(self.keep)
 
     def __getitem__(self, sl: slice) -> np.ndarray:
-        raw_idx = self.keep[sl]
-        out = np.empty((len(raw_idx), len(self.variables), *self.shape), np.float32)
-        if len(raw_idx) == 0:
+        stored = np.arange(len(self.keep))[sl]
+        out = np.empty((len(stored), len(self.variables), *self.shape), np.float32)
+        if len(stored) == 0:
             return out
-        years = np.searchsorted(self._bounds, raw_idx, side="right") - 1
+        years = self._year_of_stored[stored]
         for k in np.unique(years):
             sel = years == k
-            out[sel] = self._load_year(int(k))[raw_idx[sel] - self._bounds[k]]
+            out[sel] = self._load_year(int(k))[stored[sel] - self._year_first[k]]
         return out
 
 
