@@ -170,3 +170,49 @@ def test_reference_table_matches_json() -> None:
             values.add((v[key]["params"], v[key]["flops_fvcore"]))
     ours = {(p, f) for p, f, _ in REFERENCE.values()}
     assert ours == values
+
+
+def _paper_presets() -> list[str]:
+    from svqcast.config import list_presets
+
+    datasets = ("weatherbench-s-", "weatherbench-m_", "taxibj_", "kth_", "kitticaltech_", "human36m_")
+    return [
+        n for n in list_presets()
+        if n.startswith(datasets) and load_config(n)["model"]["quantizer"] in {"none", "svq", "svq-frozen"}
+    ]
+
+
+@pytest.mark.parametrize("preset", _paper_presets())
+def test_every_paper_preset_is_consistent(preset: str) -> None:
+    """Name <-> contents: dataset, translator and quantizer in the name are the ones configured."""
+    cfg = load_config(preset)
+    dataset, translator, *quant = preset.split("_")
+    assert cfg["data"]["dataset"] == dataset
+    assert cfg["model"]["translator"] == translator
+    assert cfg["model"]["quantizer"] == (quant[0] if quant else "none")
+    assert cfg["description"]
+    if not quant:
+        assert cfg["train"]["loss"] == "mse"  # the official SimVP method always uses MSE
+    params, trainable, flops = measured(preset)
+    assert params > 0 and flops > 0
+
+
+def test_every_model_key_is_documented() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "presets.md"
+    text = docs.read_text()
+    for key in load_config("_defaults")["model"]:
+        assert f"`{key}`" in text, key
+
+
+def test_drop_path_statistics() -> None:
+    from svqcast.models.layers import DropPath
+
+    dp = DropPath(0.25)
+    x = torch.ones(4000, 3)
+    torch.manual_seed(0)
+    y = dp.train()(x)
+    kept = (y[:, 0] != 0).float()
+    assert torch.all((y == 0) | torch.isclose(y, torch.full_like(y, 1 / 0.75)))
+    assert torch.all(y == y[:, :1])  # whole samples are dropped
+    assert float(kept.mean()) == pytest.approx(0.75, abs=0.03)
+    assert torch.equal(dp.eval()(x), x)
