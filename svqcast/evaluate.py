@@ -38,8 +38,11 @@ from svqcast.metrics import (
 
 FORECASTS = ("model", "persistence", "climatology")
 COMPAT = (None, "openstl")
-#: SVQ latents captured for code-usage diagnostics (each batch adds tokens x N work)
-DIAG_BATCHES = 2
+#: SVQ latents captured for code-usage diagnostics: the first batch, and at most this many
+#: weight entries (tokens x N) of it, i.e. the first latent frames (the paper's Fig. 5/6
+#: statistics are per-batch statistics as well)
+DIAG_BATCHES = 1
+DIAG_MAX_ENTRIES = 1 << 25
 
 
 def resolve_ref(ref: str | Path) -> Path:
@@ -109,7 +112,10 @@ class _QuantizerProbe:
     def _hook(self, i: int) -> Any:
         def fn(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             if self.batches < DIAG_BATCHES and hasattr(module, "code_weights"):
-                self.latents[i].append(args[0].detach())
+                z = args[0].detach()
+                per_frame = int(z[0].numel() // z.shape[1]) * int(getattr(module, "codebook_size", 1))
+                frames = max(1, DIAG_MAX_ENTRIES // max(per_frame, 1))
+                self.latents[i].append(z[:frames])
 
         return fn
 

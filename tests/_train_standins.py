@@ -70,3 +70,20 @@ class SyntheticWindows(Dataset):
                   for k in range(self.t_in + self.t_out)]
         clip = torch.stack(frames).unsqueeze(1).float()
         return clip[: self.t_in], clip[self.t_in :]
+
+
+def one_thread():
+    """Context for tests: one intra-op thread. On a shared 2-core machine two OpenMP
+    threads per process thrash (measured 6-10x slower than one)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    return ctx()

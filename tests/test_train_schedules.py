@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
-from _train_standins import SyntheticWindows, TinyNet, tiny_cfg
+from _train_standins import SyntheticWindows, TinyNet, one_thread, tiny_cfg
 
 from svqcast.train.loop import train
 from svqcast.train.runlog import read_metrics
@@ -27,6 +27,12 @@ from svqcast.train.schedules import cosine_warmup_lr
 #   e5: 1e-6 + 0.5 * 4.999e-3 * (1 - sqrt(3)/2)        = 0.000334869... + 1e-6 = 0.00033586950
 #   e6 (past the cycle): lr_min                        1e-6
 COSINE_TABLE = [1e-5, 0.002505, 0.00375025, 0.0025005, 0.00125075, 0.00033586950, 1e-6]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def test_cosine_closed_form_matches_hand_table() -> None:

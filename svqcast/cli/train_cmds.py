@@ -131,15 +131,16 @@ def _render_eval(result: dict[str, Any]) -> None:
         out_console.print(f"climatology: {result.get('climatology')}")
     per = result.get("per_lead_time")
     if per:
-        lt = Table(title="RMSE per lead time")
-        lt.add_column("forecast")
-        lt.add_column("channel")
-        for lead in result["lead_times"]:
-            lt.add_column(f"+{lead}", justify="right")
-        for f, ms in per.items():
-            for ch, values in ms["rmse"].items():
-                lt.add_row(f, ch, *["-" if v is None else f"{v:.4g}" for v in values])
-        out_console.print(lt)
+        for metric in ("rmse", "acc"):
+            lt = Table(title=f"{metric.upper()} per lead time (steps of the data)")
+            lt.add_column("lead", justify="right")
+            cols = [(f, ch) for f in per for ch in per[f][metric]]
+            for f, ch in cols:
+                lt.add_column(f"{f} {ch}" if len(result["channels"]) > 1 else f, justify="right")
+            for j, lead in enumerate(result["lead_times"]):
+                vals = [per[f][metric][ch][j] for f, ch in cols]
+                lt.add_row(f"+{lead}", *["-" if v is None else f"{v:.4g}" for v in vals])
+            out_console.print(lt)
     q = result.get("quantizer")
     if q:
         usage = q.get("code_usage") or {}

@@ -356,6 +356,8 @@ def _fit(
 ) -> Path:
     tc = cfg["train"]
     seed = int(tc.get("seed", 42))
+    if int(tc.get("num_threads", 0)) > 0:
+        torch.set_num_threads(int(tc["num_threads"]))
     set_deterministic(bool(tc.get("deterministic", False)))
     seed_everything(seed)
 
