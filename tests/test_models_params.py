@@ -216,3 +216,17 @@ def test_drop_path_statistics() -> None:
     assert torch.all(y == y[:, :1])  # whole samples are dropped
     assert float(kept.mean()) == pytest.approx(0.75, abs=0.03)
     assert torch.equal(dp.eval()(x), x)
+
+
+def test_freeze_projection_and_freeze_both() -> None:
+    """Table 14: freeze_projection keeps the MLP at its init; with svq-frozen nothing of SVQ trains."""
+    proj = (32 * 128 + 128) + (128 * 10_000 + 10_000)
+    info = describe("weatherbench-s-t2m_gsta_svq", {"model.freeze_projection": True})
+    assert info["params"] == 14_372_529
+    assert info["trainable_params"] == 14_372_529 - proj
+    both = describe("weatherbench-s-t2m_gsta_svq-frozen", {"model.freeze_projection": True})
+    assert both["trainable_params"] == 12_758_305
+    from svqcast.errors import UsageError
+
+    with pytest.raises(UsageError, match="freeze_projection"):
+        describe("weatherbench-s-t2m_gsta", {"model.freeze_projection": True})

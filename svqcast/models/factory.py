@@ -53,6 +53,8 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
     except ValueError as exc:
         raise UsageError(f"cannot build translator '{name}': {exc}") from None
     quantizer = build_quantizer(model_cfg, hid_s)
+    if bool(model_cfg.get("freeze_projection", False)):
+        _freeze_projection(quantizer)
     return SimVP(
         (t, c, h, w),
         out_frames,
@@ -66,6 +68,18 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
         spatio_kernel_dec=int(model_cfg.get("spatio_kernel_dec", 3)),
         translator_name=name,
     )
+
+
+def _freeze_projection(quantizer: nn.Module | None) -> None:
+    """Table 14 / `ablation_appendix/freeze_*`: the SVQ projection stays at its random init.
+    The official trainer sets requires_grad=False at the start of every epoch, i.e. before
+    the first update; doing it at build time is equivalent and makes the parameter counts
+    (`trainable_params`) honest. The parameters stay in the state dict."""
+    proj = getattr(quantizer, "proj", None)
+    if not isinstance(proj, nn.Module):
+        raise UsageError("model.freeze_projection needs an SVQ quantizer (model.quantizer = svq or svq-frozen)")
+    for p in proj.parameters():
+        p.requires_grad_(False)
 
 
 def build_model_from_config(cfg: Mapping[str, Any]) -> nn.Module:
