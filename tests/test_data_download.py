@@ -247,6 +247,14 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
     k = [str(c) for c in stored["channel"].values].index("t850")
     np.testing.assert_array_equal(stored["data"].values[:, k], want)
     assert int(stored.attrs["raw_steps"]) == 6 * int(sel.sum())  # in hours, for the official rule
+    # block-by-block copy (several blocks, a short last one) gives the same store contents
+    from svqcast.data.sources import fetch_wb2, plan_download
+
+    plan = plan_download("weatherbench-m", root, years=(2017, 2017), source="wb2", mirror=server.url)
+    small = fetch_wb2(plan, plan.wb2_url, tmp_path / "small.zarr", block=5)
+    arr5, _, _ = Wb2Store(small).read_year(t850, 2017)
+    np.testing.assert_array_equal(arr5, want)
+    assert len(list((small / "temperature").glob("*.0.0.0"))) == 4  # 16 steps in chunks of 5
     # hourly WeatherBench-S cannot come from the 6-hourly WB2 store
     code, _, err = cli(["download", "weatherbench-s-t2m", "--source", "wb2", "--root", str(root)], capsys)
     assert code == 2 and "6-hourly" in err

@@ -471,12 +471,13 @@ def _folder_for_archive(entry: DatasetEntry, archive: Path) -> str:
 # ---- WeatherBench 2 -------------------------------------------------------------------
 
 
-def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path) -> Path:
+def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path, block: int = 1464) -> Path:
     """Read the selected variables/levels/years from WB2's zarr over HTTPS and write a
-    compact local zarr v2 store (`raw/wb2.zarr`) in the same layout."""
+    compact local zarr v2 store (`raw/wb2.zarr`) in the same layout, `block` time steps
+    at a time (1,464 six-hourly steps = one leap year), so memory stays small."""
     import numpy as np
 
-    from svqcast.data.zarr_v2 import ZarrV2, http_fetch, write_zarr_v2
+    from svqcast.data.zarr_v2 import ZarrV2, ZarrV2Writer, http_fetch
 
     entry = get_entry(plan.dataset)
     remote = ZarrV2(http_fetch(base_url), base_url)
@@ -486,7 +487,6 @@ def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path) -> Path:
     if sel.size == 0:
         raise DataError(f"{base_url}: no time steps in {y0}-{y1}")
     t0, t1 = int(sel[0]), int(sel[-1]) + 1
-    arrays: dict[str, Any] = {}
     levels_needed: dict[str, list[int]] = {}
     for v in entry.variables:
         if v.folder in plan.variables:
@@ -497,23 +497,45 @@ def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path) -> Path:
     lon_name = "longitude" if "longitude" in remote.arrays else "lon"
     level_values = [int(x) for x in remote.read("level")] if "level" in remote.arrays else []
     keep_levels = sorted({lv for lvs in levels_needed.values() for lv in lvs})
-    for name, lvs in sorted(levels_needed.items()):
-        dims = remote.dims(name)
-        ranges = {dims.index("time"): (t0, t1)}
-        data = remote.read(name, ranges)
-        if lvs:
-            ax = dims.index("level")
-            idx = [level_values.index(lv) for lv in keep_levels if lv in level_values]
-            if len(idx) != len(keep_levels):
-                raise DataError(f"{base_url}/{name}: levels {keep_levels} not all in {level_values}")
-            data = np.take(data, idx, axis=ax)
-        arrays[name] = (data, dims, {k: v for k, v in remote.attrs(name).items() if k != "_ARRAY_DIMENSIONS"})
-    arrays["time"] = (remote.read("time", {0: (t0, t1)}), ["time"],
-                      {k: v for k, v in remote.attrs("time").items() if k != "_ARRAY_DIMENSIONS"})
-    arrays[lat_name] = (remote.read(lat_name), [lat_name], {"units": "degrees_north"})
-    arrays[lon_name] = (remote.read(lon_name), [lon_name], {"units": "degrees_east"})
-    if keep_levels:
-        arrays["level"] = (np.asarray(keep_levels, np.int64), ["level"], {"units": "hPa"})
+    missing = [lv for lv in keep_levels if lv not in level_values]
+    if missing:
+        raise DataError(f"{base_url}: levels {missing} hPa not in the store's levels {level_values}")
+
+    def attrs(name: str) -> dict[str, Any]:
+        return {k: v for k, v in remote.attrs(name).items() if k != "_ARRAY_DIMENSIONS"}
+
     with atomic_dir(target, overwrite=True) as tmp:
-        write_zarr_v2(tmp, arrays, chunk0=1460)
+        out = ZarrV2Writer(tmp)
+        n = t1 - t0
+        for name, lvs in sorted(levels_needed.items()):
+            dims = remote.dims(name)
+            shape = list(remote.zarray(name)["shape"])
+            shape[dims.index("time")] = n
+            if lvs:
+                shape[dims.index("level")] = len(keep_levels)
+            if dims.index("time") != 0:
+                raise DataError(f"{base_url}/{name}: time must be the first dimension, got {dims}")
+            out.create(name, tuple(shape), remote.zarray(name)["dtype"], dims, attrs(name), block)
+            for a in range(t0, t1, block):
+                b = min(a + block, t1)
+                if lvs:
+                    ax = dims.index("level")
+                    parts = [remote.read(name, {0: (a, b), ax: (level_values.index(lv), level_values.index(lv) + 1)})
+                             for lv in keep_levels]
+                    data = np.concatenate(parts, axis=ax)
+                else:
+                    data = remote.read(name, {0: (a, b)})
+                out.write(name, a - t0, data)
+        tvals = remote.read("time", {0: (t0, t1)})
+        out.create("time", tvals.shape, tvals.dtype, ["time"], attrs("time"), max(n, 1))
+        out.write("time", 0, tvals)
+        for name, units in ((lat_name, "degrees_north"), (lon_name, "degrees_east")):
+            vals = remote.read(name)
+            out.create(name, vals.shape, vals.dtype, [name], {"units": units}, max(len(vals), 1))
+            out.write(name, 0, vals)
+        if keep_levels:
+            lv = np.asarray(keep_levels, np.int64)
+            out.create("level", lv.shape, lv.dtype, ["level"], {"units": "hPa"}, len(lv))
+            out.write("level", 0, lv)
+        out.close()
     return target

@@ -159,43 +159,55 @@ def file_fetch(root: str | Path) -> Fetch:
     return fetch
 
 
-def write_zarr_v2(root: str | Path, arrays: dict[str, tuple[np.ndarray, list[str], dict[str, Any]]],
-                  chunk0: int | None = None) -> None:
-    """Write a consolidated zarr v2 group: zlib-compressed chunks, deterministic metadata.
+class ZarrV2Writer:
+    """Streaming writer of a consolidated zarr v2 group (zlib chunks, chunked along axis 0
+    only): `create` each array, `write(name, start, block)` blocks aligned to the chunk
+    size, `close()` writes `.zmetadata`. Lets `fetch_wb2` copy decades of data block by block
+    without holding them in memory."""
 
-    `arrays`: name -> (values, dimension names, attributes). Arrays are chunked along the
-    first axis only (`chunk0` rows, default: whole array)."""
-    import zlib
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.meta: dict[str, Any] = {".zgroup": {"zarr_format": 2}, ".zattrs": {}}
+        self.specs: dict[str, tuple[list[int], list[int], np.dtype]] = {}
 
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = {".zgroup": {"zarr_format": 2}, ".zattrs": {}}
-    for name, (values, dims, attrs) in sorted(arrays.items()):
-        values = np.ascontiguousarray(values)
-        chunks = list(values.shape)
-        if values.ndim and chunk0:
-            chunks[0] = min(chunk0, max(values.shape[0], 1))
-        fill: Any = None if values.dtype.kind in "fc" else 0
-        za = {"zarr_format": 2, "shape": list(values.shape), "chunks": chunks, "dtype": values.dtype.str,
+    def create(self, name: str, shape: tuple[int, ...], dtype: Any, dims: list[str], attrs: dict[str, Any],
+               chunk0: int) -> None:
+        dtype = np.dtype(dtype)
+        chunks = list(shape)
+        if shape:
+            chunks[0] = max(1, min(chunk0, shape[0]))
+        fill: Any = None if dtype.kind in "fc" else 0
+        za = {"zarr_format": 2, "shape": list(shape), "chunks": chunks, "dtype": dtype.str,
               "compressor": {"id": "zlib", "level": 1}, "fill_value": fill, "order": "C", "filters": None}
         za_attrs = {"_ARRAY_DIMENSIONS": dims, **attrs}
-        d = root / name
+        d = self.root / name
         d.mkdir(parents=True, exist_ok=True)
         (d / ".zarray").write_text(json.dumps(za, indent=2, sort_keys=True))
-        (d / ".zattrs").write_text(json.dumps(za_attrs, indent=2, sort_keys=True))
-        meta[f"{name}/.zarray"] = za
-        meta[f"{name}/.zattrs"] = za_attrs
-        if values.ndim == 0:
-            (d / "0").write_bytes(zlib.compress(values.tobytes(), 1))
-            continue
-        n0 = values.shape[0]
-        for k, a in enumerate(range(0, max(n0, 1), chunks[0] or 1)):
-            block = np.zeros(chunks, values.dtype)
-            part = values[a:a + chunks[0]]
-            block[: len(part)] = part
-            key = ".".join([str(k)] + ["0"] * (values.ndim - 1))
-            (d / key).write_bytes(zlib.compress(block.tobytes(), 1))
-    (root / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
-    (root / ".zattrs").write_text("{}")
-    (root / ".zmetadata").write_text(json.dumps({"zarr_consolidated_format": 1, "metadata": meta},
-                                                indent=2, sort_keys=True))
+        (d / ".zattrs").write_text(json.dumps(za_attrs, indent=2, sort_keys=True, default=_json_default))
+        self.meta[f"{name}/.zarray"] = za
+        self.meta[f"{name}/.zattrs"] = json.loads(json.dumps(za_attrs, default=_json_default))
+        self.specs[name] = (list(shape), chunks, dtype)
+
+    def write(self, name: str, start: int, block: np.ndarray) -> None:
+        import zlib
+
+        shape, chunks, dtype = self.specs[name]
+        if start % chunks[0]:
+            raise ValueError(f"block start {start} is not aligned to chunks of {chunks[0]}")
+        for a in range(0, len(block), chunks[0]):
+            part = np.asarray(block[a:a + chunks[0]], dtype=dtype)
+            full = np.zeros(chunks, dtype)
+            full[: len(part)] = part
+            key = ".".join([str((start + a) // chunks[0])] + ["0"] * (len(shape) - 1))
+            (self.root / name / key).write_bytes(zlib.compress(full.tobytes(), 1))
+
+    def close(self) -> None:
+        (self.root / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+        (self.root / ".zattrs").write_text("{}")
+        (self.root / ".zmetadata").write_text(json.dumps({"zarr_consolidated_format": 1, "metadata": self.meta},
+                                                         indent=2, sort_keys=True))
+
+
+def _json_default(obj: Any) -> Any:
+    return obj.tolist() if hasattr(obj, "tolist") else str(obj)
