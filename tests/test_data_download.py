@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import urllib.parse
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,7 +197,7 @@ def test_mirror_url_keeps_path_and_query():
 def test_wb2_zarr_over_http(tmp_path, server, capsys):
     """A tiny zarr v2 store in WeatherBench 2's layout (written with the zarr library), served
     over HTTP: the reader selects variables, levels and years and writes a local store."""
-    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("zarr")
     from test_data_fixtures import real_fields
 
     fields, lat, lon = real_fields()

@@ -4,7 +4,6 @@ the official-validation store."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ def test_prepare_twice_gives_identical_bytes(tmp_path):
     ma, mb = _manifest(a), _manifest(b)
     assert ma["files"] == mb["files"]
     assert set(ma["files"]) == {"train.nc", "val.nc", "test.nc", "stats.json"}
-    for name, info in ma["files"].items():
+    for name in ma["files"]:
         assert (a / name).read_bytes() == (b / name).read_bytes()
     verify(a)
     # forced re-preparation in place is also byte-identical

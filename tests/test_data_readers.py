@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import LEVELS, SHARED, needs_shared, real_fields, write_wb_year
+from test_data_fixtures import SHARED, needs_shared, write_wb_year
 
 from svqcast.data import get_split_dataset
-from svqcast.data.catalog import get_entry
 from svqcast.data.prepare import prepare
 from svqcast.data.readers import (read_flow_npz, read_hkl_array, read_human_meta, read_netcdf_variable,
                                   read_taxibj_h5)
@@ -218,7 +216,6 @@ def test_kth_prepare_from_jpg_folders_and_avi(tmp_path):
 # ---- KittiCaltech (hkl = HDF5, npy) --------------------------------------------------
 
 def test_kitticaltech_hkl_and_npy(tmp_path):
-    rng = np.random.default_rng(1)
     raw = tmp_path / "kitticaltech" / "raw"
     (raw / "kitti").mkdir(parents=True)
     base = _kth_frames()[0]

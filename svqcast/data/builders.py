@@ -114,7 +114,7 @@ def moving_mnist(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
     size = entry.shape[0]
     n_frames = int(select["frames"])
     splits = {}
-    for k, split in enumerate(split_names(official)):
+    for split in split_names(official):
         a, b = select["digits"][split]
         seed = int(select["seed"]) + (2 if official and split == "val" else {"train": 0, "val": 1, "test": 2}[split])
         rng = np.random.default_rng(seed)
