@@ -31,9 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-Handler = Callable[[inspect.BoundArguments | None, tuple, dict, Any], int]
-
-
 def _shape(t: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape)
 
