@@ -275,3 +275,23 @@ def test_plan_variables_years_and_sources(tmp_path):
         plan_download("weatherbench-s-t2m", tmp_path, variables=["tcc"])
     with pytest.raises(UsageError, match="embedded"):
         plan_download("era5-uk-t2m", tmp_path)
+
+
+def test_rerun_skips_verified_archive(tmp_path, server, wb_zip, capsys):
+    server.files[T2M_PATH] = wb_zip
+    args = ["download", "weatherbench-s-t2m", "--root", str(tmp_path), "--mirror", server.url, "--years", "2016:2019"]
+    assert cli(args, capsys)[0] == 0
+    n = len(server.requests)
+    assert cli(args, capsys)[0] == 0
+    assert len(server.requests) == n  # verified archive on disk: no new request
+
+
+def test_from_folder_with_year_filter(tmp_path, capsys):
+    src = tmp_path / "mine"
+    for y in (2009, 2010, 2011):
+        write_wb_year(src, "2m_temperature", "t2m", y, f"{y}-01-01", 3)
+    code, _, err = cli(["download", "weatherbench-s-t2m", "--root", str(tmp_path / "r"), "--from", str(src)], capsys)
+    assert code == 0, err
+    got = sorted(p.name for p in (tmp_path / "r" / "weatherbench-s-t2m" / "raw" / "2m_temperature").iterdir())
+    assert got == ["2m_temperature_2010_5.625deg.nc", "2m_temperature_2011_5.625deg.nc"]  # default years 2010-2018
+    assert not (tmp_path / "r" / "weatherbench-s-t2m" / ".adopt").exists()

@@ -97,6 +97,10 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     part = dest.with_name(dest.name + ".part")
     sidecar = dest.with_name(dest.name + ".sha256")
     known = sha256 or (sidecar.read_text().split()[0] if sidecar.is_file() else None)
+    if dest.is_file() and known is not None:
+        if sha256_of(dest) == known and (size is None or dest.stat().st_size == size):
+            return dest  # already downloaded and verified: nothing to fetch
+        dest.unlink()  # damaged since: fetch again
     start = part.stat().st_size if part.is_file() else 0
     resp = _open(url, start)
     sink = progress or ProgressSink()
@@ -373,8 +377,8 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
             plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / f"{folder}_5.625deg.zip",
                                    extract_to=raw / folder, keep=_year_filter(plan.years), label=folder))
         return plan
-    if variables:
-        raise UsageError(f"--variables applies to WeatherBench datasets only, not {name}")
+    if variables or years:
+        raise UsageError(f"--variables and --years apply to WeatherBench datasets only, not {name}")
     choices = entry.extra.get("sources", {})
     if choices:
         source = entry.extra["default_source"] if source in (None, "", "default") else source
@@ -443,7 +447,7 @@ def adopt(name: str, root: Path, from_path: str | os.PathLike[str], *, years: tu
                 rel = f.relative_to(src)
                 if wanted and name.startswith("weatherbench") and rel.parts[0] not in wanted:
                     continue
-                keep = _year_filter(years) if name.startswith("weatherbench") else None
+                keep = _year_filter(years or default_years(entry)) if name.startswith("weatherbench") else None
                 if keep is not None and not keep(str(rel)):
                     continue
                 dst = tmp / rel
