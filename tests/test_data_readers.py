@@ -56,6 +56,7 @@ def test_weatherbench_m_prepare_6hourly_channel_order(tmp_path):
     store = xr.open_dataset(tmp_path / "weatherbench-m" / "prepared" / "train.nc")
     assert list(store["channel"].values) == [f"{v}{lv}" for v in "rtuv" for lv in (150, 500, 850)]
     assert list(store["units"].values)[:4] == ["%", "%", "%", "K"]
+    assert tr.spec.variables == ["r", "t", "u", "v"] and len(tr.spec.channel_names) == 12
     t = store["time"].values
     assert len(t) == 20 and all(pd_hour % 6 == 0 for pd_hour in (t.astype("datetime64[h]").astype(int) % 24))
     # frame 9 = 2017-01-01T06 -> hour 6 of the 2017 file; channel t500 = temperature level 500

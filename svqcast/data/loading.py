@@ -73,7 +73,7 @@ def get_split_dataset(
     spec = DataSpec(
         dataset=name,
         kind=entry.kind,
-        variables=[v.name for v in entry.variables],
+        variables=list(dict.fromkeys(v.name for v in entry.variables)),  # unique, in channel order
         units=list(meta.units),
         channel_names=list(meta.channels),
         dims=list(meta.dims),

@@ -29,7 +29,7 @@ class DataSpec:
 
     dataset: str
     kind: str  # "weather" | "flow" | "video"
-    variables: list[str]
+    variables: list[str]  # distinct variables in channel order (WeatherBench-M: r, t, u, v for 12 channels)
     units: list[str]  # per channel
     channel_names: list[str]  # per channel
     dims: list[str]  # ["lat", "lon"] or ["y", "x"]
