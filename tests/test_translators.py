@@ -282,3 +282,15 @@ def test_config_is_not_mutated() -> None:
     before = copy.deepcopy(cfg)
     build_model_from_config(cfg)
     assert cfg == before
+
+
+def test_deepcopy_after_a_training_forward() -> None:
+    """A best-model snapshot (`copy.deepcopy`) must work while aux_loss holds a graph."""
+    model = build_small("gsta", "svq").train()
+    y = model(torch.randn(1, 4, 2, 16, 16))
+    model.aux_loss = y.mean() * 2  # what a VQ baseline's loss looks like: inside the graph
+    clone = copy.deepcopy(model)
+    assert not clone.aux_loss.requires_grad
+    assert float(clone.aux_loss) == pytest.approx(float(model.aux_loss))
+    for a, b in zip(model.state_dict().values(), clone.state_dict().values()):
+        assert torch.equal(a, b)

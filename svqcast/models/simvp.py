@@ -134,6 +134,7 @@ class SimVP(nn.Module):
         self.hid = translator
         self.aux_loss: torch.Tensor = torch.zeros(())
         self.quantizer_diagnostics: dict[str, Any] = {}
+        self._last_aux: torch.Tensor | None = None
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -191,6 +192,17 @@ class SimVP(nn.Module):
             aux = y.new_zeros(())
         self.aux_loss = aux
         return y
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles carry the last aux loss detached: a tensor inside an autograd
+        graph cannot be deep-copied (e.g. `copy.deepcopy(model)` for a best-model snapshot)."""
+        state = self.__dict__.copy()
+        state["aux_loss"] = self.aux_loss.detach()
+        state["_last_aux"] = None
+        state["quantizer_diagnostics"] = {
+            k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in self.quantizer_diagnostics.items()
+        }
+        return state
 
     def extra_repr(self) -> str:
         return f"in_shape={self.in_shape}, out_frames={self.out_frames}, post_vq={self.post_vq}"
