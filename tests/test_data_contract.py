@@ -131,3 +131,18 @@ def test_stale_embedded_store_is_rebuilt(tmp_path):
     again = get_split_dataset("nyc-bike", "test", root=tmp_path)
     assert json.loads(man.read_text())["sources"]["nyc_bike_flow_2016.npz"] != "0" * 64
     torch.testing.assert_close(again[5][0], ds[5][0])
+
+
+def test_concurrent_first_use_prepares_once(tmp_path):
+    """Several processes (e.g. DDP ranks) asking for an unprepared sample at once all succeed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from svqcast.data import get_split_dataset; "
+            "print(len(get_split_dataset('nyc-bike', 'val', root=sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-500:] for o in outs]
+    assert [o[0].strip() for o in outs] == ["665"] * 3
+    assert sorted(p.name for p in (tmp_path / "nyc-bike").iterdir()) == ["prepared"]

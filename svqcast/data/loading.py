@@ -57,8 +57,9 @@ def get_split_dataset(
         with _PREPARE_LOCK:
             try:
                 prepare(name, root, official_validation=official_validation)
-            except FileExistsError:  # another process finished first
-                pass
+            except OSError:  # another process (e.g. a DDP rank) finished first
+                if not is_prepared(directory):
+                    raise
     file_split = "test" if (official_validation and split == "val") else split
     path = directory / f"{file_split}.nc"
     meta = read_meta(path)

@@ -96,7 +96,9 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
     select = dict(select) if select is not None else (entry.official_select if official_validation else entry.select)
     prep = builder(entry, select, src, official_validation)
     say = log or (lambda _m: None)
-    with atomic_dir(target, overwrite=True) as tmp:
+    # overwrite only when asked (or the old dir lacks its manifest): a concurrent first-use
+    # preparation by another process then ends in FileExistsError, which callers accept.
+    with atomic_dir(target, overwrite=force or (target.exists() and not is_prepared(target))) as tmp:
         files: dict[str, Any] = {}
         for split in split_names(official_validation):
             data = prep.splits[split]
