@@ -78,4 +78,15 @@ def prepare_dataset(name: str, root: str | Path | None = None, **kwargs: Any) ->
     return _prepare(name, root, **kwargs)
 
 
-__all__ = ["build_model", "load_config", "load_model", "train", "evaluate", "get_split_dataset", "prepare_dataset"]
+def convert_openstl(checkpoint: str | Path, preset: str | Path, out_dir: str | Path, **kwargs: Any) -> dict:
+    """`svqcast models convert openstl`: OpenSTL / SVQ-Forecasting .pth -> svqcast checkpoint
+    directory (weights-only load, strict key mapping; see docs/convert.md)."""
+    from svqcast.convert import convert_openstl as _convert
+
+    return _convert(checkpoint, preset, out_dir, **kwargs)
+
+
+__all__ = [
+    "build_model", "load_config", "load_model", "train", "evaluate", "get_split_dataset", "prepare_dataset",
+    "convert_openstl",
+]
