@@ -146,3 +146,16 @@ def test_concurrent_first_use_prepares_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-500:] for o in outs]
     assert [o[0].strip() for o in outs] == ["665"] * 3
     assert sorted(p.name for p in (tmp_path / "nyc-bike").iterdir()) == ["prepared"]
+
+
+def test_spec_from_dict_forward_compatible_and_validated(root):
+    d = get_split_dataset("nyc-taxi", "test", root=root).spec.to_dict()
+    d["field_from_a_newer_svqcast"] = 1
+    assert DataSpec.from_dict(d).channel_names == ["inflow", "outflow"]
+    from svqcast.errors import DataError
+
+    bad = dict(d, std=[1.0])
+    with pytest.raises(DataError, match="std has 1 entries for 2 channels"):
+        DataSpec.from_dict(bad)
+    with pytest.raises(DataError, match="std must be positive"):
+        DataSpec.from_dict(dict(d, std=[1.0, 0.0]))

@@ -36,7 +36,6 @@ from svqcast.errors import DataError, NetworkError, UsageError
 from svqcast.fsutil import atomic_dir
 
 CHUNK = 1 << 16
-Progress = Callable[[str, int, "int | None"], Any]  # (event, bytes, total) -- see ProgressSink
 
 
 class ProgressSink:
