@@ -295,3 +295,38 @@ def test_from_folder_with_year_filter(tmp_path, capsys):
     got = sorted(p.name for p in (tmp_path / "r" / "weatherbench-s-t2m" / "raw" / "2m_temperature").iterdir())
     assert got == ["2m_temperature_2010_5.625deg.nc", "2m_temperature_2011_5.625deg.nc"]  # default years 2010-2018
     assert not (tmp_path / "r" / "weatherbench-s-t2m" / ".adopt").exists()
+
+
+def test_tar_extraction_flattens_and_refuses_links(tmp_path):
+    import tarfile
+
+    from svqcast.errors import DataError
+
+    src = tmp_path / "S1" / "images"
+    src.mkdir(parents=True)
+    (src / "S1_Walking.1_000001.jpg").write_bytes(b"jpg1")
+    (src / "S1_Walking.1_000002.jpg").write_bytes(b"jpg2")
+    good = tmp_path / "S1.tar"
+    with tarfile.open(good, "w") as tf:
+        tf.add(tmp_path / "S1", arcname="S1")
+    out = extract_archive(good, tmp_path / "raw")
+    assert sorted(p.relative_to(tmp_path / "raw").as_posix() for p in out) == [
+        "S1_Walking.1_000001.jpg", "S1_Walking.1_000002.jpg"]  # the shared S1/images/ prefix is flattened
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tf:
+        info = tarfile.TarInfo("images/link.jpg")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(DataError, match="refusing link"):
+        extract_archive(bad, tmp_path / "raw2")
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tf:
+        data = b"x"
+        info = tarfile.TarInfo("../../escape.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match="unsafe member"):
+        extract_archive(evil, tmp_path / "raw3")
+    assert not list(tmp_path.parent.rglob("escape.txt"))
+    assert not (tmp_path / "raw2").exists() and not (tmp_path / "raw3").exists()
