@@ -66,20 +66,23 @@ def train_cmd(
     if preset and config:
         raise UsageError("give --preset or --config, not both")
     ref: Any = preset or (str(config) if config else None)
-    if ref is None and resume in (None, "auto"):
-        raise UsageError("give --preset NAME or --config FILE (or --resume RUN_DIR)")
-    run = train(
-        ref,
-        set_ or None,
-        run_dir=run_dir,
-        dataset=dataset,
-        max_epochs=max_epochs,
-        resume=resume,
-        precision=precision.value if precision else None,
-        seed=seed,
-        deterministic=True if deterministic else None,
-        progress=progress.value,
-    )
+    try:
+        run = train(
+            ref,
+            set_ or None,
+            run_dir=run_dir,
+            dataset=dataset,
+            max_epochs=max_epochs,
+            resume=resume,
+            precision=precision.value if precision else None,
+            seed=seed,
+            deterministic=True if deterministic else None,
+            progress=progress.value,
+        )
+    except KeyboardInterrupt:
+        # Typer turns KeyboardInterrupt into a *returned* 130 in non-standalone mode, which
+        # the entry point would lose; exit here (the loop already saved the state).
+        sys.exit(130)
     rows = read_metrics(run)
     best = min((r for r in rows if r.get("val_loss") is not None), key=lambda r: r["val_loss"], default=None)
     report = {
