@@ -8,22 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import SHARED, needs_shared, write_wb_year
+from test_data_fixtures import SHARED, cli, needs_shared, write_wb_year
 
-from svqcast.cli.main import run
 from svqcast.data.catalog import CATALOG, PAPER_DATASETS
 
 YEARS = ["--years", "train=2017:2017", "--years", "val=2018:2018", "--years", "test=2019:2019"]
-
-
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        run(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_datasets_list_json(capsys):

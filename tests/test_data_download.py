@@ -11,24 +11,13 @@ import zipfile
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import Server, needs_shared, write_wb_year, zip_folder
+from test_data_fixtures import Server, cli, needs_shared, write_wb_year, zip_folder
 
-from svqcast.cli.main import run
 from svqcast.data.catalog import WB2_HTTPS
 from svqcast.data.sources import extract_archive, mirror_url
 
 pytestmark = needs_shared
 T2M_PATH = "/s/m1524895/download?path=%2F5.625deg%2F2m_temperature&files=2m_temperature_5.625deg.zip"
-
-
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        run(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,16 @@ class Server:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the svqcast CLI in-process: (exit code, stdout, stderr)."""
+    from svqcast.cli.main import run
+
+    try:
+        run(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

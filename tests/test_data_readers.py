@@ -13,8 +13,7 @@ from test_data_fixtures import SHARED, needs_shared, write_wb_year
 
 from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare
-from svqcast.data.readers import (read_flow_npz, read_hkl_array, read_human_meta, read_netcdf_variable,
-                                  read_taxibj_h5)
+from svqcast.data.readers import read_flow_npz, read_hkl_array, read_human_meta, read_netcdf_variable, read_taxibj_h5
 from svqcast.data.samples import sample_path
 from svqcast.data.video import read_avi, read_avi_info
 from svqcast.errors import DataError

@@ -150,7 +150,7 @@ def weatherbench(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
     WeatherBench 2 zarr (`raw/wb2.zarr`). Stored frames are subsampled to the dataset's
     time step (WeatherBench-M: 00/06/12/18 UTC); `raw_steps` (hourly length of the split)
     is kept so the official rule's dropped last hour can be replayed exactly."""
-    from svqcast.data.readers import WeatherBenchYears, Wb2Store
+    from svqcast.data.readers import Wb2Store, WeatherBenchYears
 
     wb2 = src / "wb2.zarr"
     store = Wb2Store(wb2) if wb2.is_dir() and not (src / entry.variables[0].folder).is_dir() else None

@@ -15,7 +15,6 @@ the path and query: `https://dataserv.ub.tum.de/s/x?y` -> `<mirror>/s/x?y`.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -25,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,7 +33,7 @@ from typing import Any
 from svqcast.constants import ENV_MIRROR
 from svqcast.data.catalog import WB2_HTTPS, DatasetEntry, get_entry
 from svqcast.errors import DataError, NetworkError, UsageError
-from svqcast.fsutil import atomic_dir
+from svqcast.fsutil import atomic_dir, sha256_file
 
 CHUNK = 1 << 16
 
@@ -97,7 +97,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     sidecar = dest.with_name(dest.name + ".sha256")
     known = sha256 or (sidecar.read_text().split()[0] if sidecar.is_file() else None)
     if dest.is_file() and known is not None:
-        if sha256_of(dest) == known and (size is None or dest.stat().st_size == size):
+        if sha256_file(dest) == known and (size is None or dest.stat().st_size == size):
             return dest  # already downloaded and verified: nothing to fetch
         dest.unlink()  # damaged since: fetch again
     start = part.stat().st_size if part.is_file() else 0
@@ -136,7 +136,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     if size is not None and got != size:
         part.unlink(missing_ok=True)
         raise DataError(f"{dest}: size {got} bytes, expected {size}; the upstream file changed or is corrupt")
-    digest = sha256_of(part)
+    digest = sha256_file(part)
     if known is not None and digest != known:
         part.unlink(missing_ok=True)
         raise DataError(f"{dest}: sha256 {digest[:12]}... does not match the expected {known[:12]}...; "
@@ -145,14 +145,6 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     if known is None:
         sidecar.write_text(f"{digest}  {dest.name}\n")
     return dest
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---- archives -------------------------------------------------------------------------
@@ -222,61 +214,45 @@ def _extract_zip(archive: Path, tmp: Path, keep: Callable[[str], bool] | None) -
         for i in infos:
             if (i.external_attr >> 16) & 0o170000 == 0o120000:
                 raise DataError(f"{archive}: refusing symlink member {i.filename!r}")
-        parts = [_safe_parts(i.filename, archive) for i in infos]
-        strip = _strip_common(parts)
-        written = []
-        for info, p in zip(infos, parts):
-            rel = "/".join(p[strip:])
-            if keep is not None and not keep(rel):
-                continue
-            dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(dst, "wb") as fh:
-                    shutil.copyfileobj(src, fh, CHUNK)  # zipfile checks the CRC at the end
-            except (zipfile.BadZipFile, zlib_error(), OSError, EOFError) as exc:
-                raise DataError(f"{archive}: corrupt member {info.filename!r} ({exc})") from None
-            written.append(rel)
-        return written
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
+        # zipfile checks each member's CRC when its stream ends
+        members = [(i.filename, lambda i=i: zf.open(i)) for i in infos]
+        return _copy_members(archive, tmp, members, keep, (zipfile.BadZipFile, zlib.error, OSError, EOFError))
 
 
 def _extract_tar(archive: Path, tmp: Path, keep: Callable[[str], bool] | None) -> list[str]:
     try:
         tf = tarfile.open(archive)
-        members = tf.getmembers()
+        infos = tf.getmembers()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"{archive}: corrupt tar ({exc})") from None
     with tf:
-        files = []
-        for m in members:
+        for m in infos:
             if m.issym() or m.islnk() or m.isdev():
                 raise DataError(f"{archive}: refusing link/device member {m.name!r}")
-            if m.isfile():
-                files.append(m)
-        parts = [_safe_parts(m.name, archive) for m in files]
-        strip = _strip_common(parts)
-        written = []
-        for m, p in zip(files, parts):
-            rel = "/".join(p[strip:])
-            if keep is not None and not keep(rel):
-                continue
-            dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                src = tf.extractfile(m)
-                assert src is not None
-                with src, open(dst, "wb") as fh:
-                    shutil.copyfileobj(src, fh, CHUNK)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise DataError(f"{archive}: corrupt member {m.name!r} ({exc})") from None
-            written.append(rel)
-        return written
+        members = [(m.name, lambda m=m: tf.extractfile(m)) for m in infos if m.isfile()]
+        return _copy_members(archive, tmp, members, keep, (tarfile.TarError, OSError, EOFError))
+
+
+def _copy_members(archive: Path, tmp: Path, members: list[tuple[str, Callable[[], Any]]],
+                  keep: Callable[[str], bool] | None, errors: tuple[type[BaseException], ...]) -> list[str]:
+    """Copy archive members into `tmp`: names checked, common top folders stripped,
+    unwanted members skipped; returns the relative paths written."""
+    parts = [_safe_parts(name, archive) for name, _ in members]
+    strip = _strip_common(parts)
+    written = []
+    for (name, opener), p in zip(members, parts):
+        rel = "/".join(p[strip:])
+        if keep is not None and not keep(rel):
+            continue
+        dst = tmp / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with opener() as src, open(dst, "wb") as fh:
+                shutil.copyfileobj(src, fh, CHUNK)
+        except errors as exc:
+            raise DataError(f"{archive}: corrupt member {name!r} ({exc})") from None
+        written.append(rel)
+    return written
 
 
 # ---- what to fetch for each dataset ---------------------------------------------------
