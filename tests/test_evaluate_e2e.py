@@ -111,5 +111,3 @@ def test_evaluate_csv_and_openstl_compat(trained) -> None:
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert {r["metric"] for r in rows} == {"mse", "mae", "rmse"}
     assert {r["forecast"] for r in rows} == {"model"}
-    bad = _evaluate(run, env, "--split", "nope")
-    assert bad.returncode == 2 and "--split" in bad.stderr

@@ -361,7 +361,13 @@ def _fit(
     set_deterministic(bool(tc.get("deterministic", False)))
     seed_everything(seed)
 
+    # Rank 0 first: it may have to prepare the dataset (embedded samples are unpacked on
+    # first use); the others wait, then open the prepared store.
+    if env.distributed and not env.is_main:
+        D.barrier(env)
     train_ds, val_ds = datasets if datasets is not None else build_datasets(cfg)
+    if env.distributed and env.is_main:
+        D.barrier(env)
     if len(train_ds) == 0 or len(val_ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"dataset '{cfg['data']['dataset']}': empty training or validation split")
     check_shapes(cfg, train_ds)
