@@ -230,3 +230,13 @@ def test_freeze_projection_and_freeze_both() -> None:
 
     with pytest.raises(UsageError, match="freeze_projection"):
         describe("weatherbench-s-t2m_gsta", {"model.freeze_projection": True})
+
+
+@pytest.mark.parametrize("quantizer,expected", [("lfq", 12_759_182), ("mhvq", 12_774_977)])
+def test_describe_falls_back_to_cpu_for_baseline_quantizers(quantizer: str, expected: int) -> None:
+    """vector-quantize-pytorch modules cannot run on the meta device; describe still works
+    (total params from reference-numbers.json vq_baselines_t2m_gSTA)."""
+    pytest.importorskip("vector_quantize_pytorch")
+    info = describe("weatherbench-s-t2m_gsta", {"model.quantizer": quantizer})
+    assert info["params"] == expected
+    assert info["flops"] > REFERENCE["weatherbench-s-t2m_gsta"][1]

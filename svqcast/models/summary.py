@@ -65,15 +65,27 @@ def model_flops(
     return {"total": report.total, "by_module": report.by_module, "by_op": report.by_op}
 
 
+def _build_and_count(
+    cfg: Mapping[str, Any], in_shape: list[int], device: str
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    with torch.device(device):
+        model = build_model_from_config(cfg)
+    paper = model_flops(model, in_shape, fused=False, device=device)
+    fused = model_flops(model, in_shape, fused=True, fvcore_quirks=False, device=device)
+    return model, paper, fused
+
+
 def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Summary of the model a resolved config describes (what `svqcast models describe` prints)."""
     model_cfg = cfg["model"]
-    with torch.device("meta"):
-        model = build_model_from_config(cfg)
-    params, trainable = count_params(model)
     in_shape = [int(v) for v in model_cfg["in_shape"]]
-    paper = model_flops(model, in_shape, fused=False)
-    fused = model_flops(model, in_shape, fused=True, fvcore_quirks=False)
+    try:
+        model, paper, fused = _build_and_count(cfg, in_shape, "meta")
+    except (RuntimeError, NotImplementedError):
+        # Some third-party quantizers (vector-quantize-pytorch) call .item() or copy data
+        # while building or running: count those on a real CPU model instead.
+        model, paper, fused = _build_and_count(cfg, in_shape, "cpu")
+    params, trainable = count_params(model)
     t, c, h, w = in_shape
     out_frames = int(model_cfg.get("out_frames", t))
     quantizer = model.quantizer  # type: ignore[attr-defined]
