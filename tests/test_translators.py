@@ -294,3 +294,21 @@ def test_deepcopy_after_a_training_forward() -> None:
     assert float(clone.aux_loss) == pytest.approx(float(model.aux_loss.detach()))
     for a, b in zip(model.state_dict().values(), clone.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"model.translator": "swin", "model.in_shape": [12, 1, 28, 60]}, "not divisible by window"),
+        ({"model.translator": "moganet", "model.hid_T": 100}, "divisible by 8"),
+        ({"model.in_shape": [12, 1, 31, 64]}, "divisible by 2"),
+        ({"model.N_S": 3}, "even number"),
+        ({"model.N_T": 1}, "N_T >= 2"),
+    ],
+)
+def test_impossible_architectures_are_usage_errors(overrides: dict, match: str) -> None:
+    from svqcast.errors import UsageError
+    from svqcast.models.summary import describe
+
+    with pytest.raises(UsageError, match=match):
+        describe("weatherbench-s-t2m_gsta", overrides)
