@@ -312,3 +312,104 @@ def test_impossible_architectures_are_usage_errors(overrides: dict, match: str) 
 
     with pytest.raises(UsageError, match=match):
         describe("weatherbench-s-t2m_gsta", overrides)
+
+
+# ------------------------------------------------- float64 oracles written from the spec
+def _randomise(block: torch.nn.Module) -> None:
+    """Non-trivial BN statistics and layer scales so that every term of the block matters."""
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+        for m in block.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+def _bn(x: torch.Tensor, bn: torch.nn.BatchNorm2d) -> torch.Tensor:
+    sh = (1, -1, 1, 1)
+    return (x - bn.running_mean.view(sh)) / torch.sqrt(bn.running_var.view(sh) + bn.eps) * bn.weight.view(sh) + bn.bias.view(sh)
+
+
+def _conv(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
+    return torch.nn.functional.conv2d(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups
+    )
+
+
+@pytest.mark.parametrize("kind", ["gsta", "tau", "van"])
+def test_lka_blocks_match_a_float64_oracle(kind: str) -> None:
+    """x += ls1 * (proj_2(gate(GELU(proj_1(BN1 x)))) + BN1 x); x += ls2 * MixMlp(BN2 x),
+    gate: gSTA sigmoid(g) * f, TAU SE(u) * conv1(dw(dw u)) * u, VAN u * conv1(dw(dw u))."""
+    F_ = torch.nn.functional
+    spec = BlockSpec(dim=16, out_dim=16, layer_i=1, resolution=(8, 8), mlp_ratio=2.0, drop=0.0, drop_path=0.0)
+    block = SUBBLOCKS[kind](spec).double().eval()
+    _randomise(block)
+    x = torch.randn(2, 16, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        got = block(x)
+        a, gu = block.attn, block.attn.spatial_gating_unit
+        n1 = _bn(x, block.norm1)
+        u = F_.gelu(_conv(n1, a.proj_1))
+        lka = _conv(_conv(_conv(u, gu.conv0), gu.conv_spatial), gu.conv1)
+        if kind == "gsta":
+            gate = torch.sigmoid(lka[:, 16:]) * lka[:, :16]
+        elif kind == "van":
+            gate = u * lka
+        else:
+            se = torch.sigmoid(F_.linear(F_.relu(F_.linear(u.mean((2, 3)), gu.fc[0].weight)), gu.fc[2].weight))
+            gate = se[:, :, None, None] * lka * u
+        y = x + block.layer_scale_1.view(1, -1, 1, 1) * (_conv(gate, a.proj_2) + n1)
+        n2 = _bn(y, block.norm2)
+        mlp = block.mlp
+        hidden = F_.gelu(_conv(_conv(n2, mlp.fc1), mlp.dwconv.dwconv))
+        want = y + block.layer_scale_2.view(1, -1, 1, 1) * _conv(hidden, mlp.fc2)
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_swin_block_matches_a_float64_oracle() -> None:
+    """Windowed attention with relative position bias and the shift mask, computed token by
+    token with explicit loops over windows (independent of window_partition)."""
+    F_ = torch.nn.functional
+    spec = BlockSpec(dim=16, out_dim=16, layer_i=1, resolution=(8, 8), mlp_ratio=2.0, drop=0.0, drop_path=0.0)
+    block = SwinBlock(spec, shift_mask=True).double().eval()
+    _randomise(block)
+    x = torch.randn(1, 16, 8, 8, dtype=torch.float64)
+    ws, s, heads, hd = 4, 2, 8, 2
+    with torch.no_grad():
+        got = block(x)
+        t = x[0].permute(1, 2, 0)  # (H, W, C)
+        n = F_.layer_norm(t, (16,), block.norm1.weight, block.norm1.bias, block.norm1.eps)
+        rolled = torch.roll(n, (-s, -s), (0, 1))
+        region = torch.zeros(8, 8, dtype=torch.long)  # which of the 9 shift regions a rolled cell is in
+        for i in range(8):
+            for j in range(8):
+                region[i, j] = 3 * (0 if i < 4 else 1 if i < 6 else 2) + (0 if j < 4 else 1 if j < 6 else 2)
+        att = block.attn
+        out = torch.zeros_like(rolled)
+        for wi in range(0, 8, ws):
+            for wj in range(0, 8, ws):
+                cells = [(wi + a, wj + b) for a in range(ws) for b in range(ws)]
+                tok = torch.stack([rolled[c] for c in cells])  # (16, C)
+                qkv = F_.linear(tok, att.qkv.weight, att.qkv.bias).view(16, 3, heads, hd)
+                q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+                res = torch.zeros(16, heads, hd, dtype=torch.float64)
+                for p_, (pi, pj) in enumerate(cells):
+                    for h in range(heads):
+                        logits = torch.zeros(16, dtype=torch.float64)
+                        for r_, (ri, rj) in enumerate(cells):
+                            di, dj = (pi - ri) + ws - 1, (pj - rj) + ws - 1
+                            bias = att.relative_position_bias_table[di * (2 * ws - 1) + dj, h]
+                            logits[r_] = (q[p_, h] * hd**-0.5) @ k[r_, h] + bias
+                            if region[pi, pj] != region[ri, rj]:
+                                logits[r_] -= 100.0
+                        res[p_, h] = torch.softmax(logits, 0) @ v[:, h]
+                proj = F_.linear(res.reshape(16, 16), att.proj.weight, att.proj.bias)
+                for p_, c in enumerate(cells):
+                    out[c] = proj[p_]
+        y = t + torch.roll(out, (s, s), (0, 1))
+        m = F_.layer_norm(y, (16,), block.norm2.weight, block.norm2.bias, block.norm2.eps)
+        y = y + F_.linear(F_.gelu(F_.linear(m, block.mlp.fc1.weight, block.mlp.fc1.bias)), block.mlp.fc2.weight, block.mlp.fc2.bias)
+        want = y.permute(2, 0, 1)[None]
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)
