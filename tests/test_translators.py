@@ -413,3 +413,31 @@ def test_swin_block_matches_a_float64_oracle() -> None:
         y = y + F_.linear(F_.gelu(F_.linear(m, block.mlp.fc1.weight, block.mlp.fc1.bias)), block.mlp.fc2.weight, block.mlp.fc2.bias)
         want = y.permute(2, 0, 1)[None]
     assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_backbone_matches_a_float64_oracle() -> None:
+    """Encoder (conv-GN(2)-SiLU, stride 2 on layer 1), translator on (B, T*C', H', W'),
+    decoder (conv to 4C' + PixelShuffle, then the last layer on hid + skip), 1x1 readout."""
+    F_ = torch.nn.functional
+    model = build_small("gsta", seed=9).double().eval()
+    _randomise(model)
+    x = torch.randn(2, 4, 2, 16, 16, dtype=torch.float64)
+
+    def convsc(h: torch.Tensor, layer: torch.nn.Module, stride: int = 1, up: bool = False) -> torch.Tensor:
+        c = layer.conv
+        if up:
+            h = F_.pixel_shuffle(F_.conv2d(h, c.conv[0].weight, c.conv[0].bias, 1, 1), 2)
+        else:
+            h = F_.conv2d(h, c.conv.weight, c.conv.bias, stride, 1)
+        return F_.silu(F_.group_norm(h, 2, c.norm.weight, c.norm.bias, c.norm.eps))
+
+    with torch.no_grad():
+        got = model(x)
+        flat = x.reshape(8, 2, 16, 16)
+        skip = convsc(flat, model.enc.enc[0])
+        latent = convsc(skip, model.enc.enc[1], stride=2)  # (8, 8, 8, 8)
+        z = model.hid(latent.reshape(2, 32, 8, 8)).reshape(8, 8, 8, 8)
+        d0 = convsc(z, model.dec.dec[0], up=True)
+        d1 = convsc(d0 + skip, model.dec.dec[1])
+        want = F_.conv2d(d1, model.dec.readout.weight, model.dec.readout.bias).reshape(2, 4, 2, 16, 16)
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
