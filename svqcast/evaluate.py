@@ -18,6 +18,8 @@ exactly the quantities of the official ``metric()``.
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -327,3 +329,15 @@ def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                 for lead, v in zip(leads, values):
                     rows.append({"forecast": f, "metric": f"wb2_{m}", "channel": ch, "lead_time": lead, "value": v})
     return rows
+
+
+class _CallableModule(types.ModuleType):
+    """`svqcast.evaluate` is both this module and the API function: once this module is
+    imported, Python binds `svqcast.evaluate` to it, shadowing the lazily exported function,
+    so the module forwards calls to :func:`evaluate`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
