@@ -147,3 +147,47 @@ def test_real_preset_resume_exact(tmp_path, monkeypatch) -> None:
     meta = __import__("json").loads((a / "last" / "config.json").read_text())
     assert meta["data_spec"]["dataset"] == "era5-uk-t2m"
     assert meta["provenance"]["seed"] == 42 and meta["provenance"]["data_hash"]
+
+
+def test_bf16_rich_progress_and_csv(tmp_path, capsys) -> None:
+    cfg = tiny_cfg(epochs=2, precision="bf16")
+    run = train(cfg, run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress="rich")
+    rows = read_metrics(run)
+    assert len(rows) == 2 and all(r["train_loss"] == r["train_loss"] for r in rows)  # finite, not NaN
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "train_loss" in err  # Rich writes to stderr
+    import csv
+
+    with open(run / "metrics.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in table] == [0, 1]
+    assert set(table[0]) == {"epoch", "step", "lr", "train_loss", "train_aux_loss", "val_loss",
+                             "best_val_loss", "is_best", "seconds", "samples_per_s"}
+    assert float(table[0]["train_aux_loss"]) > 0  # the stand-in's aux loss reached the loop
+
+
+@pytest.mark.parametrize(
+    "key,value,match",
+    [("scheduler", "step", "train.scheduler"), ("loss", "l3", "train.loss"),
+     ("precision", "fp16", "train.precision"), ("optimizer", "sgd", "train.optimizer")],
+)
+def test_bad_choices_are_usage_errors(tmp_path, key, value, match) -> None:
+    from svqcast.errors import UsageError
+
+    with pytest.raises(UsageError, match=match):
+        train(tiny_cfg(**{key: value}), run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress="none")
+
+
+def test_tensorboard_needs_its_extra(tmp_path) -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        from svqcast.errors import MissingExtraError
+
+        with pytest.raises(MissingExtraError, match=r"svqcast\[tensorboard\]"):
+            train(tiny_cfg(tensorboard=True), run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet,
+                  progress="none")
+    else:  # pragma: no cover
+        run = train(tiny_cfg(tensorboard=True, epochs=1), run_dir=tmp_path / "r", datasets=_data(),
+                    model_fn=TinyNet, progress="none")
+        assert any((run / "tensorboard").iterdir())
