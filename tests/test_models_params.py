@@ -240,3 +240,24 @@ def test_describe_falls_back_to_cpu_for_baseline_quantizers(quantizer: str, expe
     info = describe("weatherbench-s-t2m_gsta", {"model.quantizer": quantizer})
     assert info["params"] == expected
     assert info["flops"] > REFERENCE["weatherbench-s-t2m_gsta"][1]
+
+
+# Table 12 FLOPs per top-level module, in G (reference-numbers.json flops_by_module_G; "vq" = quantizer)
+BY_MODULE_G = {
+    "weatherbench-s-t2m_gsta_svq": {"enc": 0.069, "dec": 0.462, "vq": 9.856, "hid": 6.475},
+    "taxibj_convnext_svq": {"enc": 0.013, "dec": 0.077, "vq": 1.643, "hid": 1.989},
+    "taxibj_gsta_svq": {"enc": 0.013, "dec": 0.077, "vq": 1.643, "hid": 2.523},
+    "kth_incepu_svq": {"enc": 1.67, "dec": 12.195, "vq": 47.521, "hid": 48.971},
+    "kitticaltech_gsta_svq": {"enc": 2.323, "dec": 15.27, "vq": 59.402, "hid": 78.65},
+    "human36m_gsta_svq": {"enc": 6.02, "dec": 24.419, "vq": 31.591, "hid": 115.547},
+}
+
+
+@pytest.mark.parametrize("preset", sorted(BY_MODULE_G))
+def test_flops_split_by_module(preset: str) -> None:
+    cfg = load_config(preset)
+    with torch.device("meta"):
+        model = build_model_from_config(cfg)
+    split = model_flops(model, cfg["model"]["in_shape"], fused=False)["by_module"]
+    ours = {("vq" if k == "quantizer" else k): round(v / 1e9, 3) for k, v in split.items()}
+    assert ours == BY_MODULE_G[preset]
