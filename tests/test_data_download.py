@@ -257,6 +257,8 @@ def test_plan_variables_years_and_sources(tmp_path):
     keep = plan.items[0].keep
     assert keep("10m_v_component_of_wind_2016_5.625deg.nc") and not keep("10m_v_component_of_wind_2017_5.625deg.nc")
     assert len(plan_download("weatherbench-m", tmp_path).items) == 4
+    both = plan_download("weatherbench-s-uv10", tmp_path, variables=["u10,10m_v_component_of_wind"])
+    assert [it.label for it in both.items] == ["10m_u_component_of_wind", "10m_v_component_of_wind"]
     assert [it.label for it in plan_download("kth", tmp_path).items] == ["kth_action.zip"]
     assert len(plan_download("kth", tmp_path, source="kth").items) == 6
     assert len(plan_download("human36m", tmp_path).items) == 7

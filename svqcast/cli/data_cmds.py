@@ -121,7 +121,7 @@ def download_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset name (see `svqcast datasets list`).")],
     root: RootOpt = None,
     variables: Annotated[Optional[list[str]], typer.Option(
-        "--variables", help="WeatherBench variables (folder or short names), repeatable; default: all.")] = None,
+        "--variables", help="WeatherBench variables (folder or short names), repeatable or comma-separated; default: all.")] = None,
     years: Annotated[Optional[str], typer.Option("--years", help="Year range A:B (WeatherBench), e.g. 2010:2018.")] = None,
     source: Annotated[Optional[str], typer.Option(
         "--source", help="WeatherBench: tum (netCDF zips, default) or wb2 (WeatherBench 2 zarr); "

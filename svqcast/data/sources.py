@@ -325,7 +325,7 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
     plan = DownloadPlan(dataset=name, source=source or "")
     if name.startswith("weatherbench"):
         folders = sorted({v.folder for v in entry.variables})
-        wanted = list(variables or [])
+        wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()]  # repeat or commas
         if wanted:
             known = {v.folder for v in entry.variables} | {v.name for v in entry.variables}
             unknown = [w for w in wanted if w not in known]
