@@ -267,7 +267,10 @@ def evaluate(
             for f, fc in (("model", pred), ("persistence", persist_n), ("climatology", clim_n)):
                 if f != "model":
                     openstl[f].update(fc, y)
-                wb2[f].update(fc.double().numpy() * std + mean, y_phys, clim_phys)
+                # the climatology forecast in exact physical units (a normalise/de-normalise
+                # round trip would leave rounding-noise anomalies and a meaningless ACC)
+                phys = clim_phys if f == "climatology" else fc.double().numpy() * std + mean
+                wb2[f].update(phys, y_phys, clim_phys)
 
     channels = list(spec.channel_names)
     result: dict[str, Any] = {
