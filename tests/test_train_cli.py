@@ -25,7 +25,8 @@ TINY = [
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(SVQCAST_DATA_DIR=str(tmp_path / "data"), OMP_NUM_THREADS="1", NO_COLOR="1")
+    # one prepared copy of the embedded sample for the whole session (tmp_path's parent)
+    env.update(SVQCAST_DATA_DIR=str(tmp_path.parent / "train-cli-data"), OMP_NUM_THREADS="1", NO_COLOR="1")
     env.pop("SVQCAST_DEBUG", None)
     return env
 
@@ -45,12 +46,12 @@ def test_bad_set_key_and_type_exit_2(tmp_path) -> None:
 def test_sigint_saves_resumable_state_and_exits_130(tmp_path) -> None:
     run = tmp_path / "run"
     cmd = [SVQCAST, "train", "--preset", "era5-uk-t2m_gsta", "--run-dir", str(run), "--progress", "plain",
-           *TINY, "--set", "train.max_steps_per_epoch=40", "--set", "train.epochs=3"]
+           *TINY, "--set", "train.max_steps_per_epoch=20", "--set", "train.epochs=3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
     seen = []
     deadline = time.monotonic() + 150
     assert proc.stderr is not None
-    for line in proc.stderr:  # plain progress: "... step 10/40 ..." once training runs
+    for line in proc.stderr:  # plain progress: "... step 5/20 ..." once training runs
         seen.append(line)
         if " step " in line:
             proc.send_signal(signal.SIGINT)
@@ -62,8 +63,8 @@ def test_sigint_saves_resumable_state_and_exits_130(tmp_path) -> None:
 
     state = torch.load(run / "trainer_state.pt", weights_only=True)
     prog = state["progress"]
-    assert not prog["finished"] and prog["step"] >= 10 and (prog["batch_in_epoch"] > 0 or prog["epoch"] > 0)
-    assert json.loads((run / "config.json").read_text())["train"]["max_steps_per_epoch"] == 40
+    assert not prog["finished"] and prog["step"] >= 5 and (prog["batch_in_epoch"] > 0 or prog["epoch"] > 0)
+    assert json.loads((run / "config.json").read_text())["train"]["max_steps_per_epoch"] == 20
 
     # continue it (the stored config is used; no preset needed) and stop after epoch 1
     done = subprocess.run(
@@ -74,5 +75,5 @@ def test_sigint_saves_resumable_state_and_exits_130(tmp_path) -> None:
     report = json.loads(done.stdout)
     assert report["epochs_done"] == 1 and Path(report["run_dir"]) == run
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0] and rows[0]["step"] == 40
+    assert [r["epoch"] for r in rows] == [0] and rows[0]["step"] == 20
     assert (run / "best" / "model.safetensors").is_file()
