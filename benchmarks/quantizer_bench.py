@@ -12,7 +12,8 @@ memory, extrapolated from a batch-1 child, would exceed the budget is skipped an
 Part B, `scaling`: one WB-S sample (6,144 tokens), N = 2^6 .. 2^16: fused SVQ, the official
 materialised SVQ, and SVQ-raw (K=5 unrolled ISTA steps, N x N lateral matrix). SVQ-raw stops
 when its predicted time (quadratic extrapolation of the last measured N) exceeds
---max-seconds or its estimated memory exceeds the budget; the JSON says which.
+--max-seconds or its estimated memory exceeds the budget, the official SVQ likewise (linear
+extrapolation); the JSON says which. Fused SVQ runs at every N.
 
 Method: perf-baseline.md (round-robin timing in one process, medians with [min, max];
 peak memory from a fresh child per configuration via VmHWM / clear_refs).
@@ -116,8 +117,11 @@ def part_a(a: argparse.Namespace, script: Path) -> list[dict[str, Any]]:
         row["fwd_bwd_s"] = qc.summary(times[kind])
         if ref is not None:
             row["time_vs_svq_official"] = qc.ratio(times[kind], ref)
-        peak = qc.child_peak(script, [kind, str(default_n(kind)), str(a.batch), str(a.threads)])
-        row["peak_increase_mb"] = peak.get("peak_increase_mb", peak.get("error"))
+        if a.batch == 1:  # the probe already measured exactly this configuration
+            row["peak_increase_mb"] = row["batch1_peak_increase_mb"]
+        else:
+            peak = qc.child_peak(script, [kind, str(default_n(kind)), str(a.batch), str(a.threads)])
+            row["peak_increase_mb"] = peak.get("peak_increase_mb", peak.get("error"))
         print(f"[A] {json.dumps(row)}", file=sys.stderr, flush=True)
     return rows
 
@@ -126,12 +130,28 @@ def part_b(a: argparse.Namespace, script: Path) -> list[dict[str, Any]]:
     tokens = FRAMES * H * W
     rows: list[dict[str, Any]] = []
     raw_stopped: str | None = None
+    official_stopped: str | None = None
     last_raw: tuple[int, float] | None = None
+    last_official: tuple[int, float] | None = None
     for e in range(a.min_exp, a.max_exp + 1):
         n = 2**e
         row: dict[str, Any] = {"N": n}
-        kinds = ["svq", "svq-official"]
+        kinds = ["svq"]
         budget = a.mem_fraction * qc.mem_available()
+        if official_stopped is None:
+            predicted_s = last_official[1] * n / last_official[0] if last_official else 0.0
+            need = 4 * 2 * tokens * n
+            if need > budget:
+                official_stopped = f"from N={n}: estimated {need / 1e9:.1f} GB exceeds the budget {budget / 1e9:.1f} GB"
+            elif predicted_s > a.max_seconds:
+                official_stopped = (
+                    f"from N={n}: predicted {predicted_s:.0f} s per fwd+bwd (linear from N={last_official[0]}) "
+                    f"exceeds --max-seconds {a.max_seconds:g}"
+                )
+            else:
+                kinds.append("svq-official")
+        if "svq-official" not in kinds:
+            row["svq-official"] = {"skipped": official_stopped}
         if raw_stopped is None:
             need = raw_bytes(tokens, n)
             predicted_s = last_raw[1] * (n / last_raw[0]) ** 2 if last_raw else 0.0
@@ -152,9 +172,12 @@ def part_b(a: argparse.Namespace, script: Path) -> list[dict[str, Any]]:
         for k in kinds:
             peak = qc.child_peak(script, [k, str(n), "1", str(a.threads)])
             row[k] = {"fwd_bwd_s": qc.summary(times[k]), "peak_increase_mb": peak.get("peak_increase_mb", peak.get("error"))}
-        row["official_over_fused"] = qc.ratio(times["svq-official"], times["svq"])
+        if "svq-official" in kinds:
+            row["official_over_fused"] = qc.ratio(times["svq-official"], times["svq"])
+            last_official = (n, row["svq-official"]["fwd_bwd_s"]["median"])
         if "svq-raw" in kinds:
-            row["raw_over_official"] = qc.ratio(times["svq-raw"], times["svq-official"])
+            if "svq-official" in kinds:
+                row["raw_over_official"] = qc.ratio(times["svq-raw"], times["svq-official"])
             row["raw_over_fused"] = qc.ratio(times["svq-raw"], times["svq"])
             last_raw = (n, row["svq-raw"]["fwd_bwd_s"]["median"])
         rows.append(row)
@@ -171,7 +194,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-exp", type=int, default=6)
     ap.add_argument("--max-exp", type=int, default=16)
-    ap.add_argument("--max-seconds", type=float, default=20.0, help="stop SVQ-raw beyond this predicted time")
+    ap.add_argument("--max-seconds", type=float, default=20.0, help="stop SVQ-raw / official SVQ beyond this predicted time")
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="budget = this x MemAvailable")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")

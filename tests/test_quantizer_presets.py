@@ -65,3 +65,30 @@ def test_preset_trains_and_evaluates(q: str) -> None:
     assert model.aux_loss.shape == () and float(model.aux_loss) == 0.0
     if q != "svq-raw":
         assert "perplexity" in model.quantizer_diagnostics
+
+
+def _reference_rows() -> list[dict]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
+    return json.loads(path.read_text())["vq_baselines_t2m_gSTA"]
+
+
+@pytest.mark.parametrize("row", _reference_rows(), ids=lambda r: r["config"])
+def test_full_size_baseline_models_match_reference(row: dict) -> None:
+    """Full WB-S gSTA models: total parameters equal the official models' (vqp 1.12.5)."""
+    pytest.importorskip("vector_quantize_pytorch")
+    from svqcast.models.factory import build_model_from_config
+
+    cfg = load_config(f"weatherbench-s-t2m_gsta_{row['vq_type']}")
+    official = {k: v for k, v in row["vq_kwargs"].items() if k != "dim"}
+    ours = {k: v for k, v in cfg["model"]["vq_options"].items() if k != "commitment_loss_weight"}
+    if row["config"] == "ResidualVQ-Stochastic.py":
+        cfg["model"]["vq_options"].update(official)  # the stochastic variant: a user-TOML away
+    else:
+        assert ours == official  # the preset carries exactly the config's keyword arguments
+    assert cfg["train"]["loss"] == row["loss"]
+    model = build_model_from_config(cfg)
+    assert sum(p.numel() for p in model.parameters()) == row["total_params"]
+    assert sum(p.numel() for p in model.quantizer.parameters()) == row["quantizer_params"]
