@@ -52,3 +52,25 @@ def test_error_mapping_in_process(capsys) -> None:
     err = capsys.readouterr().err
     assert err.strip() == "error: demo.nc: variable 't2m' missing (use --var-map)"
     assert "Traceback" not in err
+
+
+def test_exit_codes_raised_inside_commands_propagate() -> None:
+    import pytest
+    import typer
+
+    from svqcast.cli import main
+
+    @main.app.command("exit-7-for-test", hidden=True)
+    def _exit7() -> None:
+        raise typer.Exit(7)
+
+    @main.app.command("interrupt-for-test", hidden=True)
+    def _interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exc:
+        main.run(["exit-7-for-test"])
+    assert exc.value.code == 7
+    with pytest.raises(SystemExit) as exc:
+        main.run(["interrupt-for-test"])
+    assert exc.value.code == 130

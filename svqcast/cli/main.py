@@ -63,7 +63,11 @@ def run(argv: Optional[list[str]] = None) -> None:
     from svqcast.errors import SvqcastError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, click/Typer *return* the code of `Exit(n)` (and of
+        # Ctrl-C, as 1) instead of exiting; pass it on.
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except SvqcastError as exc:
         if debug_enabled():
             raise
