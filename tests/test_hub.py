@@ -337,3 +337,40 @@ def test_push_refuses_bad_input(ckpt: Path, tmp_path: Path, env: Path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = _run_cli(["models", "push", str(ckpt), "--repo-id", "me/x"], capsys)
     assert code == 4 and "HF_HUB_OFFLINE" in err
+
+
+# --------------------------------------------------------------------------- the packaged zoo
+
+
+def _bundled_names() -> list[str]:
+    from svqcast.hub import list_models
+
+    return [e.name for e in list_models() if e.bundled]
+
+
+def test_the_zoo_has_a_bundled_default() -> None:
+    from svqcast.hub import default_model_name, get_entry
+
+    entry = get_entry(default_model_name())
+    assert entry.bundled and entry.bundled_path() is not None
+    # it beats persistence on the held-out week, as measured and recorded
+    m = entry.metrics
+    assert m["test_mae"] < m["persistence_mae"] and m["test_rmse"] < m["persistence_rmse"]
+
+
+@pytest.mark.parametrize("name", _bundled_names())
+def test_every_bundled_model_loads_and_its_card_matches(name: str, env: Path, capsys) -> None:
+    import svqcast
+    from svqcast.hub import get_entry
+
+    entry = get_entry(name)
+    fc = svqcast.load_model(name)
+    assert fc.meta["preset"] == entry.preset
+    assert fc.spec.dataset == entry.data["dataset"] and fc.t_in == entry.data["t_in"]
+    card = (entry.bundled_path() / "README.md").read_text()
+    assert f"{entry.metrics['test_mae']:.3f}" in card and f"{entry.metrics['persistence_mae']:.3f}" in card
+    code, out, _ = _run_cli(["models", "info", name, "--format", "json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and info["bundled_available"] and info["sha256"] == entry.sha256
+    code, out, _ = _run_cli(["models", "download", name, "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["status"].startswith("bundled")
