@@ -189,3 +189,5 @@ def test_existing_output_and_missing_file(tmp_path: Path, good_checkpoint: Path,
     meta = json.loads((out / "config.json").read_text())
     assert meta["provenance"]["source_file"] == "good.pth"
     assert cli(convert_argv(tmp_path / "nope.pth", tmp_path / "o2")) == 2
+    assert cli(convert_argv(good_checkpoint, tmp_path / "o3", "no-such-preset")) == 2
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
