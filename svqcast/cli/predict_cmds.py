@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -78,7 +77,18 @@ def _predict(
         return
     for note in prep.notes:
         log(f"note: {note}")
-    history = "svqcast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "svqcast predict"
+    # the command as given (rebuilt from the parsed options, so it is right in-process too)
+    words = ["svqcast", "predict", str(input), "-o", str(output)]
+    for flag, value in (("--model", model), ("--steps", steps), ("--lead-time", lead_time)):
+        if value is not None:
+            words += [flag, str(value)]
+    for t in init_time or []:
+        words += ["--init-time", t]
+    for pair in var_map or []:
+        words += ["--var-map", pair]
+    if overwrite:
+        words.append("--overwrite")
+    history = " ".join(shlex.quote(w) for w in words)
     ds = fc.predict(None, steps=n_steps, history=history, prepared=prep)
     from svqcast.io import write_forecast
 
