@@ -33,5 +33,10 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/svq_bench.py
 
+# The SVQ study (docs/results.md): trains and scores the small model family on the embedded
+# era5-uk-t2m and nyc-taxi samples, two runs at a time; resumes where an earlier call stopped.
+study: venv
+	$(PY) benchmarks/study.py --jobs 2 --threads 1
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -186,9 +186,17 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals}
 
 
-def run_predict(repeats: int, threads: int) -> dict[str, Any]:
-    """`svqcast predict` on the bundled sample: the CLI end to end (one process per call, so
-    interpreter start-up and model loading count) and the Python API (model loaded once)."""
+def run_predict(repeats: int, threads: int, n_init: int) -> dict[str, Any]:
+    """Forecasts per second of the bundled default model on the bundled ERA5 sample.
+
+    * `api_single`: `svqcast.load_model().predict(ds)` -- one forecast (the last input time),
+      model loaded once; what a service calling the library sees.
+    * `api_batch`: one `predict` call with `n_init` hourly initialisation times.
+    * `cli_single` / `cli_batch`: `svqcast predict SAMPLE -o OUT.nc [--init-time ...]` as a user
+      runs it: one process per call, so interpreter start-up, model loading (with its sha256
+      check), input validation and the netCDF write all count.
+    """
+    import numpy as np
     import torch
 
     torch.set_num_threads(threads)
@@ -196,38 +204,42 @@ def run_predict(repeats: int, threads: int) -> dict[str, Any]:
 
     import svqcast
 
-    out: dict[str, Any] = {"threads": threads}
     sample = _bundled_sample()
-    out["input"] = str(sample)
-    forecaster = svqcast.load_model(None) if _accepts_none() else svqcast.load_model(_default_model_name())
+    forecaster = svqcast.load_model()
     ds = xr.open_dataset(sample)
-    steps = int(forecaster.spec.t_out)
-    forecaster.predict(ds, steps=steps)  # warm-up
-    times, n_fc = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fc = forecaster.predict(ds, steps=steps)
-        times.append(time.perf_counter() - t0)
-        n_fc = _n_forecasts(fc)
-    out["api"] = {"forecasts_per_call": n_fc, "seconds_per_call": spread(times),
-                  "forecasts_per_s": spread([n_fc / t for t in times])}
-    svq = Path(sys.executable).with_name("svqcast")
-    cmd_base = [str(svq) if svq.exists() else "svqcast", "predict", str(sample)]
-    cli_times = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            target = Path(tmp) / f"fc{i}.nc"
+    times = ds["time"].values
+    t_in = int(forecaster.spec.t_in)
+    inits = [np.datetime_as_string(t, unit="s") for t in times[-n_init:]] if n_init <= len(times) - t_in + 1 else []
+    out: dict[str, Any] = {"threads": threads, "input": str(sample.relative_to(REPO)), "model": forecaster.ref,
+                           "steps": int(forecaster.t_out), "n_init_batch": len(inits)}
+
+    def timed(fn, n_expected=None) -> dict[str, Any]:
+        fn()  # warm-up
+        secs, n = [], None
+        for _ in range(repeats):
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd_base + ["-o", str(target)], capture_output=True, text=True,
-                                  env=_thread_env(threads))
-            cli_times.append(time.perf_counter() - t0)
+            n = fn()
+            secs.append(time.perf_counter() - t0)
+        return {"forecasts_per_call": n, "seconds_per_call": spread(secs),
+                "forecasts_per_s": spread([n / t for t in secs])}
+
+    out["api_single"] = timed(lambda: _n_forecasts(forecaster.predict(ds)))
+    out["api_batch"] = timed(lambda: _n_forecasts(forecaster.predict(ds, init_time=inits)))
+    svq = Path(sys.executable).with_name("svqcast")
+    exe = str(svq) if svq.exists() else "svqcast"
+    with tempfile.TemporaryDirectory() as tmp:
+        def cli(extra: list[str]) -> int:
+            target = Path(tmp) / "fc.nc"
+            proc = subprocess.run([exe, "predict", str(sample), "-o", str(target), "--overwrite", *extra],
+                                  capture_output=True, text=True, env=_thread_env(threads))
             if proc.returncode != 0:
-                out["cli"] = {"error": proc.stderr[-1500:], "returncode": proc.returncode}
-                return out
-            n_cli = _n_forecasts(xr.open_dataset(target))
-    out["cli"] = {"command": " ".join(["svqcast", "predict", "<bundled sample>", "-o", "<tmp>.nc"]),
-                  "forecasts_per_call": n_cli, "seconds_per_call": spread(cli_times),
-                  "forecasts_per_s": spread([n_cli / t for t in cli_times])}
+                raise RuntimeError(f"svqcast predict failed ({proc.returncode}): {proc.stderr[-800:]}")
+            with xr.open_dataset(target) as fc:
+                return _n_forecasts(fc)
+
+        out["cli_single"] = timed(lambda: cli([]))
+        out["cli_batch"] = timed(lambda: cli([a for t in inits for a in ("--init-time", t)]))
+        out["cli_command"] = f"svqcast predict {out['input']} -o OUT.nc [--init-time T ...]"
     return out
 
 
@@ -237,24 +249,9 @@ def _n_forecasts(fc) -> int:
 
 
 def _bundled_sample() -> Path:
-    from svqcast import api
+    import svqcast.data.samples as samples
 
-    fn = getattr(api, "bundled_sample_path", None) or getattr(api, "sample_path", None)
-    if fn is not None:
-        return Path(fn())
-    from svqcast.data import samples  # type: ignore[attr-defined]
-
-    return Path(samples.sample_path("era5-uk-t2m"))
-
-
-def _default_model_name() -> str:
-    from svqcast import api
-
-    return getattr(api, "DEFAULT_MODEL", None) or "era5-uk-t2m_gsta_svq"
-
-
-def _accepts_none() -> bool:
-    return False
+    return Path(samples.__file__).resolve().parent / "era5_uk_t2m_2019-03.nc"
 
 
 def machine_info() -> dict[str, Any]:
@@ -282,6 +279,105 @@ def save(data: Mapping[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+SECTION = "## End-to-end throughput"
+DEFAULT_DOC = REPO / "docs" / "benchmarks.md"
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}g}"
+
+
+def _spread_text(sp: Mapping[str, Any], digits: int = 3, suffix: str = "") -> str:
+    return f"{_f(sp['median'], digits)}{suffix} [{_f(sp['min'], digits)}–{_f(sp['max'], digits)}]"
+
+
+def render_section(data: Mapping[str, Any]) -> str:
+    """The "End-to-end throughput" section of docs/benchmarks.md, from results/throughput.json."""
+    m = data.get("machine", {})
+    L = [SECTION, "",
+         "<!-- Generated by `benchmarks/throughput.py --report` from `results/throughput.json`; "
+         "do not edit by hand. -->", "",
+         "Training throughput of the **full-size** WeatherBench-S gSTA model (`weatherbench-s-t2m_gsta`, "
+         "12.76 M parameters, and `weatherbench-s-t2m_gsta_svq` with N = 10000) at batch 16, fp32, on CPU, "
+         "and `svqcast predict` throughput of the bundled model. Command: "
+         "`.venv/bin/python benchmarks/throughput.py` (then `--report` to rewrite this section).", "",
+         f"**Machine**: `nproc` = {m.get('nproc')}, CPU `{m.get('cpu')}` (lscpu model name), "
+         f"{_f(m.get('mem_total_gb', 0), 3)} GB RAM, torch {m.get('torch')}, Python {m.get('python')}; "
+         f"load average at the start {', '.join(_f(v, 2) for v in m.get('load_average', []))}.", ""]
+    t = data.get("timing")
+    if t:
+        L += ["**Method.** One process builds the three variants (the two SVQ variants share one set of "
+              "weights; `svq-materialised` is the same model with `model.quantizer.fused = False`, the "
+              f"official formulation that builds the tokens x N weights). After {t['warmup_steps']} untimed "
+              f"step(s) each, {t['rounds']} round(s) of {t['steps_per_round']} timed training step(s) per variant "
+              "run interleaved (A B C, then C B A, ...); a step is forward, L1/MSE loss + quantizer loss, "
+              f"backward and an Adam step on a fixed random batch, {t['threads']} thread(s). Quoted: the "
+              "median over rounds [min–max]; ratios are medians of the per-round ratios [min–max].", "",
+              "| variant | preset | samples/s | s/step |", "|---|---|---|---|"]
+        for name, sp in t["samples_per_s"].items():
+            bs = t["batch_size"]
+            secs = {"median": bs / sp["median"], "min": bs / sp["max"], "max": bs / sp["min"]}
+            L.append(f"| {name} | `{data['configs'][name]['preset']}` | {_spread_text(sp)} | {_spread_text(secs)} |")
+        L += ["", "| ratio of samples/s | median [min–max] over rounds | target | met |", "|---|---|---|---|"]
+        targets = {"svq-fused/simvp": (TARGETS["fused_vs_simvp_min"], "fused_vs_simvp"),
+                   "svq-fused/svq-materialised": (TARGETS["fused_vs_materialised_min"], "fused_vs_materialised")}
+        for key, sp in t["ratios"].items():
+            tgt = targets.get(key)
+            met = (data.get("targets_met") or {}).get(tgt[1]) if tgt else None
+            L.append(f"| {key} | {_spread_text(sp)} | {'>= ' + _f(tgt[0]) if tgt else '–'} | "
+                     f"{'yes' if met else 'no' if met is False else '–'} |")
+        L += ["", f"Measured {t.get('measured', '?')}; load average after the timing "
+                  f"{', '.join(_f(v, 2) for v in t.get('load_average_after', []))}.", ""]
+    mem = data.get("memory")
+    if mem:
+        L += ["**Peak memory** of a training step, each variant in a fresh child process: VmHWM is reset "
+              "(`5` written to `/proc/self/clear_refs`) after the model, optimizer and batch are built, "
+              "and the table gives VmHWM minus the RSS at that moment (Adam's state is allocated "
+              "in the measured step).", "",
+              "| variant | RSS after construction | peak RSS | increase during the step(s) |", "|---|---|---|---|"]
+        for name, r in mem.items():
+            if "error" in r:
+                L.append(f"| {name} | – | – | failed (exit {r.get('returncode')}) |")
+            else:
+                L.append(f"| {name} | {r['rss_after_construction_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB | "
+                         f"**{r['peak_increase_mb']:.0f} MB** ({r['steps']} step(s)) |")
+        L.append("")
+    pr = data.get("predict")
+    if pr:
+        L += [f"**`svqcast predict`** with the bundled model `{pr['model']}` on `{pr['input']}` "
+              f"({pr['steps']} hourly steps per forecast, {pr['threads']} thread(s)); median [min–max] over "
+              "repeats after one warm-up call. CLI rows are whole processes (start-up, model load with "
+              "sha256 check, input validation, netCDF write).", "",
+              "| how | forecasts per call | seconds per call | forecasts/s |", "|---|---|---|---|"]
+        names = {"api_single": "Python API, `load_model().predict(ds)`",
+                 "api_batch": f"Python API, {pr['n_init_batch']} init times in one call",
+                 "cli_single": "`svqcast predict IN -o OUT.nc`",
+                 "cli_batch": f"`svqcast predict` with {pr['n_init_batch']} `--init-time`"}
+        for key, label in names.items():
+            r = pr.get(key)
+            if r:
+                L.append(f"| {label} | {r['forecasts_per_call']} | {_spread_text(r['seconds_per_call'])} | "
+                         f"{_spread_text(r['forecasts_per_s'])} |")
+        L.append("")
+    return "\n".join(L)
+
+
+def write_section(data: Mapping[str, Any], doc: Path) -> None:
+    """Replace (or append) only this section of the shared benchmarks page."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    section = render_section(data).rstrip() + "\n"
+    if SECTION in text:
+        head, rest = text.split(SECTION, 1)
+        nxt = rest.find("\n## ")
+        tail = rest[nxt + 1:] if nxt >= 0 else ""
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    tmp = doc.with_name(f".{doc.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, doc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_memory"]:
@@ -297,8 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--memory-steps", type=int, default=1)
     p.add_argument("--predict-repeats", type=int, default=3)
+    p.add_argument("--predict-inits", type=int, default=24, help="initialisation times in the batch call")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--report", action="store_true", help="only rewrite the docs section from --out")
+    p.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     args = p.parse_args(argv)
+    if args.report:
+        write_section(json.loads(args.out.read_text()), args.doc)
+        print(f"wrote the '{SECTION}' section of {args.doc}")
+        return 0
 
     data: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if data.get("schema") != SCHEMA:
@@ -324,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data["memory_measured"] = _now()
         save(data, args.out)
     if "predict" in args.parts:
-        data["predict"] = run_predict(args.predict_repeats, args.threads)
+        data["predict"] = run_predict(args.predict_repeats, args.threads, args.predict_inits)
         data["predict"]["measured"] = _now()
         save(data, args.out)
     data["wall_seconds_last_invocation"] = time.perf_counter() - t0

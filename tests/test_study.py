@@ -149,9 +149,14 @@ def test_report_is_generated_from_the_json(tmp_path):
     learn = study.verdict([1.5, 1.6, 1.55], [2.0, 2.2, 2.1])
     frozen = study.verdict([2.05, 2.3, 1.9], [2.0, 2.2, 2.1])
     assert learn["verdict"] == "better" and frozen["verdict"] == "within noise"
-    assert "SVQ helped only partly: svq-learnable" in text
-    assert f"p = {learn['p']:.3f}" in text
-    assert "**within noise**: SimVP+SVQ frozen − SimVP (MAE)" in text
+    assert "**era5-uk-t2m**: **SVQ helped in part**" in text
+    rows = {line.split(" | ")[0] + " | " + line.split(" | ")[1]: line for line in text.splitlines()
+            if " − " in line and line.startswith("| ")}
+    learn_row = rows["| SimVP+SVQ learnable − SimVP (MAE) | RMSE"]
+    assert f"| {learn['p']:.3f} |" in learn_row and f"| {learn['t']:.2f} |" in learn_row
+    assert learn_row.endswith("| **a better** |")
+    assert f"{100 * learn['diff'] / 2.1:+.1f} %" in learn_row  # relative to SimVP's mean 2.1
+    assert rows["| SimVP+SVQ frozen − SimVP (MAE) | RMSE"].endswith("| within noise |")
 
     # the plot exists and is linked
     assert (img / "study_main.png").stat().st_size > 1000
@@ -172,16 +177,24 @@ def test_incomplete_study_says_so(tmp_path):
     assert "**9 of 48 planned**" in text and "the study is incomplete" in text
 
 
-def test_plan_is_seed_major_and_family_is_consistent():
+def test_plan_is_main_first_seed_major_and_family_is_consistent():
     budget = study.Budget()
     specs = study.plan_runs(budget, range(3))
-    # 6 models x 2 datasets + 4 ablation configs (N = 10, 1000) on era5, per seed
-    assert len(specs) == 3 * (6 * 2 + 4)
-    assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+    # main: 6 models on nyc-taxi + 5 on era5-uk-t2m (GRVQ skipped there); ablation: 4 configs
+    assert len(specs) == 3 * (6 + 5 + 4)
+    main = [s for s in specs if s.group == "main"]
+    assert specs[: len(main)] == main  # the whole main family comes before the ablation
+    for group in ("main", "ablation"):
+        seeds = [s.seed for s in specs if s.group == group]
+        assert seeds == sorted(seeds)
     assert len({s.run_id for s in specs}) == len(specs)
+    assert not any(s.dataset == "era5-uk-t2m" and s.model == "grvq" for s in specs)
     for s in specs:
         assert s.overrides["model.hid_S"] == budget.hid_S
         assert s.overrides["train.max_steps_per_epoch"] == budget.steps_per_epoch[s.dataset]
+        assert s.overrides.get("train.lr") == budget.lr.get(s.dataset)
+    (probe,) = study.plan_probes(budget, ["era5-uk-t2m", "nyc-taxi"], None)
+    assert (probe.dataset, probe.model) == ("era5-uk-t2m", "grvq")
 
 
 def test_family_check_rejects_a_hidden_difference():
