@@ -252,3 +252,67 @@ def test_smoke_one_tiny_run_through_the_api(tmp_path, monkeypatch):
     after = json.loads(out.read_text())
     assert len(after["runs"]) == 1 and after["runs"][0] == json.loads(before)["runs"][0]
     assert len(after["sessions"]) == 2
+
+
+def test_cost_probe_times_a_skipped_model(monkeypatch):
+    """The probe that justifies a skipped model measures real training steps of it and of the
+    plain backbone (here a cheap stand-in: VQ on nyc-taxi)."""
+    from svqcast.config import list_presets
+
+    if "nyc-taxi_gsta" not in list_presets():
+        pytest.skip("nyc-taxi_gsta preset not available")
+    pytest.importorskip("vector_quantize_pytorch")
+    monkeypatch.setitem(study.SKIPPED, ("nyc-taxi", "vq"), "test reason")
+    probes = [p for p in study.plan_probes(study.Budget(), ["nyc-taxi"], ["vq"])]
+    assert [(p.dataset, p.model) for p in probes] == [("nyc-taxi", "vq")]
+    rec = study.probe_cost(probes[0], threads=1)
+    assert rec["reason"] == "test reason"
+    assert rec["step_seconds"] > 0 and rec["backbone_step_seconds"] > 0
+    assert rec["ratio"] == pytest.approx(rec["step_seconds"] / rec["backbone_step_seconds"])
+    steps = study.Budget().epochs * study.Budget().steps_per_epoch["nyc-taxi"]
+    assert rec["budget_steps_per_run"] == steps
+    assert rec["estimated_train_minutes_per_run"] == pytest.approx(steps * rec["step_seconds"] / 60)
+
+    data = _synthetic_results()
+    data["skipped"] = {"nyc-taxi/vq": rec}
+    text = study.render_report(data)
+    assert "## Models not run" in text and "test reason" in text
+    assert f"{rec['step_seconds']:.1f} s" in text
+
+
+def _load_throughput():
+    spec = importlib.util.spec_from_file_location("svqcast_throughput", REPO / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_throughput_section_replaces_only_its_own_section(tmp_path):
+    tp = _load_throughput()
+    data = {
+        "schema": tp.SCHEMA, "targets": tp.TARGETS,
+        "configs": {k: {"preset": v[0], "fused": v[1]} for k, v in tp.CONFIGS.items()},
+        "machine": {"nproc": 2, "cpu": "Test CPU", "torch": "x", "python": "3", "mem_total_gb": 8.0,
+                    "load_average": [0.1, 0.2, 0.3]},
+        "timing": {"rounds": 2, "steps_per_round": 1, "warmup_steps": 1, "threads": 2, "batch_size": 16,
+                   "samples_per_s": {"simvp": tp.spread([1.6, 1.4]), "svq-fused": tp.spread([1.5, 1.45]),
+                                     "svq-materialised": tp.spread([0.5, 0.6])},
+                   "ratios": {"svq-fused/simvp": tp.spread([1.5 / 1.6, 1.45 / 1.4]),
+                              "svq-fused/svq-materialised": tp.spread([3.0, 1.45 / 0.6])},
+                   "measured": "now", "load_average_after": [0.1, 0.1, 0.1]},
+        "targets_met": {"fused_vs_simvp": True, "fused_vs_materialised": True},
+    }
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## SVQ and quantizers\n\nkeep me\n\n## End-to-end throughput\n\nold\n")
+    tp.write_section(data, doc)
+    text = doc.read_text()
+    assert "keep me" in text and "old" not in text
+    assert text.count("## End-to-end throughput") == 1
+    # medians of the per-round values, [min-max]
+    assert "| simvp | `weatherbench-s-t2m_gsta` | 1.5 [1.4–1.6] |" in text
+    assert "| svq-fused/simvp | 0.987 [0.938–1.04] | >= 0.9 | yes |" in text
+    # a second write is idempotent and a following section survives
+    doc.write_text(text + "\n## Later section\n\nstays\n")
+    tp.write_section(data, doc)
+    again = doc.read_text()
+    assert "stays" in again and again.count("## End-to-end throughput") == 1
