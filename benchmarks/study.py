@@ -668,13 +668,19 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
                 "jobs": args.jobs, "threads_per_job": args.threads,
                 "planned_runs": len(specs), "alpha": ALPHA,
                 "model_labels": {k: m.label for k, m in ALL_MODELS.items()},
-                "dataset_descriptions": DATASETS}
+                "dataset_descriptions": DATASETS,
+                "command": " ".join(["benchmarks/study.py", *getattr(args, "argv", [])])}
     if data["settings"] and data["settings"].get("budget") != settings["budget"]:
         raise SystemExit(f"{args.out} was made with budget {data['settings']['budget']}; "
                          f"this invocation asks for {settings['budget']}. Use another --out.")
     data["settings"] = settings
     data["machine"] = machine_info()
     todo = [s for s in specs if s.run_id not in done_ids(data)]
+    if todo:  # prepare the embedded samples once, here, rather than racing in two children
+        from svqcast.data import get_split_dataset
+
+        for ds in sorted({s.dataset for s in todo}):
+            get_split_dataset(ds, "train")
     probes = [] if args.no_probe else [
         p for p in plan_probes(budget, args.datasets, args.models)
         if "step_seconds" not in (data.get("skipped", {}).get(f"{p.dataset}/{p.model}") or {})]
@@ -719,6 +725,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
                 data["runs"] = [r for r in data["runs"] if r["run_id"] != spec.run_id] + [record]
                 session["runs_done"] += record["status"] == "ok"
                 session["wall_seconds"] = time.perf_counter() - t0
+                data["wall_seconds"] = sum(s.get("wall_seconds") or 0.0 for s in data["sessions"])
                 _update_references(data, record)
                 save_results(data, args.out)
                 msg = (f"test {fmt(record['test'].get('rmse'))} RMSE, {record['epochs_run']} epochs, "
@@ -1020,6 +1027,8 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
         L.append("* Learning rate: the preset's (cosine schedule, Adam)"
                  + "".join(f"; {lr:g} on {d} for every member (the preset's value is tuned for 50 full epochs)"
                            for d, lr in lrs.items()) + ".")
+    if settings.get("command"):
+        L.append(f"* Command: `{settings['command']}` (what `make study` runs, resuming if interrupted).")
     L.append(f"* Seeds per model: {settings.get('seeds', '?')}. Scores are mean ± sample standard "
              "deviation (ddof = 1) over seeds, in physical units.")
     L.append("* Losses follow the official configs: SVQ with MAE, the VQ baselines with MSE, the paper's "
@@ -1190,6 +1199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] in (["_run"], ["_probe"]):
         return _child_main(argv[1:], argv[0])
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if args.report_only:
         data = load_results(args.out)
         if not data["runs"]:
