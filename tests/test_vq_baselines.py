@@ -14,6 +14,16 @@ from svqcast.errors import MissingExtraError, UsageError
 from svqcast.models.quantizers.diagnostics import index_perplexity
 from svqcast.models.quantizers.registry import build_quantizer, quantizer_names
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
+    (up to 100x) whenever another process holds a core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 pytest.importorskip("vector_quantize_pytorch")
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
