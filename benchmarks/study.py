@@ -235,15 +235,15 @@ def plan_probes(budget: Budget, datasets: Sequence[str], models: Sequence[str] |
 
 def probe_cost(spec: RunSpec, threads: int) -> dict[str, Any]:
     """Seconds of one training step (batch of random data, forward + loss + backward + Adam) of
-    the skipped model and of the same backbone without quantizer, in one process, after one
-    untimed step each."""
+    the skipped model (its first step: one is all the budget affords) and of the same backbone
+    without quantizer (after one untimed step), in one process."""
     import torch
 
     torch.set_num_threads(max(1, threads))
     from svqcast import api
     from svqcast.config import load_config
 
-    def step_seconds(overrides: Mapping[str, Any]) -> float:
+    def step_seconds(overrides: Mapping[str, Any], steps: int) -> float:
         cfg = load_config(spec.preset, overrides)
         model = api.build_model(cfg).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -251,7 +251,7 @@ def probe_cost(spec: RunSpec, threads: int) -> dict[str, Any]:
         b = int(cfg["train"]["batch_size"])
         x, y = torch.randn(b, t_in, c, h, w), torch.randn(b, cfg["model"]["out_frames"], c, h, w)
         times = []
-        for _ in range(2):
+        for _ in range(steps):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = (model(x) - y).abs().mean() + getattr(model, "aux_loss", 0.0)
@@ -261,7 +261,7 @@ def probe_cost(spec: RunSpec, threads: int) -> dict[str, Any]:
         return times[-1]
 
     plain = {**spec.overrides, "model.quantizer": "none"}
-    skipped_s, plain_s = step_seconds(spec.overrides), step_seconds(plain)
+    skipped_s, plain_s = step_seconds(spec.overrides, 1), step_seconds(plain, 2)
     steps = int(spec.overrides.get("train.max_steps_per_epoch") or 0) * int(spec.overrides["train.epochs"])
     return {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
             "reason": SKIPPED[(spec.dataset, spec.model)], "step_seconds": skipped_s,
@@ -562,7 +562,8 @@ def execute_run(spec: RunSpec, work_dir: Path, threads: int) -> dict[str, Any]:
         "test": all_scores.get("model", {}),
         "references": {k: v for k, v in all_scores.items() if k != "model"},
         "evaluation": {"scores": scores.get("scores"), "units": scores.get("units"),
-                       "samples": scores.get("samples"), "quantizer": scores.get("quantizer")},
+                       "samples": scores.get("samples"), "quantizer": scores.get("quantizer"),
+                       "climatology": scores.get("climatology"), "weights": scores.get("weights")},
         "train_seconds": train_s, "eval_seconds": eval_s, "threads": threads, "finished": _now(),
     }
 
@@ -1125,7 +1126,7 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
         for key, sk in sorted(skipped.items()):
             line = f"* **{labels.get(sk['model'], sk['model'])} on {sk['dataset']}**: {sk['reason']}."
             if sk.get("step_seconds") is not None:
-                line += (f" Measured on this machine ({sk.get('threads')} thread): one training step takes "
+                line += (f" Measured on this machine ({sk.get('threads')} thread): its first training step took "
                          f"{sk['step_seconds']:.1f} s against {sk['backbone_step_seconds']:.2f} s for the "
                          f"same backbone without quantizer ({sk['ratio']:.0f}x)")
                 if sk.get("estimated_train_minutes_per_run"):
@@ -1140,6 +1141,31 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
         for r in failed:
             L.append(f"* `{r['run_id']}` (exit code {r.get('returncode')})")
         L.append("")
+    ref_lines = []
+    for ds in agg:
+        refs = data.get("references", {}).get(ds, {})
+        means = {k: row["rmse"]["mean"] for k, row in agg[ds].items() if row["rmse"]["mean"] is not None}
+        if not means or not refs:
+            continue
+        best = min(means, key=means.get)
+        cmp = []
+        for name in ("persistence", "climatology"):
+            r = (refs.get(name) or {}).get("rmse")
+            if r is not None:
+                cmp.append(f"{'below' if means[best] < r else 'above'} {name} ({fmt(r)})")
+        beaten = [k for k in means if refs.get("climatology", {}).get("rmse") is not None
+                  and means[k] < refs["climatology"]["rmse"]]
+        kinds = {json.dumps((r.get("evaluation") or {}).get("climatology"), sort_keys=True, default=str)
+                 for r in runs if r.get("dataset") == ds and (r.get("evaluation") or {}).get("climatology")}
+        kind = f" (climatology used: {', '.join(sorted(kinds))})" if kinds else ""
+        ref_lines.append(
+            f"* {ds}{kind}: the best mean test RMSE, {labels.get(best, best)}'s {fmt(means[best])}, is "
+            + " and ".join(cmp) + f"; {len(beaten)} of {len(means)} models beat climatology on RMSE.")
+    if ref_lines:
+        L += ["## How good are these models?", "",
+              "Against the reference forecasts of the same test split (persistence: the last input "
+              "frame repeated; climatology: a mean of the training split's frames, see "
+              "[evaluation.md](evaluation.md) for which one):", ""] + ref_lines + [""]
     L += ["## Caveats", "",
           "* These are tiny models trained for a few epochs on a few weeks of data, on a CPU. They test "
           "whether SVQ's benefit shows up at this scale, not the paper's full-size numbers "
