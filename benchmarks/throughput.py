@@ -341,7 +341,9 @@ def render_section(data: Mapping[str, Any]) -> str:
             else:
                 L.append(f"| {name} | {r['rss_after_construction_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB | "
                          f"**{r['peak_increase_mb']:.0f} MB** ({r['steps']} step(s)) |")
-        L.append("")
+        L += ["", f"Measured {data.get('memory_measured', '?')} (load average "
+                  f"{', '.join(_f(v, 2) for v in data.get('memory_load_average', []))}; memory does not "
+                  "depend on the load).", ""]
     pr = data.get("predict")
     if pr:
         L += [f"**`svqcast predict`** with the bundled model `{pr['model']}` on `{pr['input']}` "
@@ -408,11 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {"schema": SCHEMA}
     data["targets"] = TARGETS
     data["configs"] = {k: {"preset": v[0], "fused": v[1]} for k, v in CONFIGS.items() if k in args.configs}
-    data["machine"] = machine_info()
+    if "timing" in args.parts or "machine" not in data:
+        data["machine"] = machine_info()  # the load average quoted is the one before the timing
     t0 = time.perf_counter()
     if "timing" in args.parts:
+        load_before = os.getloadavg()
         data["timing"] = run_timing(args.configs, args.rounds, args.steps, args.warmup, args.threads)
         data["timing"]["measured"] = _now()
+        data["timing"]["load_average_before"] = load_before
         data["timing"]["load_average_after"] = os.getloadavg()
         r = data["timing"]["ratios"]
         data["targets_met"] = {
@@ -425,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "memory" in args.parts:
         data["memory"] = run_memory(args.configs, args.memory_steps, args.threads)
         data["memory_measured"] = _now()
+        data["memory_load_average"] = os.getloadavg()
         save(data, args.out)
     if "predict" in args.parts:
         data["predict"] = run_predict(args.predict_repeats, args.threads, args.predict_inits)
