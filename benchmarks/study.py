@@ -440,6 +440,8 @@ def load_results(path: Path) -> dict[str, Any]:
 def save_results(data: Mapping[str, Any], path: Path) -> None:
     """Atomic: a study interrupted mid-write keeps the previous, complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, dict):
+        data["updated"] = _now()
     payload = dict(data)
     payload["updated"] = _now()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -1034,7 +1036,9 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
              "deviation (ddof = 1) over seeds, in physical units.")
     L.append("* Losses follow the official configs: SVQ with MAE, the VQ baselines with MSE, the paper's "
              "SimVP baseline with MSE. SimVP with MAE is the like-for-like reference for SVQ, SimVP with "
-             "MSE the one for the VQ baselines.")
+             "MSE the one for the VQ baselines. The VQ baselines keep the official configs' settings "
+             f"([quantizers.md](quantizers.md): VQ codebook 1024, GRVQ 8 residual layers x 2 groups) on the "
+             f"{budget.get('hid_S', '?')}-dimensional latent tokens; SVQ uses N = 10000 with the preset's codebook init.")
     L.append(f"* Verdict rule: a difference counts as real only if Welch's t-test gives p < {ALPHA} "
              "**and** the difference of the means is larger than the combined standard deviation "
              "√(s₁² + s₂²); otherwise it is reported as within noise. With 3 seeds this is a "
