@@ -1,7 +1,6 @@
 """Package a trained run as the bundled zoo model: checkpoint + model card + registry block.
 
-    svqcast train --preset era5-uk-t2m_gsta_svq --set train.epochs=6 --set train.warmup_epochs=1 \
-        --run-dir runs/bundled
+    svqcast train --preset era5-uk-t2m_gsta_svq --set train.num_threads=2 --run-dir runs/bundled
     svqcast evaluate runs/bundled --per-lead-time --format json > runs/bundled/evaluation.json
     python scripts/bundle_model.py runs/bundled runs/bundled/evaluation.json
 
@@ -86,7 +85,7 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="training run directory (uses RUN/best)")
     ap.add_argument("evaluation", type=Path, help="JSON of `svqcast evaluate RUN --per-lead-time --format json`")
     ap.add_argument("--name", default="era5-uk-t2m_gsta_svq")
-    ap.add_argument("--overrides", default="train.epochs=6, train.warmup_epochs=1",
+    ap.add_argument("--overrides", default="none",
                     help="the --set overrides used for training (for the card)")
     args = ap.parse_args()
 

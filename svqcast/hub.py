@@ -393,6 +393,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _epoch1(epoch: Any) -> str:
+    return str(int(epoch) + 1) if isinstance(epoch, int) else "?"
+
+
 def _best_val(run_dir: Path | None) -> dict[str, Any]:
     """Best validation row of a run's metrics.jsonl (lowest val_loss), if there is one."""
     if run_dir is None:
@@ -474,7 +478,8 @@ def model_card(
     ]
     if best_val:
         lines.append(
-            f"- best validation epoch {best_val.get('epoch', '?')}: val_loss {_fmt(best_val.get('val_loss'))}"
+            # metrics.jsonl counts epochs from 0 (the scheduler's index); people count from 1.
+            f"- best validation epoch {_epoch1(best_val.get('epoch'))}: val_loss {_fmt(best_val.get('val_loss'))}"
         )
     for key in ("data_hash", "git_commit", "seed"):
         if prov.get(key) is not None:

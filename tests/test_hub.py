@@ -318,7 +318,7 @@ def test_push_uploads_exactly_the_checkpoint_and_a_generated_card(ckpt: Path, tm
     assert seen["args"][:3] == ("me/era5-tiny", "v1", True)
     card = seen["files"]["README.md"].decode()
     assert card.startswith("---\nlibrary_name: svqcast\n")
-    assert "best validation epoch 1: val_loss 0.31" in card
+    assert "best validation epoch 2: val_loss 0.31" in card  # row epoch 1, counted from 0
     assert "hid_S=4" in card and "N_T=2" in card and "era5-uk-t2m" in card
     assert _sha256(ckpt / "model.safetensors") in card
     assert "svqcast predict input.nc -o forecast.nc --model hf://me/era5-tiny" in card
