@@ -1175,9 +1175,26 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
           "* These are tiny models trained for a few epochs on a few weeks of data, on a CPU. They test "
           "whether SVQ's benefit shows up at this scale, not the paper's full-size numbers "
           "(see [reproduce.md](reproduce.md) for those).",
+          "* A learnable codebook hardly leaves its random initialisation in a budget this small: Adam "
+          "moves a parameter by at most about its learning rate per step, i.e. at most "
+          + ", ".join(f"{n} x {lr:g} = {n * lr:.2g} on {d}" for d, n, lr in _step_bounds(data))
+          + ", against codebook entries of order 1 (normal init) or 0.4 (kaiming). Frozen and learnable SVQ "
+          "are therefore nearly the same model here, and their near-equality does not test the paper's "
+          "frozen-vs-learnable claim.",
           "* Three seeds give a rough spread only; a 'within noise' verdict means this study cannot "
           "tell the models apart, not that they are equal.", ""]
     return "\n".join(L)
+
+
+def _step_bounds(data: Mapping[str, Any]) -> list[tuple[str, int, float]]:
+    """(dataset, optimizer steps per run, learning rate) of the finished SVQ runs."""
+    out = {}
+    for r in data.get("runs", []):
+        cfg = (r.get("config") or {}).get("train") or {}
+        if r.get("status") == "ok" and r["model"] == "svq-learnable" and cfg:
+            steps = int(cfg.get("max_steps_per_epoch") or 0) * int(r.get("epochs_run") or 0)
+            out[r["dataset"]] = (r["dataset"], steps, float(cfg.get("lr", 0.0)))
+    return [out[k] for k in sorted(out)]
 
 
 def write_report(data: Mapping[str, Any], doc: Path, img_dir: Path) -> Path:
