@@ -17,14 +17,6 @@ from svqcast.convert import openstl_to_svqcast_key, svqcast_to_openstl_key
 from svqcast.models.translators import TRANSLATOR_NAMES
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 TINY = [
     "model.in_shape=[4, 1, 16, 16]",

@@ -18,15 +18,6 @@ from svqcast.models.quantizers.diagnostics import (
 from svqcast.models.quantizers.svq import SVQ
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def direct(w: torch.Tensor, thresholds=(2.0, 3.0)) -> dict[str, float]:
     """The spec's recipe on the whole W at once, in float64."""

@@ -9,14 +9,6 @@ import svqcast
 from svqcast.config import list_presets, load_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 QUANTIZERS = ["svq-raw", "vq", "rvq", "grvq", "mhvq", "rfsq", "lfq", "rlfq"]
 TINY = {

@@ -22,14 +22,6 @@ from svqcast.models.quantizers.registry import build_quantizer
 from svqcast.models.quantizers.svq import SVQ, svq_param_count
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
 TOL = 1e-10

@@ -15,15 +15,6 @@ from svqcast.models.quantizers.registry import build_quantizer
 from svqcast.models.quantizers.svq_raw import SVQRaw, lipschitz_constant
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def nonneg_lasso_cd(zt: np.ndarray, x: np.ndarray, lam: float, sweeps: int = 20000) -> np.ndarray:
     """argmin_{a>=0} 1/2||x - D a||^2 + lam*sum(a), D = Z^T (C x N), by coordinate descent."""

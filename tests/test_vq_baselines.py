@@ -15,14 +15,6 @@ from svqcast.models.quantizers.diagnostics import index_perplexity
 from svqcast.models.quantizers.registry import build_quantizer, quantizer_names
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core box, two OpenMP threads stall badly
-    (up to 100x) whenever another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 pytest.importorskip("vector_quantize_pytorch")
 
