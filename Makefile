@@ -8,7 +8,7 @@ SVQCAST := $(VENV)/bin/svqcast
 # fetching a multi-GB CUDA build to satisfy the project's `torch>=2.1`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv test demo study bench clean
+.PHONY: venv test lint demo study bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest
+
+# The lint gate CI runs before the tests: ruff (pyflakes, pycodestyle, isort, bugbear) and mypy.
+lint: venv
+	$(VENV)/bin/ruff check svqcast tests benchmarks
+	$(VENV)/bin/mypy
 
 # The bundled model forecasts 24 h of UK 2 m temperature from 29 March 2019 00 UTC (held-out
 # week of the embedded ERA5 sample; 12 h trained horizon + 12 h autoregressive), then maps
