@@ -1,4 +1,4 @@
-"""Shared measuring helpers for svq_bench.py and quantizer_bench.py (perf-baseline.md method).
+"""Shared measuring helpers for svq_bench.py and quantizer_bench.py (docs/reference/official-behaviour.md §9 method).
 
 * Timing: variants of one comparison run in the same process, round-robin (A B C, then
   C B A, ...); a fast call is repeated a few times back to back within a round and the

@@ -5,7 +5,7 @@
 Part A, `per_quantizer`: fwd+bwd time and peak RSS increase of every quantizer (SVQ fused and
 official at N=10000, SVQ frozen, SVQ-raw at its preset size, and the seven VQ baselines with
 the official configs' settings) on `batch` WB-S samples (12 frames x 32 x 16 x 32 each).
-Default batch 4 as in perf-baseline.md (LFQ and multi-head VQ would need ~20 GB at 16);
+Default batch 4 as in docs/reference/official-behaviour.md §9 (LFQ and multi-head VQ would need ~20 GB at 16);
 every method here is linear in tokens, so multiply by 4 for batch 16. A quantizer whose peak
 memory, extrapolated from a batch-1 child, would exceed the budget is skipped and says so.
 
@@ -15,7 +15,7 @@ when its predicted time (quadratic extrapolation of the last measured N) exceeds
 --max-seconds or its estimated memory exceeds the budget, the official SVQ likewise (linear
 extrapolation); the JSON says which. Fused SVQ runs at every N.
 
-Method: perf-baseline.md (round-robin timing in one process, medians with [min, max];
+Method: docs/reference/official-behaviour.md §9 (round-robin timing in one process, medians with [min, max];
 peak memory from a fresh child per configuration via VmHWM / clear_refs).
 """
 

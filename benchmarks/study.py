@@ -254,7 +254,8 @@ def probe_cost(spec: RunSpec, threads: int) -> dict[str, Any]:
         for _ in range(steps):
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            loss = (model(x) - y).abs().mean() + getattr(model, "aux_loss", 0.0)
+            out = model.forward_with_aux(x)
+            loss = (out.pred - y).abs().mean() + out.aux_loss
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)

@@ -3,7 +3,7 @@ shape (B=16, T=12 -> 192 latent frames of 32 x 16 x 32 = 98,304 tokens), N in {1
 
     .venv/bin/python benchmarks/svq_bench.py --out results/svq_bench.json
 
-Method: perf-baseline.md (round-robin timing in one process, medians, per-round ratios with
+Method: docs/reference/official-behaviour.md §9 (round-robin timing in one process, medians, per-round ratios with
 [min, max]; peak RSS increase from a fresh child per configuration). The materialised path
 needs about 2 * tokens * N * 4 bytes in training (W saved for the product, plus dW); where
 that estimate exceeds the memory budget the JSON records `skipped` with the estimate
@@ -43,7 +43,7 @@ def materialised_bytes(tokens: int, n: int, k: int) -> int:
 
 
 def macs(tokens: int, n: int, fused: bool) -> int:
-    """Analytic multiply-accumulates of one fwd+bwd (perf-baseline.md section 2)."""
+    """Analytic multiply-accumulates of one fwd+bwd (docs/reference/official-behaviour.md §9)."""
     k = min(128, n)
     if fused:
         return 6 * tokens * C * k + 3 * n * k * C

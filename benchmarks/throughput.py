@@ -2,7 +2,7 @@
 """End-to-end throughput: training samples/s and peak memory of the full WeatherBench-S gSTA
 model (SimVP, SimVP+SVQ fused, SimVP+SVQ materialised) on CPU, and `svqcast predict` forecasts/s.
 
-Why it is measured this way (see ../shared/reference/perf-baseline.md for the reasoning):
+Why it is measured this way (see docs/reference/official-behaviour.md §9 for the reasoning):
 
 * **Interleaved rounds.** On a shared 2-core machine absolute timings drift by about ±15 %
   between runs, so all variants run in ONE process, round-robin (A B C, then C B A, ...), and the
@@ -84,11 +84,8 @@ def build(name: str, seed: int = 0):
 def train_step(model, opt, loss_fn, x, y) -> float:
     """One training step as the trainer does it: forward, loss + quantizer aux loss, backward, Adam."""
     opt.zero_grad(set_to_none=True)
-    pred = model(x)
-    loss = loss_fn(pred, y)
-    aux = getattr(model, "aux_loss", None)
-    if aux is not None:
-        loss = loss + aux
+    out = model.forward_with_aux(x)
+    loss = loss_fn(out.pred, y) + out.aux_loss
     loss.backward()
     opt.step()
     return float(loss.detach())

@@ -41,8 +41,8 @@ def train(
     """Train a preset / TOML file / config dict; returns the run directory
     (`best/`, `last/`, `trainer_state.pt`, `metrics.csv`). Keyword options (`resume`,
     `dataset`, `precision`, `seed`, `deterministic`, `progress`) are those of
-    `svqcast.train.loop.train`; see docs/training.md."""
-    from svqcast.train.loop import train as _train
+    `svqcast.training.loop.train`; see docs/training.md."""
+    from svqcast.training.loop import train as _train
 
     return _train(preset_or_config, overrides, run_dir=run_dir, max_epochs=max_epochs, **kwargs)
 
@@ -58,9 +58,24 @@ def evaluate(
     """Score a run dir / checkpoint dir / zoo model on a dataset split: OpenSTL-compatible
     and WeatherBench2-style scores of the model, persistence and climatology (a JSON-ready
     dict; see docs/evaluation.md)."""
-    from svqcast.evaluate import evaluate as _evaluate
+    from svqcast.evaluation import evaluate as _evaluate
 
     return _evaluate(ref, dataset, split, per_lead_time, compat, **kwargs)
+
+
+def predict(
+    ref: str | Path | None,
+    data: Any,
+    steps: int | None = None,
+    lead_time: Any = None,
+    init_time: Any = None,
+    *,
+    device: str = "cpu",
+    **kwargs: Any,
+):
+    """`svqcast predict` in one call: `load_model(ref).predict(data, ...)`, a CF-1.8
+    `xarray.Dataset` (keep the `Forecaster` of `load_model` to forecast many times)."""
+    return load_model(ref, device=device).predict(data, steps, lead_time, init_time, **kwargs)
 
 
 def get_split_dataset(name: str, split: str, **kwargs: Any):
@@ -87,6 +102,6 @@ def convert_openstl(checkpoint: str | Path, preset: str | Path, out_dir: str | P
 
 
 __all__ = [
-    "build_model", "load_config", "load_model", "train", "evaluate", "get_split_dataset", "prepare_dataset",
-    "convert_openstl",
+    "build_model", "load_config", "load_model", "train", "evaluate", "predict", "get_split_dataset",
+    "prepare_dataset", "convert_openstl",
 ]

@@ -1,4 +1,4 @@
-"""The checkpoint directory shared by training and the model zoo (ARCHITECTURE.md section 3).
+"""The checkpoint directory shared by training and the model zoo (docs/architecture.md).
 
     DIR/model.safetensors   weights and buffers (strict key matching on load)
     DIR/config.json         svqcast version, preset + resolved config, data spec with
@@ -14,9 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from svqcast import __version__
 from svqcast.errors import DataError
@@ -26,6 +24,9 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
+
+if TYPE_CHECKING:  # torch is imported where it is used, so resolving a model reference stays light
+    import torch
 
 
 def _contiguous_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -83,10 +84,10 @@ def read_checkpoint_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataError(
             f"{directory}: not a svqcast checkpoint (needs {WEIGHTS_NAME} and {CONFIG_NAME})"
         )
-    try:
-        return json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{cfg_path}: corrupt JSON ({exc})") from None
+    from svqcast.config import read_json_config, validate_checkpoint_meta
+
+    return validate_checkpoint_meta(read_json_config(cfg_path, "the checkpoint's config"), str(directory),
+                                    FORMAT_VERSION)
 
 
 def load_state_dict(directory: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

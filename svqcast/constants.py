@@ -8,7 +8,7 @@ from pathlib import Path
 ENV_DEBUG = "SVQCAST_DEBUG"  # "1": show tracebacks instead of one-line errors
 ENV_MIRROR = "SVQCAST_MIRROR"  # replaces the upstream base URL of any HTTP data source
 ENV_DATA_DIR = "SVQCAST_DATA_DIR"  # root for downloaded and prepared datasets
-ENV_CACHE_DIR = "SVQCAST_CACHE_DIR"  # svqcast's own cache (not the Hub cache: see HF_HOME)
+ENV_CACHE_DIR = "SVQCAST_CACHE_DIR"  # model cache: $SVQCAST_CACHE_DIR/hub (default: the standard Hub cache)
 
 
 def debug_enabled() -> bool:

@@ -1,7 +1,8 @@
 """Import OpenSTL / SVQ-Forecasting checkpoints into svqcast checkpoint directories.
 
 OpenSTL saves `model.state_dict()` as `checkpoint.pth` (best) and a dict with a
-`state_dict` key as `latest.pth`; under DDP the keys carry a `module.` prefix (spec 1c).
+`state_dict` key as `latest.pth`; under DDP the keys carry a `module.` prefix
+(docs/reference/official-behaviour.md §5.4).
 We read them with `torch.load(..., weights_only=True)` only: a file whose unpickling would
 need to run code (custom classes, `os.system` reduces) is refused, never executed.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -61,17 +63,23 @@ def svqcast_to_openstl_key(key: str, quantizer: str = "svq") -> str:
 def read_openstl_state(path: str | Path) -> dict[str, torch.Tensor]:
     """Load an OpenSTL checkpoint file safely and return its flat tensor state dict."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"checkpoint file not found: {path}")
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} is not a regular file; give the .pth file itself")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise DataError(f"{path}: {_unpickling_reason(str(exc))}") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
-        raise DataError(f"{path}: not a readable PyTorch checkpoint ({_short(str(exc) or type(exc).__name__)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, AttributeError,
+            IndexError, TypeError, UnicodeDecodeError, struct.error) as exc:  # garbage bytes fail anywhere
+        why = _short(str(exc) or type(exc).__name__)
+        raise DataError(f"{path}: not a readable PyTorch checkpoint ({why})") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
+    if isinstance(obj, Mapping) and not obj:
+        raise DataError(f"{path}: the state dict is empty (no tensors); convert the checkpoint of a trained model")
+    if not isinstance(obj, Mapping):
         raise DataError(f"{path}: expected a state dict (or a dict with a 'state_dict' key), got {type(obj).__name__}")
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
@@ -126,18 +134,19 @@ def map_state(
     if unexpected:
         raise DataError(
             f"{source}: unexpected key(s) for this preset: {_names(origin[k] for k in unexpected)}; "
-            "is it the right --preset?"
+            "is it the right `preset`?"
         )
     if missing:
         raise DataError(
-            f"{source}: missing key(s) for this preset: {_names(svqcast_to_openstl_key(k, quantizer) for k in missing)}; "
-            "is it the right --preset?"
+            f"{source}: missing key(s) for this preset: "
+            f"{_names(svqcast_to_openstl_key(k, quantizer) for k in missing)}; "
+            "is it the right `preset`?"
         )
     for key, value in mapped.items():
         if tuple(value.shape) != tuple(own[key].shape):
             raise DataError(
                 f"{source}: shape mismatch for '{origin[key]}': checkpoint {tuple(value.shape)}, "
-                f"preset {tuple(own[key].shape)}; is it the right --preset (or a --set override missing)?"
+                f"preset {tuple(own[key].shape)}; is it the right `preset` (or a missing `overrides` key)?"
             )
     return mapped
 
@@ -148,21 +157,24 @@ def convert_openstl(
     out_dir: str | Path,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     overwrite: bool = False,
+    data: str | None = None,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Convert an OpenSTL/SVQ-Forecasting `.pth` into a svqcast checkpoint directory.
+
+    `data`: a prepared dataset (catalog or user) whose data spec and training statistics are
+    attached, so `predict` and `evaluate` work on the converted model.
 
     Returns a small report (output path, preset, number of tensors and parameters).
     Nothing is written unless every key maps and loads; the directory appears atomically.
     """
     from svqcast.checkpoint import save_checkpoint
     from svqcast.config import load_config
-    from svqcast.fsutil import sha256_file
+    from svqcast.fsutil import check_output, sha256_file
     from svqcast.models.factory import build_model_from_config
 
     checkpoint = Path(checkpoint)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise UsageError(f"output directory {out_dir} already exists; pass --overwrite or choose another -o")
+    out_dir = check_output(out_dir, overwrite=overwrite, inputs=[checkpoint], kind="dir")
     cfg = load_config(preset, overrides)
     model_cfg = cfg["model"]
     if str(model_cfg.get("translator", "")).lower() == "swin":
@@ -172,7 +184,16 @@ def convert_openstl(
     model = build_model_from_config(cfg)
     mapped = map_state(state, model.state_dict(), quantizer, str(checkpoint))
     model.load_state_dict(mapped, strict=True)
+    spec: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    if data is not None:
+        from svqcast.data.loading import spec_for_model
+
+        data_spec, manifest = spec_for_model(data, model_cfg, int(getattr(model, "stride", 1)), root)
+        spec = data_spec.to_dict()
+        provenance["data_manifest_sha256"] = manifest
     provenance = {
+        **provenance,
         "converted_from": "openstl",
         "source_file": checkpoint.name,
         "source_sha256": sha256_file(checkpoint),
@@ -183,7 +204,7 @@ def convert_openstl(
         f"Converted from the OpenSTL / SVQ-Forecasting checkpoint `{checkpoint.name}` "
         f"(sha256 {provenance['source_sha256'][:16]}...) with `svqcast models convert openstl`.\n"
     )
-    save_checkpoint(out_dir, model, cfg, provenance=provenance, card=card, overwrite=overwrite)
+    save_checkpoint(out_dir, model, cfg, data_spec=spec, provenance=provenance, card=card, overwrite=overwrite)
     return {
         "output": str(out_dir),
         "preset": cfg.get("name"),
@@ -191,4 +212,5 @@ def convert_openstl(
         "params": sum(p.numel() for p in model.parameters()),
         "swin_shift_mask": model_cfg.get("swin_shift_mask"),
         "source_sha256": provenance["source_sha256"],
+        "data": data,
     }

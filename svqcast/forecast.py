@@ -3,7 +3,7 @@
     fc = svqcast.load_model("era5-uk-t2m_gsta_svq")
     out = fc.predict(xr.open_dataset("input.nc"), lead_time="24h")   # CF-1.8 xarray.Dataset
 
-The flow is the one of ARCHITECTURE.md section 1: `io` validates the input against the spec
+The flow is the one of docs/architecture.md: `io` validates the input against the spec
 (before any compute) -> z-score with the *training* statistics stored in the checkpoint ->
 the network -> de-normalise -> a CF Dataset in physical units. Lead times beyond the
 trained horizon (T_out frames) are produced autoregressively: the forecast frames are fed
@@ -13,26 +13,28 @@ back as input, and the output attributes say so.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from svqcast import __version__
+from svqcast.data.spec import DataSpec
 from svqcast.errors import DataError, UsageError
 from svqcast.io import (
     PreparedInput,
     build_forecast_dataset,
-    channel_names,
     parse_lead_time,
     prepare_input,
     relative_offsets,
-    spec_get,
     time_step,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MAX_STEPS = 10_000  # a sanity bound on roll-outs (keeps a typo from running for hours)
 
@@ -46,24 +48,38 @@ class Forecaster:
     `ref` names where the model came from (zoo name, hf://..., or a directory).
     """
 
-    net: Any
-    spec: Any
+    net: nn.Module
+    spec: DataSpec
     ref: str = "model"
     meta: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, DataSpec):
+            raise UsageError(
+                f"Forecaster: spec must be a DataSpec, got {type(self.spec).__name__}; "
+                "build one with svqcast.DataSpec.from_dict(...)"
+            )
+
     # ------------------------------------------------------------------ properties
     @property
     def t_in(self) -> int:
-        return int(relative_offsets(self.spec)[0].size)
+        return self.spec.t_in
 
     @property
     def t_out(self) -> int:
-        return int(relative_offsets(self.spec)[1].size)
+        return self.spec.t_out
 
     @property
     def variables(self) -> list[str]:
-        return channel_names(self.spec)
+        return list(self.spec.channel_names)
+
+    @property
+    def data_manifest_sha256(self) -> str | None:
+        """sha256 of the manifest of the prepared store the model was trained on (None for
+        checkpoints that predate data provenance, e.g. converted ones)."""
+        value = (self.meta.get("provenance") or {}).get("data_manifest_sha256")
+        return str(value) if value else None
 
     def describe(self) -> dict[str, Any]:
         step = time_step(self.spec)
@@ -71,8 +87,8 @@ class Forecaster:
             "model": self.ref,
             "preset": self.meta.get("preset"),
             "variables": self.variables,
-            "units": list(spec_get(self.spec, "units", [])),
-            "grid": {d: len(spec_get(self.spec, "coords", {}).get(d, [])) for d in spec_get(self.spec, "dims", [])},
+            "units": list(self.spec.units),
+            "grid": {d: len(self.spec.coords[d]) for d in self.spec.dims},
             "time_step_seconds": None if step is None else int(step / np.timedelta64(1, "s")),
             "t_in": self.t_in,
             "t_out": self.t_out,
@@ -82,7 +98,7 @@ class Forecaster:
     def resolve_steps(self, steps: int | None = None, lead_time: Any = None) -> int:
         """Number of output frames from `steps` or `lead_time` (default: the trained T_out)."""
         if steps is not None and lead_time is not None:
-            raise UsageError("give either --steps or --lead-time, not both")
+            raise UsageError("give either `steps` or `lead_time`, not both")
         if lead_time is not None:
             n = parse_lead_time(lead_time, time_step(self.spec))
         elif steps is not None:
@@ -90,9 +106,9 @@ class Forecaster:
         else:
             n = self.t_out
         if n < 1:
-            raise UsageError(f"--steps must be at least 1, got {n}")
+            raise UsageError(f"`steps` must be at least 1, got {n}")
         if n > MAX_STEPS:
-            raise UsageError(f"--steps {n} is more than {MAX_STEPS}; forecast in pieces")
+            raise UsageError(f"`steps` {n} is more than {MAX_STEPS}; forecast in pieces")
         return n
 
     def check(
@@ -109,22 +125,23 @@ class Forecaster:
         return prepare_input(source, self.spec, init_time=init_time, var_map=var_map)
 
     # ------------------------------------------------------------------ rollout
-    def rollout(self, frames: np.ndarray, steps: int) -> tuple[np.ndarray, list[int], int]:
+    def rollout(
+        self, frames: np.ndarray, steps: int, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, list[int], int]:
         """Forecast `steps` frames from physical-unit `frames` (n, T_in, C, H, W).
 
         Returns (forecast (n, steps, C, H, W) physical units, lead offsets in model steps,
         number of network calls). Frames are kept on an integer timeline (offset 0 = init);
         each call reads the frames at `anchor + rel_in` and writes `anchor + rel_out`,
         then the anchor moves to the last frame written. Observed frames are never
-        overwritten by forecasts.
+        overwritten by forecasts. `progress(done, total)` counts (initialisation x network call).
         """
         import torch
 
         rel_in, rel_out = relative_offsets(self.spec)
-        mean = np.asarray(spec_get(self.spec, "mean", [0.0] * frames.shape[2]), dtype=np.float32)
-        std = np.asarray(spec_get(self.spec, "std", [1.0] * frames.shape[2]), dtype=np.float32)
-        norm = str(spec_get(self.spec, "normalisation", "zscore"))
-        if norm == "none":
+        mean = np.asarray(self.spec.mean, dtype=np.float32)
+        std = np.asarray(self.spec.std, dtype=np.float32)
+        if self.spec.normalisation == "none":
             mean, std = np.zeros_like(mean), np.ones_like(std)
         shape = (1, -1, 1, 1)
         x = (frames - mean.reshape(shape)) / std.reshape(shape)
@@ -135,6 +152,7 @@ class Forecaster:
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None else torch.float32
         self.net.eval()
+        n_calls = -(-steps // max(1, int(rel_out.max())))  # the anchor moves by max(rel_out) per call
         while len(leads) < steps:
             missing = [int(anchor + r) for r in rel_in if int(anchor + r) not in timeline]
             if missing:
@@ -151,6 +169,9 @@ class Forecaster:
                     if isinstance(y, (tuple, list)):
                         y = y[0]
                     outs.append(y.detach().float().cpu().numpy())
+                    if progress is not None:
+                        progress(min(calls, n_calls - 1) * inp.shape[0] + len(inp[: b + self.batch_size]),
+                                 n_calls * inp.shape[0])
             out = np.concatenate(outs, axis=0)
             calls += 1
             if out.shape[1] != rel_out.size or out.shape[2:] != inp.shape[2:]:
@@ -168,7 +189,7 @@ class Forecaster:
         leads = sorted(leads)[:steps]
         y = np.stack([timeline[o] for o in leads], axis=1)
         y = y * std.reshape(shape) + mean.reshape(shape)
-        clip = spec_get(self.spec, "clip_range")
+        clip = self.spec.clip_range
         if clip:
             y = np.clip(y, float(clip[0]), float(clip[1]))
         if not np.all(np.isfinite(y)):
@@ -186,6 +207,7 @@ class Forecaster:
         *,
         history: str | None = None,
         prepared: PreparedInput | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Any:
         """Forecast from `ds` (xarray Dataset/DataArray or a file path): a CF-1.8 Dataset.
 
@@ -194,7 +216,7 @@ class Forecaster:
         """
         n_steps = self.resolve_steps(steps, lead_time)
         prep = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
-        values, leads, calls = self.rollout(prep.frames, n_steps)
+        values, leads, calls = self.rollout(prep.frames, n_steps, progress)
         details = [f"{k} {self.meta[m]}" for k, m in (("preset", "preset"), ("weights sha256", "weights_sha256"))
                    if self.meta.get(m)]
         source = f"svqcast {__version__}; model {self.ref}" + (f" ({', '.join(details)})" if details else "")
@@ -202,6 +224,8 @@ class Forecaster:
         extra = {
             "svqcast_input": prep.source,
             "svqcast_network_calls": int(calls),
+            # provenance of the training data: the prepared store's manifest.json sha256
+            "svqcast_data_manifest_sha256": self.data_manifest_sha256 or "not recorded",
         }
         if prep.notes:
             extra["svqcast_input_notes"] = "; ".join(prep.notes)
@@ -218,12 +242,22 @@ class Forecaster:
         )
 
 
-def _as_spec(data_spec: Mapping[str, Any]) -> Any:
-    if not data_spec:
-        raise DataError("the checkpoint has no data_spec; it cannot validate or normalise inputs")
-    from svqcast.data.spec import DataSpec
+def load_network(ref: str | os.PathLike[str] | None = None) -> tuple[nn.Module, dict[str, Any], Path, str]:
+    """The one load path of every command (predict, evaluate, plot, the Python API):
+    resolve a zoo name, `hf://org/repo@rev`, checkpoint or run directory (None: the zoo's
+    default model), verify the weights' sha256 against the checkpoint's config.json, then
+    build the network and load its weights strictly.
 
-    return DataSpec.from_dict(dict(data_spec))
+    Returns (network in eval mode on the CPU, checkpoint metadata, directory, label).
+    """
+    from svqcast.checkpoint import load_checkpoint
+    from svqcast.hub import default_model_name, resolve_checkpoint, verify_checkpoint_integrity
+
+    label = str(ref) if ref not in (None, "") else default_model_name()
+    directory = Path(resolve_checkpoint(label))
+    verify_checkpoint_integrity(directory, label)
+    net, meta = load_checkpoint(directory)
+    return net, meta, directory, label
 
 
 def load_model(ref: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Forecaster:
@@ -231,12 +265,9 @@ def load_model(ref: str | os.PathLike[str] | None = None, *, device: str = "cpu"
 
     None loads the zoo's default model. Weights are verified (sha256) before use.
     """
-    from svqcast.checkpoint import load_checkpoint
-    from svqcast.hub import default_model_name, resolve_checkpoint, verify_checkpoint_integrity
-
-    label = str(ref) if ref not in (None, "") else default_model_name()
-    directory = resolve_checkpoint(label)
-    verify_checkpoint_integrity(Path(directory), label)
-    net, meta = load_checkpoint(directory)
-    net = net.to(device)
-    return Forecaster(net=net, spec=_as_spec(meta.get("data_spec", {})), ref=label, meta=meta)
+    net, meta, _, label = load_network(ref)
+    data_spec = meta.get("data_spec")
+    if not data_spec:
+        raise DataError(f"{label}: the checkpoint has no data spec (a converted model?); attach one with "
+                        "`svqcast models convert openstl FILE --preset P --data DATASET -o DIR`")
+    return Forecaster(net=net.to(device), spec=DataSpec.from_dict(dict(data_spec)), ref=label, meta=meta)

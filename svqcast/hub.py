@@ -8,10 +8,12 @@ A model reference is one of
 
 Zoo entries pin a Hub `revision` and the sha256 of `model.safetensors`, so a download that
 differs from what was registered is refused (DataError, exit 3). Downloads go through
-`huggingface_hub.hf_hub_download`, i.e. the standard Hub cache (`HF_HOME` / `HF_HUB_CACHE`),
-`HF_HUB_OFFLINE` and `HF_ENDPOINT`. These variables are read at *call* time (huggingface_hub
-reads them at import), so a process can change them between calls. Without network and
-without a cached copy the error names the model and `svqcast models download NAME` (exit 4).
+`huggingface_hub.hf_hub_download` into the standard Hub cache (or `$SVQCAST_CACHE_DIR/hub`),
+honouring `HF_HUB_OFFLINE` and `HF_ENDPOINT`. svqcast never assigns to huggingface_hub's
+settings: it passes `cache_dir`, `endpoint`, `etag_timeout` and `local_files_only` per call.
+A 3-second connection check runs first, so an unreachable Hub means "cache only" at once
+instead of huggingface_hub's retries. Without network and without a cached copy the error
+names the model and `svqcast models download NAME` (exit 4).
 
 An entry may also be `bundled`: its files ship inside the package and need no network.
 """
@@ -20,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,9 +40,11 @@ else:  # pragma: no cover
 
 from svqcast import __version__
 from svqcast.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_checkpoint_meta
-from svqcast.constants import ENV_ZOO_REGISTRY
-from svqcast.errors import DataError, NetworkError, UsageError
-from svqcast.fsutil import sha256_file
+from svqcast.constants import ENV_CACHE_DIR, ENV_ZOO_REGISTRY
+from svqcast.errors import DataError, NetworkError, SvqcastError, UsageError
+from svqcast.fsutil import check_input, sha256_file
+from svqcast.modelcard import best_val_row as _best_val
+from svqcast.modelcard import model_card
 
 HF_PREFIX = "hf://"
 CHECKPOINT_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
@@ -111,13 +114,16 @@ def load_registry() -> dict[str, ZooEntry]:
     """All zoo entries: the packaged registry, then files named by $SVQCAST_ZOO_REGISTRY."""
     entries: dict[str, ZooEntry] = {}
     for path in _registry_files():
+        check_input(path, "zoo registry")  # a FIFO would block the reader
         try:
             with path.open("rb") as fh:
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise UsageError(f"zoo registry {path} not found (check ${ENV_ZOO_REGISTRY})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise DataError(f"{path}: not valid TOML ({exc})") from None
+        except IsADirectoryError:
+            raise UsageError(f"zoo registry {path} is a directory; give a .toml file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: not valid TOML ({' '.join(str(exc).split())[:160]})") from None
         for name, table in (raw.get("models") or {}).items():
             entries[name] = _parse_entry(name, table, path)
     return entries
@@ -129,7 +135,7 @@ def default_model_name() -> str:
         if entry.default:
             return entry.name
     if not reg:
-        raise UsageError("the model zoo is empty; pass --model DIR or hf://ORG/NAME")
+        raise UsageError("the model zoo is empty; pass `model` DIR or hf://ORG/NAME")
     return next(iter(reg))
 
 
@@ -158,15 +164,20 @@ def get_entry(name: str) -> ZooEntry:
 
 # --------------------------------------------------------------------------- Hub transport
 
+#: Seconds a Hub connection may take before svqcast falls back to the cache (issue: 25 s of
+#: retries before the first useful line).
+CONNECT_TIMEOUT_S = 3.0
+
 
 def hub_cache_dir() -> Path:
-    """The Hub cache, read from the environment now (HF_HUB_CACHE, else HF_HOME/hub)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
+    """Where models are cached: $SVQCAST_CACHE_DIR/hub when set, else the standard Hub cache
+    as huggingface_hub resolved it (HF_HUB_CACHE / HF_HOME, read when it was imported)."""
+    env = os.environ.get(ENV_CACHE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def hub_offline() -> bool:
@@ -179,33 +190,52 @@ def hub_endpoint() -> str | None:
     return val.rstrip("/") or None
 
 
-@contextlib.contextmanager
-def _hub_offline_flag() -> Iterator[None]:
-    """Make huggingface_hub see HF_HUB_OFFLINE as it is *now*.
-
-    huggingface_hub copies the variable into `constants.HF_HUB_OFFLINE` at import time and
-    its HTTP layer refuses every request while that copy is true; a long-lived process
-    (a notebook, the test suite) that changes the variable would otherwise be stuck with
-    the value from import time.
-    """
+def _endpoint_url() -> str:
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = hub_offline()
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = saved
+    return hub_endpoint() or str(constants.ENDPOINT).rstrip("/")
+
+
+def unreachable_reason(url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why a TCP connection to `url`'s host cannot be made within `timeout` s (None: it can).
+
+    huggingface_hub retries a refused connection for ~25 s; this pre-flight check (DNS and
+    connect in a daemon thread, so a hanging resolver is capped too) lets svqcast fall back to
+    the cache, or fail with one line, within a few seconds.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"invalid endpoint URL '{url}'"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def _try() -> None:
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or type(exc).__name__)
+
+    thread = threading.Thread(target=_try, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
 
 
 def parse_hf_ref(ref: str) -> tuple[str, str]:
     """`hf://org/name@rev` -> ("org/name", "rev"); revision defaults to "main"."""
     body = ref[len(HF_PREFIX):]
-    repo_id, _, revision = body.partition("@")
+    repo_id, at, revision = body.partition("@")
     repo_id = repo_id.strip("/")
     if not _REPO_RE.match(repo_id):
         raise UsageError(f"'{ref}': expected hf://ORG/NAME or hf://ORG/NAME@REVISION")
-    return repo_id, (revision or "main")
+    if at and not revision.strip():
+        raise UsageError(f"'{ref}': empty revision after '@'; write hf://{repo_id}@REVISION or drop the '@'")
+    return repo_id, (revision.strip() or "main")
 
 
 def _cached_file(repo_id: str, revision: str, filename: str) -> Path | None:
@@ -228,6 +258,63 @@ def cached_snapshot(entry: ZooEntry) -> Path | None:
     return paths[0].parent  # type: ignore[union-attr]
 
 
+def _http_status(exc: BaseException | None) -> int | None:
+    """The HTTP status behind a huggingface_hub error (or the error it was raised from)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _fetch_error(exc: Exception, filename: str, label: str, repo_id: str, revision: str,
+                 why_offline: str | None) -> SvqcastError | None:
+    """One classified line for a failed hf_hub_download; None: skip (the card is optional)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    how = f"`svqcast models download {label}`"
+    if isinstance(exc, RevisionNotFoundError):
+        return UsageError(f"model {label}: revision '{revision}' not found in {repo_id}")
+    if isinstance(exc, RepositoryNotFoundError) or (_http_status(exc) == 404 and filename == WEIGHTS_NAME):
+        return UsageError(f"model {label}: {repo_id}@{revision} not found on the Hub at {_endpoint_url()} "
+                          "(misspelt, or private: set HF_TOKEN)")
+    if filename == CARD_NAME:
+        return None  # the card is optional; never block a forecast on it
+    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):  # before EntryNotFound: a subclass
+        why = why_offline or "the Hugging Face Hub is unreachable"
+        return NetworkError(f"model {label} is not in the local Hub cache ({hub_cache_dir()}) and {why}; "
+                            f"on a machine with network run {how} (and copy the cache), then retry")
+    if isinstance(exc, EntryNotFoundError):
+        return DataError(f"model {label}: {repo_id}@{revision} has no {filename}; not a svqcast checkpoint")
+    if isinstance(exc, HfHubHTTPError):
+        return NetworkError(f"model {label}: Hub request failed ({str(exc).splitlines()[0]}); retry later")
+    if isinstance(exc, (OSError, ValueError)):
+        return NetworkError(f"model {label}: download failed ({str(exc).splitlines()[0][:200]})")
+    return None
+
+
+def _why_offline() -> str | None:
+    """Why the Hub must not be contacted now (None: go ahead)."""
+    from huggingface_hub import constants
+
+    if hub_offline():
+        return "HF_HUB_OFFLINE is set"
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE was set when huggingface_hub was imported (restart without it)"
+    url = _endpoint_url()
+    reason = unreachable_reason(url)
+    return f"the Hugging Face Hub at {url} is unreachable ({reason})" if reason else None
+
+
 def hub_download(
     repo_id: str,
     revision: str,
@@ -236,74 +323,57 @@ def hub_download(
     expected_sha256: str | None = None,
     force: bool = False,
 ) -> Path:
-    """Fetch the checkpoint files of `repo_id@revision` into the Hub cache; return the snapshot dir."""
+    """Fetch the checkpoint files of `repo_id@revision` into the Hub cache; return the snapshot dir.
+
+    Offline or unreachable (checked first, within seconds) means cache only.
+    """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
 
     label = model_name or f"hf://{repo_id}@{revision}"
-    how = (
-        f"`svqcast models download {model_name}`" if model_name
-        else f"`svqcast models download hf://{repo_id}@{revision}`"
-    )
+    why_offline = _why_offline()
     kwargs: dict[str, Any] = {
-        "repo_id": repo_id,
-        "revision": revision,
-        "cache_dir": str(hub_cache_dir()),
-        "local_files_only": hub_offline(),
-        "library_name": "svqcast",
-        "library_version": __version__,
-        "force_download": force,
+        "repo_id": repo_id, "revision": revision, "cache_dir": str(hub_cache_dir()),
+        "local_files_only": why_offline is not None, "library_name": "svqcast",
+        "library_version": __version__, "force_download": force and why_offline is None,
+        "etag_timeout": CONNECT_TIMEOUT_S, "endpoint": hub_endpoint(),
     }
-    endpoint = hub_endpoint()
-    if endpoint:
-        kwargs["endpoint"] = endpoint
     paths: dict[str, Path] = {}
     for filename in CHECKPOINT_FILES:
         try:
-            with _hub_offline_flag():
-                paths[filename] = Path(hf_hub_download(filename=filename, **kwargs))
-        except LocalEntryNotFoundError:
-            if filename == CARD_NAME:
-                continue  # the card is optional; never block a forecast on it
-            why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face Hub is unreachable"
-            raise NetworkError(
-                f"model {label} is not in the local Hub cache ({hub_cache_dir()}) and {why}; "
-                f"on a machine with network run {how} (and copy HF_HOME), then retry"
-            ) from None
-        except RevisionNotFoundError:
-            raise UsageError(f"model {label}: revision '{revision}' not found in {repo_id}") from None
-        except RepositoryNotFoundError:
-            raise UsageError(
-                f"model {label}: repository {repo_id} not found on the Hub (private? set HF_TOKEN)"
-            ) from None
-        except EntryNotFoundError:
-            if filename == CARD_NAME:
-                continue
-            raise DataError(f"model {label}: {repo_id}@{revision} has no {filename}; not a svqcast checkpoint") from None
-        except HfHubHTTPError as exc:
-            raise NetworkError(f"model {label}: Hub request failed ({str(exc).splitlines()[0]}); retry later") from None
-        except (OSError, ValueError) as exc:
-            raise NetworkError(f"model {label}: download failed ({str(exc).splitlines()[0][:200]})") from None
+            paths[filename] = Path(hf_hub_download(filename=filename, **kwargs))
+        except Exception as exc:  # classified below; anything else is a genuine bug
+            err = _fetch_error(exc, filename, label, repo_id, revision, why_offline)
+            if err is not None:
+                raise err from None
+            if filename != CARD_NAME:
+                raise
     weights = paths[WEIGHTS_NAME]
     if expected_sha256:
-        verify_sha256(weights, expected_sha256, label)
+        verify_sha256(weights, expected_sha256, label, source="the zoo registry pins")
     return weights.parent
 
 
-def verify_sha256(path: Path, expected: str, label: str) -> None:
+def _in_hub_cache(path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return hub_cache_dir().resolve() in path.absolute().parents
+    return False
+
+
+def verify_sha256(path: Path, expected: str, label: str, source: str | None = None) -> None:
+    """Refuse weights whose sha256 differs from the recorded one (exit 3), saying who recorded
+    it and how to recover: re-download for a cached copy, re-create for a local directory."""
     got = sha256_file(path)
-    if got != expected:
-        raise DataError(
-            f"model {label}: {path.name} has sha256 {got[:16]}..., the registry pins {expected[:16]}...; "
-            "the file is corrupt or was tampered with. Delete it from the Hub cache "
-            "(`hf cache rm` or remove the snapshot) and download again"
-        )
+    if got == expected:
+        return
+    pinned = source or f"{path.parent / CONFIG_NAME} records"
+    if _in_hub_cache(path):
+        fix = "delete it from the Hub cache (`hf cache rm`, or remove the snapshot) and download again"
+    else:
+        fix = f"the copy in {path.parent} is corrupt or was modified: restore or re-create the checkpoint"
+    raise DataError(
+        f"model {label}: {path.name} has sha256 {got[:16]}..., {pinned} {expected[:16]}...; "
+        f"the file is corrupt or was tampered with; {fix}"
+    )
 
 
 def verify_checkpoint_integrity(directory: Path, label: str) -> None:
@@ -349,14 +419,17 @@ def resolve_checkpoint(ref: str | os.PathLike[str] | None = None) -> Path:
         return ckpt
     registry = load_registry()
     if text not in registry:
-        if "/" in text or os.sep in text:
+        if _REPO_RE.match(text) and not text.startswith("."):
             raise UsageError(f"model '{text}': no such directory (for the Hub write hf://{text})")
+        if "/" in text or os.sep in text:
+            raise UsageError(f"model '{text}': no such directory; give a checkpoint or run directory, "
+                             "a zoo name (svqcast models list) or hf://ORG/NAME")
         get_entry(text)  # raises with suggestions
     entry = registry[text]
     bundled = entry.bundled_path()
     if bundled is not None:
         if entry.sha256:
-            verify_sha256(bundled / WEIGHTS_NAME, entry.sha256, entry.name)
+            verify_sha256(bundled / WEIGHTS_NAME, entry.sha256, entry.name, source="the zoo registry pins")
         return bundled
     if not (entry.repo_id and entry.revision):
         raise DataError(f"zoo model '{entry.name}' is bundled but its files are missing from the installation")
@@ -380,137 +453,14 @@ def download_model(ref: str, force: bool = False) -> dict[str, Any]:
     if bundled is None:
         raise DataError(f"zoo model '{entry.name}' is bundled but its files are missing from the installation")
     if entry.sha256:
-        verify_sha256(bundled / WEIGHTS_NAME, entry.sha256, entry.name)
+        verify_sha256(bundled / WEIGHTS_NAME, entry.sha256, entry.name, source="the zoo registry pins")
     return {"model": entry.name, "path": str(bundled), "status": "bundled (ships with svqcast; nothing to download)"}
 
 
 # --------------------------------------------------------------------------- model cards
 
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _epoch1(epoch: Any) -> str:
-    return str(int(epoch) + 1) if isinstance(epoch, int) else "?"
-
-
-def _best_val(run_dir: Path | None) -> dict[str, Any]:
-    """Best validation row of a run's metrics.jsonl (lowest val_loss), if there is one."""
-    if run_dir is None:
-        return {}
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return {}
-    best: dict[str, Any] = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        val = row.get("val_loss")
-        if isinstance(val, (int, float)) and (not best or val < best["val_loss"]):
-            best = row
-    return best
-
-
-def model_card(
-    meta: Mapping[str, Any],
-    *,
-    name: str,
-    repo_id: str | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    scores_table: str | None = None,
-    best_val: Mapping[str, Any] | None = None,
-    licence: str = "apache-2.0",
-    description: str | None = None,
-) -> str:
-    """A Hugging Face model card (YAML front matter + markdown) from config.json and metrics."""
-    cfg = meta.get("config", {}) or {}
-    model = cfg.get("model", {}) or {}
-    train = cfg.get("train", {}) or {}
-    spec = meta.get("data_spec", {}) or {}
-    prov = meta.get("provenance", {}) or {}
-    dataset = spec.get("dataset") or (cfg.get("data", {}) or {}).get("dataset", "?")
-    coords = spec.get("coords", {}) or {}
-    dims = spec.get("dims", ["lat", "lon"])
-    grid = " x ".join(f"{d} {len(coords.get(d, []))}" for d in dims) if coords else "?"
-    step_s = spec.get("time_step_seconds")
-    step = f"{int(step_s) // 3600} h" if step_s and int(step_s) % 3600 == 0 else (f"{step_s} s" if step_s else "?")
-    ref = f"hf://{repo_id}" if repo_id else name
-    lines = [
-        "---",
-        "library_name: svqcast",
-        f"license: {licence}",
-        "tags:",
-        "- spatiotemporal-forecasting",
-        "- sparse-vector-quantization",
-        "- simvp",
-        "- svqcast",
-        "---",
-        "",
-        f"# {name}",
-        "",
-        description or f"SimVP + SVQ forecaster trained with svqcast on `{dataset}`.",
-        "",
-        "## Model",
-        "",
-        f"- preset: `{meta.get('preset') or cfg.get('name', '?')}`",
-        f"- architecture: SimVP, translator `{model.get('translator', '?')}`, hid_S={model.get('hid_S', '?')}, "
-        f"hid_T={model.get('hid_T', '?')}, N_S={model.get('N_S', '?')}, N_T={model.get('N_T', '?')}",
-        f"- quantizer: `{model.get('quantizer', 'none')}`"
-        + (f", codebook {model.get('codebook_size')}" if model.get("quantizer", "none") != "none" else ""),
-        f"- svqcast version: {meta.get('svqcast_version', __version__)}",
-        f"- weights sha256: `{meta.get('weights_sha256', '?')}`",
-        "",
-        "## Data",
-        "",
-        f"- dataset: `{dataset}`; variables {spec.get('variables', '?')} in {spec.get('units', '?')}",
-        f"- grid: {grid}; time step {step}; {spec.get('t_in', '?')} input frames -> {spec.get('t_out', '?')} output frames",
-        "- normalisation: per-channel z-score with the training split's mean/std (stored in config.json)",
-        "",
-        "## Training",
-        "",
-        f"- recipe: loss {train.get('loss', '?')}, lr {train.get('lr', '?')}, optimizer {train.get('optimizer', '?')}, "
-        f"scheduler {train.get('scheduler', '?')}, batch {train.get('batch_size', '?')}, seed {train.get('seed', '?')}",
-    ]
-    if best_val:
-        lines.append(
-            # metrics.jsonl counts epochs from 0 (the scheduler's index); people count from 1.
-            f"- best validation epoch {_epoch1(best_val.get('epoch'))}: val_loss {_fmt(best_val.get('val_loss'))}"
-        )
-    for key in ("data_hash", "git_commit", "seed"):
-        if prov.get(key) is not None:
-            lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
-    if scores_table or metrics:
-        lines += ["", "## Evaluation", ""]
-        if scores_table:
-            lines.append(scores_table)
-        if metrics:
-            lines += ["| metric | value |", "|---|---|"]
-            lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```bash",
-        f"svqcast predict input.nc -o forecast.nc --model {ref}",
-        "```",
-        "",
-        "```python",
-        "import svqcast, xarray as xr",
-        f"fc = svqcast.load_model({ref!r}).predict(xr.open_dataset('input.nc'))",
-        "```",
-        "",
-        "## Citation",
-        "",
-        "Chen et al., Does Vector Quantization Fail in Spatio-Temporal Forecasting? Exploring a Differentiable "
-        "Sparse Soft-Vector Quantization Approach, arXiv:2312.03406.",
-        "",
-    ]
-    return "\n".join(lines)
+# One card builder for `train` and `models push`: svqcast.modelcard (huggingface_hub.ModelCard),
+# re-exported here because `svqcast.hub.model_card` is where users found it.
 
 
 # --------------------------------------------------------------------------- push
@@ -522,23 +472,35 @@ def _default_uploader(folder: Path, repo_id: str, revision: str | None, private:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    if hub_offline():
-        raise NetworkError("cannot push: HF_HUB_OFFLINE is set; unset it on a machine with network")
+    why = _why_offline()
+    if why is not None:
+        raise NetworkError(f"cannot push to {repo_id}: {why}; push from a machine with network")
     api = HfApi(endpoint=hub_endpoint())
     try:
-        with _hub_offline_flag():
-            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-            if revision and revision != "main":
-                api.create_branch(repo_id, branch=revision, exist_ok=True)
-            info = api.upload_folder(
-                folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                revision=revision, commit_message=commit_message,
-            )
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, repo_type="model",
+            revision=revision, commit_message=commit_message,
+        )
     except HfHubHTTPError as exc:
         raise NetworkError(f"push to {repo_id} failed ({str(exc).splitlines()[0]}); check HF_TOKEN") from None
-    except OSError as exc:
+    except Exception as exc:  # httpx transport errors are not OSErrors
+        if isinstance(exc, SvqcastError) or not _is_transport_error(exc):
+            raise
         raise NetworkError(f"push to {repo_id} failed: the Hub is unreachable ({exc})") from None
     return str(getattr(info, "commit_url", info))
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - huggingface_hub < 1.0 uses requests
+        return False
+    return isinstance(exc, httpx.TransportError)
 
 
 def push_model(
@@ -557,7 +519,7 @@ def push_model(
     (signature `upload(folder, repo_id, revision, private, commit_message) -> str`).
     """
     if not _REPO_RE.match(repo_id):
-        raise UsageError(f"--repo-id '{repo_id}': expected ORG/NAME")
+        raise UsageError(f"`repo_id` '{repo_id}': expected ORG/NAME")
     src = Path(source).expanduser()
     if not src.is_dir():
         raise UsageError(f"{src}: no such run or checkpoint directory")

@@ -3,7 +3,7 @@
 Two families, computed in one pass with streaming accumulators (float64 sums), so a test
 set never has to be held in memory:
 
-**OpenSTL-compatible** (svq-spec.md section 1e, `openstl/core/metrics.py: metric()`), the
+**OpenSTL-compatible** (docs/reference/official-behaviour.md §7, `openstl/core/metrics.py: metric()`), the
 numbers of the paper's tables:
 
 * prediction and target are de-normalised first (``x * std + mean`` per channel);
@@ -127,7 +127,7 @@ def lpips_frames(pred: ArrayLike, true: ArrayLike) -> np.ndarray:
     """
     global _LPIPS_NET
     try:
-        import lpips  # type: ignore[import-not-found]
+        import lpips
     except ImportError:
         raise MissingExtraError("LPIPS", "lpips", "lpips") from None
     if _LPIPS_NET is None:
@@ -277,11 +277,11 @@ def lat_weights(lat: Sequence[float]) -> np.ndarray:
     exactly proportional to cos(lat) (``sin(a+d) - sin(a-d) = 2 cos(a) sin(d)``) except
     for bands that touch a pole. The order of the axis (N->S or S->N) does not matter.
     """
-    lat = np.asarray(lat, dtype=np.float64)
-    if lat.size == 1:
+    lats = np.asarray(lat, dtype=np.float64)
+    if lats.size == 1:
         return np.ones(1)
-    order = np.argsort(lat)
-    s = lat[order]
+    order = np.argsort(lats)
+    s = lats[order]
     mids = (s[1:] + s[:-1]) / 2
     lower = np.concatenate([[s[0] - (mids[0] - s[0])], mids])
     upper = np.concatenate([mids, [s[-1] + (s[-1] - mids[-1])]])
@@ -333,18 +333,20 @@ class WB2Scores:
             self.acc = torch.zeros_like(sq)
             self.acc_n = torch.zeros_like(sq)
         else:
+            assert self.ab is not None and self.bias is not None  # set together with self.sq
             self.sq += sq
             self.ab += ab
             self.bias += bi
         if clim is not None:
+            assert self.acc is not None and self.acc_n is not None  # set with the first sums above
             c = _t64(clim)
             fa, oa = f - c, o - c
             num = self._wmean(fa * oa)
             den = torch.sqrt(self._wmean(fa * fa) * self._wmean(oa * oa))
             ok = den > 0
             val = torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
-            self.acc += val.sum(0)  # type: ignore[operator]
-            self.acc_n += ok.to(torch.float64).sum(0)  # type: ignore[operator]
+            self.acc += val.sum(0)
+            self.acc_n += ok.to(torch.float64).sum(0)
         self.n += int(f.shape[0])
 
     def compute(self) -> dict[str, np.ndarray]:
@@ -352,14 +354,15 @@ class WB2Scores:
         forecast itself, whose anomaly is zero)."""
         if self.n == 0 or self.sq is None:
             raise ValueError("no samples were scored")
+        assert self.ab is not None and self.bias is not None and self.acc is not None and self.acc_n is not None
         out = {
             "rmse": torch.sqrt(self.sq / self.n).numpy(),
             "mae": (self.ab / self.n).numpy(),
-            "bias": (self.bias / self.n).numpy(),  # type: ignore[operator]
+            "bias": (self.bias / self.n).numpy(),
         }
-        acc_n = self.acc_n.numpy()  # type: ignore[union-attr]
+        acc_n = self.acc_n.numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["acc"] = np.where(acc_n > 0, self.acc.numpy() / np.maximum(acc_n, 1), np.nan)  # type: ignore[union-attr]
+            out["acc"] = np.where(acc_n > 0, self.acc.numpy() / np.maximum(acc_n, 1), np.nan)
         return out
 
 
@@ -406,7 +409,7 @@ class Climatology:
             return [int(s) for s in tod]
         year = t.astype("datetime64[Y]")
         doy = (day - year.astype("datetime64[D]")).astype(np.int64)
-        return [(int(d), int(s)) for d, s in zip(doy, tod)]
+        return [(int(d), int(s)) for d, s in zip(doy, tod, strict=True)]
 
     @classmethod
     def from_frames(cls, frames: Iterable[tuple[np.ndarray, np.ndarray]], calendar: bool) -> Climatology:
@@ -438,7 +441,7 @@ class Climatology:
         total = None
         n_total = 0
         for times, fr in chunks:
-            for key, frame in zip(cls._keys(times, mode), fr):
+            for key, frame in zip(cls._keys(times, mode), fr, strict=True):
                 if key in sums:
                     sums[key] += frame
                     counts[key] += 1
@@ -448,7 +451,8 @@ class Climatology:
                 total = frame.copy() if total is None else total + frame
                 n_total += 1
         table = {k: sums[k] / counts[k] for k in sums}
-        return cls(mode, table, total / n_total)  # type: ignore[operator]
+        assert total is not None  # `chunks` is not empty
+        return cls(mode, table, total / n_total)
 
     def at(self, times: np.ndarray) -> np.ndarray:
         """Climatology at each of ``times``: ``(n, C, H, W)``."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from svqcast.data.spec import DataSpec
 from svqcast.errors import DataError, MissingExtraError, UsageError
-from svqcast.fsutil import atomic_path
+from svqcast.fsutil import DEVNULL, atomic_path, check_input, check_output
 
 
 def _pyplot() -> Any:
@@ -31,12 +33,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} already exists; pass --overwrite to replace it")
+#: Figure formats matplotlib's Agg/PDF/SVG/PS backends write; checked before any rendering.
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
+def _check_targets(output: Path, animate: Path | None, overwrite: bool, inputs: Sequence[Any]) -> None:
+    """Every reason not to write, found before the (slow) rendering: format, clashes, paths."""
+    suffix = output.suffix.lstrip(".").lower()
+    if suffix not in FIGURE_FORMATS and output != DEVNULL:
+        raise UsageError(f"`output` {output}: unknown figure format '{output.suffix}'; use one of "
+                         + ", ".join(f".{s}" for s in FIGURE_FORMATS))
+    for item in inputs:
+        if item is not None:
+            check_input(item)
+    check_output(output, overwrite=overwrite, inputs=inputs)
+    if animate is None:
+        return
+    if animate.suffix.lower() != ".gif" and animate != DEVNULL:
+        raise UsageError(f"`animate` {animate}: the animation is a GIF; give a name ending in .gif")
+    if os.path.realpath(animate) == os.path.realpath(output) and animate != DEVNULL:
+        raise UsageError(f"`output` and `animate` name the same file ({output}); give two different paths")
+    check_output(animate, overwrite=overwrite, inputs=inputs)
 
 
 def _hours(td: np.ndarray) -> np.ndarray:
@@ -58,10 +75,11 @@ def _select_leads(hours: np.ndarray, wanted: Sequence[str] | None) -> list[int]:
             try:
                 h = pd.Timedelta(w if not str(w).strip().isdigit() else f"{w}h") / pd.Timedelta(hours=1)
             except ValueError:
-                raise UsageError(f"--lead-time: cannot parse '{w}' (e.g. 6h)") from None
+                raise UsageError(f"`lead_time`: cannot parse '{w}' (e.g. 6h)") from None
             idx = np.flatnonzero(np.isclose(hours, h))
             if idx.size == 0:
-                raise UsageError(f"--lead-time {w}: not in the file (it has {_fmt_lead(hours[0])}..{_fmt_lead(hours[-1])})")
+                have = f"{_fmt_lead(hours[0])}..{_fmt_lead(hours[-1])}"
+                raise UsageError(f"`lead_time` {w}: not in the file (it has {have})")
             out.append(int(idx[0]))
         return out
     n = hours.size
@@ -102,20 +120,208 @@ def _truth_frames(truth: Path, fc: Any, var: str, valid: np.ndarray) -> tuple[np
     step_ns = int(np.gcd.reduce(np.diff(covered).astype(np.int64))) if covered.size > 1 else 3_600_000_000_000
     offsets = ((covered - covered[-1]).astype(np.int64) // step_ns).tolist()
     dims = ["lat", "lon"] if "lat" in fc.coords else ["y", "x"]
-    spec = {
-        "channel_names": [var],
-        "variables": [var],
-        "units": [fc[var].attrs.get("units", "")],
-        "dims": dims,
-        "coords": {d: fc[d].values.tolist() for d in dims},
-        "time_step_seconds": step_ns / 1e9,
-        "t_in": len(offsets),
-        "t_out": 1,
-        "idx_in": offsets,
-        "idx_out": [1],
-    }
+    # a reading spec for the truth file: the forecast's grid and the covered valid times
+    spec = DataSpec(
+        dataset="truth", kind="weather", variables=[var], units=[fc[var].attrs.get("units", "")],
+        channel_names=[var], dims=dims, coords={d: fc[d].values.tolist() for d in dims},
+        time_step_seconds=step_ns / 1e9, t_in=len(offsets), t_out=1, mean=[0.0], std=[1.0],
+        idx_in=offsets, idx_out=[1],
+    )
     prep = prepare_input(truth, spec, init_time=covered[-1])
     return prep.frames[0, :, 0], mask
+
+
+@dataclass
+class _Frames:
+    """What the figure shows: forecast (L, H, W), optional truth on the same grid, axes."""
+
+    var: str
+    units: str
+    values: np.ndarray
+    hours: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+    geographic: bool
+    title_time: str
+    weights: np.ndarray
+    truth: np.ndarray | None = None
+    mask: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+
+
+def _open_forecast(file: str | os.PathLike[str], var: str | None) -> tuple[Any, str]:
+    import xarray as xr
+
+    try:
+        fc = xr.open_dataset(file)
+    except FileNotFoundError:
+        raise DataError(f"{file}: no such file") from None
+    except Exception as exc:
+        raise DataError(f"{file}: cannot read as netCDF ({' '.join(str(exc).split())[:160]})") from None
+    names = [str(v) for v in fc.data_vars]
+    if not names:
+        raise DataError(f"{file}: no data variables")
+    var = var or names[0]
+    if var not in fc:
+        raise UsageError(f"`var` {var}: not in {file} (it has {', '.join(names)})")
+    if "lead_time" not in fc[var].dims:
+        raise DataError(f"{file}: '{var}' has no lead_time dimension; is it a svqcast forecast?")
+    return fc, var
+
+
+def pick_init(fc: Any, var: str, init_time: str | None, file: Any) -> tuple[int, list[str]]:
+    """Index of the initialisation to plot, and a note when the file holds several.
+
+    A multi-initialisation file used to be plotted (and scored) at its first time without a
+    word; now the choice is explicit (`--init-time`) or reported.
+    """
+    import pandas as pd
+
+    if "time" not in fc[var].dims or "time" not in fc.coords:
+        if init_time is not None:
+            raise UsageError(f"`init_time`: {file} has a single unnamed initialisation; drop `init_time`")
+        return 0, []
+    times = np.asarray(fc["time"].values).astype("datetime64[ns]")
+    span = f"{str(times[0])[:16]} .. {str(times[-1])[:16]}"
+    if init_time is None:
+        notes = [] if times.size == 1 else [
+            f"{file} holds {times.size} initialisations ({span}); plotting the first, "
+            "choose another with --init-time"]
+        return 0, notes
+    try:
+        wanted = pd.Timestamp(init_time).to_datetime64().astype("datetime64[ns]")
+    except (ValueError, TypeError):
+        raise UsageError(f"`init_time`: cannot parse '{init_time}' (e.g. 2019-03-29T00:00)") from None
+    hits = np.flatnonzero(times == wanted)
+    if hits.size == 0:
+        raise UsageError(f"`init_time` {init_time}: not in {file} (it holds {times.size} from {span})")
+    return int(hits[0]), []
+
+
+def _frames(fc: Any, var: str, init_index: int) -> _Frames:
+    da = fc[var]
+    if "time" in da.dims:
+        da = da.isel(time=init_index)
+    values = np.asarray(da.transpose("lead_time", ...).values, dtype=np.float64)  # (L, H, W)
+    lat_name = "lat" if "lat" in fc.coords else ("y" if "y" in fc.coords else None)
+    lon_name = "lon" if "lon" in fc.coords else ("x" if "x" in fc.coords else None)
+    init = fc["time"].values[init_index] if "time" in fc.coords and fc["time"].ndim == 1 else None
+    hours = _hours(np.asarray(fc["lead_time"].values))
+    return _Frames(
+        var=var, units=da.attrs.get("units", ""), values=values, hours=hours,
+        xs=fc[lon_name].values if lon_name else np.arange(values.shape[2]),
+        ys=fc[lat_name].values if lat_name else np.arange(values.shape[1]),
+        geographic=lat_name == "lat", title_time=f" from {str(init)[:16]}" if init is not None else "",
+        weights=_lat_weights(fc, values.shape[1:]), mask=np.ones(hours.size, dtype=bool),
+    )
+
+
+def _attach_truth(data: _Frames, fc: Any, truth: Path, file: Any, init_index: int) -> None:
+    if "valid_time" not in fc.coords:
+        raise DataError(f"{file}: no valid_time coordinate; cannot match truth in time")
+    valid = np.asarray(fc["valid_time"].values)
+    valid = valid[init_index] if valid.ndim == 2 else valid
+    t_frames, data.mask = _truth_frames(truth, fc, data.var, valid)
+    data.truth = np.full_like(data.values, np.nan)
+    data.truth[data.mask] = t_frames
+
+
+def _scores(data: _Frames) -> list[dict[str, Any]]:
+    if data.truth is None:
+        return []
+    w, rows = data.weights, []
+    for i in np.flatnonzero(data.mask):
+        err = data.values[i] - data.truth[i]
+        rows.append({
+            "lead_time": _fmt_lead(data.hours[i]),
+            "mae": float(np.sum(w * np.abs(err)) / w.sum()),
+            "rmse": float(math.sqrt(np.sum(w * err**2) / w.sum())),
+            "bias": float(np.sum(w * err) / w.sum()),
+        })
+    return rows
+
+
+def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
+    """Forecast map (and truth and error maps) of lead `i` on one row of axes."""
+    values, truth, mask = data.values, data.truth, data.mask
+    both = values if truth is None else np.concatenate([values, truth[mask]])
+    vmin, vmax = float(np.nanmin(both)), float(np.nanmax(both))
+    lead = _fmt_lead(data.hours[i])
+
+    def _map(ax: Any, field_: np.ndarray, lo: float, hi: float, cmap: str) -> None:
+        im = ax.pcolormesh(data.xs, data.ys, field_, shading="nearest", vmin=lo, vmax=hi, cmap=cmap)
+        plt.colorbar(im, ax=ax, label=data.units, shrink=0.85)
+
+    _map(axes_row[0], values[i], vmin, vmax, "RdYlBu_r")
+    axes_row[0].set_title(f"forecast +{lead}", fontsize=9)
+    if truth is not None:
+        if mask[i]:
+            emax = float(np.nanmax(np.abs(values[mask] - truth[mask])))
+            _map(axes_row[1], truth[i], vmin, vmax, "RdYlBu_r")
+            _map(axes_row[2], values[i] - truth[i], -emax, emax, "RdBu_r")
+        axes_row[1].set_title(f"truth +{lead}", fontsize=9)
+        axes_row[2].set_title("error (forecast - truth)", fontsize=9)
+    aspect = 1.0 / max(math.cos(math.radians(float(np.mean(data.ys)))), 0.2) if data.geographic else "equal"
+    for ax in axes_row:
+        ax.set_aspect(aspect)
+        ax.tick_params(labelsize=7)
+
+
+def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
+    if scores:
+        h = [float(s["lead_time"][:-1]) for s in scores]
+        ax.plot(h, [s["mae"] for s in scores], "o-", label="MAE", ms=3)
+        ax.plot(h, [s["rmse"] for s in scores], "s-", label="RMSE", ms=3)
+        ax.set_ylabel(f"error ({data.units})")
+        ax.set_title("latitude-weighted error vs lead time" if data.geographic else "error vs lead time", fontsize=9)
+    else:
+        w, values = data.weights, data.values
+        ax.plot(data.hours, np.sum(w * values, axis=(1, 2)) / w.sum(), "o-", ms=3, label="domain mean")
+        ax.fill_between(data.hours, values.min(axis=(1, 2)), values.max(axis=(1, 2)), alpha=0.2, label="min..max")
+        ax.set_ylabel(data.units)
+        ax.set_title("forecast domain mean vs lead time", fontsize=9)
+    ax.set_xlabel("lead time (h)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _write_figure(plt: Any, data: _Frames, sel: list[int], scores: list[dict[str, Any]],
+                  output: Path, model: str, overwrite: bool) -> None:
+    cols = 3 if data.truth is not None else 1
+    rows = len(sel) + 1
+    fig = plt.figure(figsize=(3.6 * cols + 0.6, 2.6 * rows + 0.4), constrained_layout=True)
+    try:
+        grid = fig.add_gridspec(rows, cols)
+        for r, i in enumerate(sel):
+            _panels(plt, data, [fig.add_subplot(grid[r, c]) for c in range(cols)], i)
+        _error_curve(fig.add_subplot(grid[rows - 1, :]), data, scores)
+        fig.suptitle(f"{data.var}{data.title_time} ({model})", fontsize=10)
+        fmt = output.suffix.lstrip(".").lower() or "png"
+        with atomic_path(output, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=90)
+    finally:
+        plt.close(fig)
+
+
+def _write_animation(plt: Any, data: _Frames, target: Path, overwrite: bool) -> None:
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    cols = 3 if data.truth is not None else 1
+    fig = plt.figure(figsize=(3.6 * cols + 0.6, 3.0), constrained_layout=True)
+
+    def _frame(i: int) -> list[Any]:
+        fig.clear()
+        g = fig.add_gridspec(1, cols)
+        _panels(plt, data, [fig.add_subplot(g[0, c]) for c in range(cols)], i)
+        fig.suptitle(f"{data.var}{data.title_time}", fontsize=9)
+        return []
+
+    try:
+        anim = FuncAnimation(fig, _frame, frames=range(data.values.shape[0]), blit=False)
+        # Pillow picks the format from the extension, so the temp file keeps ".gif"
+        with atomic_path(target, overwrite=overwrite, suffix=".tmp.gif") as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=3))
+    finally:
+        plt.close(fig)
 
 
 def plot_forecast(
@@ -127,141 +333,31 @@ def plot_forecast(
     lead_times: Sequence[str] | None = None,
     animate: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
-    init_index: int = 0,
+    init_time: str | None = None,
 ) -> dict[str, Any]:
-    """Write the figure (and optional GIF); return per-lead scores when truth is given."""
-    import xarray as xr
+    """Write the figure (and optional GIF); return per-lead scores when truth is given.
 
+    `init_time` picks one initialisation of a multi-initialisation file (default: the first,
+    with a note in the result's `notes`).
+    """
     output = Path(output)
-    _check_target(output, overwrite)
-    if animate is not None:
-        _check_target(Path(animate), overwrite)
+    anim_path = Path(animate) if animate is not None else None
+    _check_targets(output, anim_path, overwrite, [file, truth])
     plt = _pyplot()
+    fc, var = _open_forecast(file, var)
     try:
-        fc = xr.open_dataset(file)
-    except FileNotFoundError:
-        raise DataError(f"{file}: no such file") from None
-    except Exception as exc:
-        raise DataError(f"{file}: cannot read as netCDF ({str(exc)[:160]})") from None
-    names = [str(v) for v in fc.data_vars]
-    if not names:
-        raise DataError(f"{file}: no data variables")
-    var = var or names[0]
-    if var not in fc:
-        raise UsageError(f"--var {var}: not in {file} (it has {', '.join(names)})")
-    da = fc[var]
-    if "lead_time" not in da.dims:
-        raise DataError(f"{file}: '{var}' has no lead_time dimension; is it a svqcast forecast?")
-    if "time" in da.dims:
-        da = da.isel(time=init_index)
-    units = da.attrs.get("units", "")
-    values = np.asarray(da.transpose("lead_time", ...).values, dtype=np.float64)  # (L, H, W)
-    hours = _hours(np.asarray(fc["lead_time"].values))
-    lat_name = "lat" if "lat" in fc.coords else ("y" if "y" in fc.coords else None)
-    lon_name = "lon" if "lon" in fc.coords else ("x" if "x" in fc.coords else None)
-    ys = fc[lat_name].values if lat_name else np.arange(values.shape[1])
-    xs = fc[lon_name].values if lon_name else np.arange(values.shape[2])
-    init = fc["time"].values[init_index] if "time" in fc.coords else None
-
-    truth_vals = None
-    mask = np.ones(hours.size, dtype=bool)
-    if truth is not None:
-        if "valid_time" not in fc.coords:
-            raise DataError(f"{file}: no valid_time coordinate; cannot match truth in time")
-        valid = np.asarray(fc["valid_time"].values)
-        valid = valid[init_index] if valid.ndim == 2 else valid
-        t_frames, mask = _truth_frames(Path(truth), fc, var, valid)
-        truth_vals = np.full_like(values, np.nan)
-        truth_vals[mask] = t_frames
-
-    sel = _select_leads(hours, lead_times)
-    weights = _lat_weights(fc, values.shape[1:])
-    scores: list[dict[str, Any]] = []
-    if truth_vals is not None:
-        for i in np.flatnonzero(mask):
-            err = values[i] - truth_vals[i]
-            scores.append({
-                "lead_time": _fmt_lead(hours[i]),
-                "mae": float(np.sum(weights * np.abs(err)) / weights.sum()),
-                "rmse": float(math.sqrt(np.sum(weights * err**2) / weights.sum())),
-                "bias": float(np.sum(weights * err) / weights.sum()),
-            })
-
-    cols = 3 if truth_vals is not None else 1
-    vmin = float(np.nanmin(values if truth_vals is None else np.concatenate([values, truth_vals[mask]])))
-    vmax = float(np.nanmax(values if truth_vals is None else np.concatenate([values, truth_vals[mask]])))
-    emax = float(np.nanmax(np.abs(values[mask] - truth_vals[mask]))) if truth_vals is not None else 1.0
-    title_time = f" from {str(init)[:16]}" if init is not None else ""
-
-    def _panels(axes_row: Sequence[Any], i: int) -> None:
-        im = axes_row[0].pcolormesh(xs, ys, values[i], shading="nearest", vmin=vmin, vmax=vmax, cmap="RdYlBu_r")
-        axes_row[0].set_title(f"forecast +{_fmt_lead(hours[i])}", fontsize=9)
-        plt.colorbar(im, ax=axes_row[0], label=units, shrink=0.85)
-        if truth_vals is not None:
-            if mask[i]:
-                im = axes_row[1].pcolormesh(xs, ys, truth_vals[i], shading="nearest", vmin=vmin, vmax=vmax, cmap="RdYlBu_r")
-                plt.colorbar(im, ax=axes_row[1], label=units, shrink=0.85)
-                im = axes_row[2].pcolormesh(
-                    xs, ys, values[i] - truth_vals[i], shading="nearest", vmin=-emax, vmax=emax, cmap="RdBu_r"
-                )
-                plt.colorbar(im, ax=axes_row[2], label=units, shrink=0.85)
-            axes_row[1].set_title(f"truth +{_fmt_lead(hours[i])}", fontsize=9)
-            axes_row[2].set_title("error (forecast - truth)", fontsize=9)
-        for ax in axes_row:
-            ax.set_aspect("equal" if lat_name != "lat" else 1.0 / max(math.cos(math.radians(float(np.mean(ys)))), 0.2))
-            ax.tick_params(labelsize=7)
-
-    rows = len(sel) + 1
-    fig = plt.figure(figsize=(3.6 * cols + 0.6, 2.6 * rows + 0.4), constrained_layout=True)
-    grid = fig.add_gridspec(rows, cols)
-    for r, i in enumerate(sel):
-        _panels([fig.add_subplot(grid[r, c]) for c in range(cols)], i)
-    ax = fig.add_subplot(grid[rows - 1, :])
-    if scores:
-        h = [float(s["lead_time"][:-1]) for s in scores]
-        ax.plot(h, [s["mae"] for s in scores], "o-", label="MAE", ms=3)
-        ax.plot(h, [s["rmse"] for s in scores], "s-", label="RMSE", ms=3)
-        ax.set_ylabel(f"error ({units})")
-        ax.set_title("latitude-weighted error vs lead time" if lat_name == "lat" else "error vs lead time", fontsize=9)
-    else:
-        mean = np.sum(weights * values, axis=(1, 2)) / weights.sum()
-        ax.plot(hours, mean, "o-", ms=3, label="domain mean")
-        ax.fill_between(hours, values.min(axis=(1, 2)), values.max(axis=(1, 2)), alpha=0.2, label="min..max")
-        ax.set_ylabel(units)
-        ax.set_title("forecast domain mean vs lead time", fontsize=9)
-    ax.set_xlabel("lead time (h)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.suptitle(f"{var}{title_time} ({fc.attrs.get('svqcast_model', '')})", fontsize=10)
-    suffix = output.suffix.lstrip(".").lower() or "png"
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, format=suffix, dpi=90)
-    plt.close(fig)
-
-    result: dict[str, Any] = {"figure": str(output), "variable": var, "units": units, "scores": scores,
-                              "lead_times_mapped": [_fmt_lead(hours[i]) for i in sel]}
-    if animate is not None:
-        from matplotlib.animation import FuncAnimation, PillowWriter
-
-        fig = plt.figure(figsize=(3.6 * cols + 0.6, 3.0), constrained_layout=True)
-
-        def _frame(i: int) -> list[Any]:
-            fig.clear()
-            g = fig.add_gridspec(1, cols)
-            _panels([fig.add_subplot(g[0, c]) for c in range(cols)], i)
-            fig.suptitle(f"{var}{title_time}", fontsize=9)
-            return []
-
-        anim = FuncAnimation(fig, _frame, frames=range(values.shape[0]), blit=False)
-        target = Path(animate)
-        # Pillow picks the format from the extension, so the temp file keeps ".gif"
-        tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.gif")
-        try:
-            anim.save(str(tmp), writer=PillowWriter(fps=3))
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        plt.close(fig)
-        result["animation"] = str(animate)
-    fc.close()
+        init_index, notes = pick_init(fc, var, init_time, file)
+        data = _frames(fc, var, init_index)
+        if truth is not None:
+            _attach_truth(data, fc, Path(truth), file, init_index)
+        sel = _select_leads(data.hours, lead_times)
+        scores = _scores(data)
+        _write_figure(plt, data, sel, scores, output, str(fc.attrs.get("svqcast_model", "")), overwrite)
+        result: dict[str, Any] = {"figure": str(output), "variable": var, "units": data.units, "scores": scores,
+                                  "lead_times_mapped": [_fmt_lead(data.hours[i]) for i in sel], "notes": notes}
+        if anim_path is not None:
+            _write_animation(plt, data, anim_path, overwrite)
+            result["animation"] = str(anim_path)
+    finally:
+        fc.close()
     return result

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.spec import DataSpec
+
 SAMPLE = Path(__file__).resolve().parents[1] / "svqcast" / "data" / "samples" / "era5_uk_t2m_2019-03.nc"
 
 
@@ -22,9 +24,11 @@ def open_sample() -> Any:
         return ds.load()
 
 
-def era5_spec(ds: Any) -> dict[str, Any]:
+def era5_spec(ds: Any, **changes: Any) -> DataSpec:
+    """The DataSpec of the embedded ERA5 sample (statistics of its first 23 days);
+    `changes` replace fields, e.g. `t_out=6, idx_out=[1, ..., 6]`."""
     train = ds["t2m"].sel(time=slice("2019-03-01", "2019-03-23")).values.astype(np.float64)
-    return {
+    fields = {
         "dataset": "era5-uk-t2m",
         "kind": "weather",
         "variables": ["t2m"],
@@ -40,6 +44,8 @@ def era5_spec(ds: Any) -> dict[str, Any]:
         "idx_in": list(range(-11, 1)),
         "idx_out": list(range(1, 13)),
     }
+    fields.update(changes)
+    return DataSpec.from_dict(fields)
 
 
 def tiny_config() -> dict[str, Any]:
@@ -64,5 +70,5 @@ def make_tiny_checkpoint(directory: Path, ds: Any | None = None, seed: int = 0) 
     cfg = tiny_config()
     torch.manual_seed(seed)
     net = build_model_from_config(cfg)
-    save_checkpoint(directory, net, cfg, era5_spec(ds), provenance={"seed": seed}, card="# tiny\n")
+    save_checkpoint(directory, net, cfg, era5_spec(ds).to_dict(), provenance={"seed": seed}, card="# tiny\n")
     return directory

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from svqcast.models.simvp import ModelOutput
+
 TINY_CFG: dict[str, Any] = {
     "name": "tiny",
     "model": {"in_shape": [3, 1, 8, 8], "out_frames": 3},
@@ -43,14 +45,16 @@ class TinyNet(nn.Module):
         self.conv1 = nn.Conv2d(t * c, 8, 3, padding=1)
         self.drop = nn.Dropout(0.2)
         self.conv2 = nn.Conv2d(8, self.out_frames * c, 3, padding=1)
-        self.aux_loss = torch.zeros(())
-        self.quantizer_diagnostics: dict[str, torch.Tensor] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_aux(self, x: torch.Tensor) -> ModelOutput:
         b, t, c, h, w = x.shape
         z = self.drop(torch.relu(self.conv1(x.reshape(b, t * c, h, w))))
-        self.aux_loss = z.pow(2).mean() * 1e-3 if self.training else z.new_zeros(())
-        return self.conv2(z).reshape(b, self.out_frames, c, h, w)
+        aux = z.pow(2).mean() * 1e-3 if self.training else z.new_zeros(())
+        return ModelOutput(self.conv2(z).reshape(b, self.out_frames, c, h, w), aux)
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | ModelOutput:
+        out = self.forward_with_aux(x)
+        return out if return_aux else out.pred
 
 
 class SyntheticWindows(Dataset):

@@ -16,8 +16,6 @@ from svqcast.cli.main import run
 from svqcast.convert import openstl_to_svqcast_key, svqcast_to_openstl_key
 from svqcast.models.translators import TRANSLATOR_NAMES
 
-
-
 TINY = [
     "model.in_shape=[4, 1, 16, 16]",
     "model.out_frames=4",

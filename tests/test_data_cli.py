@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import SHARED, cli, needs_shared, write_wb_year
+from test_data_fixtures import cli, write_wb_year
 
 from svqcast.data.catalog import CATALOG, PAPER_DATASETS
+from svqcast.data.samples import sample_path
 
 YEARS = ["--years", "train=2017:2017", "--years", "val=2018:2018", "--years", "test=2019:2019"]
 
@@ -76,7 +77,6 @@ def _bad_prepare(tmp_path: Path, capsys, expect: str, file_year: int) -> None:
     assert not (tmp_path / "weatherbench-s-t2m" / "prepared").exists()
 
 
-@needs_shared
 def test_netcdf_missing_variable(tmp_path, capsys):
     raw = tmp_path / "weatherbench-s-t2m" / "raw"
     _good_years(raw)
@@ -87,7 +87,6 @@ def test_netcdf_missing_variable(tmp_path, capsys):
     _bad_prepare(tmp_path, capsys, "variable 't2m' not found (has: tcw)", 2017)
 
 
-@needs_shared
 def test_netcdf_truncated(tmp_path, capsys):
     raw = tmp_path / "weatherbench-s-t2m" / "raw"
     _good_years(raw)
@@ -97,7 +96,6 @@ def test_netcdf_truncated(tmp_path, capsys):
     _bad_prepare(tmp_path, capsys, "truncated", 2018)
 
 
-@needs_shared
 def test_netcdf_nan_values(tmp_path, capsys):
     raw = tmp_path / "weatherbench-s-t2m" / "raw"
     _good_years(raw)
@@ -109,18 +107,17 @@ def test_netcdf_nan_values(tmp_path, capsys):
     _bad_prepare(tmp_path, capsys, "1 NaN/inf values in 't2m' (first at index [3, 5, 7])", 2019)
 
 
-@needs_shared
 def test_netcdf_grid_mismatch(tmp_path, capsys):
     raw = tmp_path / "weatherbench-s-t2m" / "raw"
     _good_years(raw)
-    # a real ERA5 field on the wrong (UK 0.25 deg) grid in place of the 2017 file
-    uk = xr.open_dataset(SHARED / "era5_t2m_uk_2019-03" / "era5_t2m_uk_2019-03_hourly.nc").isel(time=slice(0, 30))
+    # a real ERA5 field on the wrong (UK 0.25 deg, the shipped 32x48 sample) grid in place of the 2017 file
+    with xr.open_dataset(sample_path("era5_uk_t2m_2019-03.nc")) as ds:
+        uk = ds.isel(time=slice(0, 30)).load()
     uk = uk.assign_coords(time=np.datetime64("2017-01-01", "ns") + np.arange(30) * np.timedelta64(1, "h"))
     uk.to_netcdf(raw / "2m_temperature" / "2m_temperature_2017_5.625deg.nc")
-    _bad_prepare(tmp_path, capsys, "grid mismatch: 't2m' is 33x49, expected 32x64", 2017)
+    _bad_prepare(tmp_path, capsys, "grid mismatch: 't2m' is 32x48, expected 32x64", 2017)
 
 
-@needs_shared
 def test_netcdf_time_gap(tmp_path, capsys):
     raw = tmp_path / "weatherbench-s-t2m" / "raw"
     _good_years(raw)

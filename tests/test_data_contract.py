@@ -1,4 +1,4 @@
-"""The data -> training contract (notes/contracts.md) on the embedded real samples."""
+"""The data -> training contract (docs/architecture.md) on the embedded real samples."""
 
 from __future__ import annotations
 

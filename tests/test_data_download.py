@@ -11,12 +11,11 @@ import zipfile
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import Server, cli, needs_shared, write_wb_year, zip_folder
+from test_data_fixtures import Server, cli, write_wb_year, zip_folder
 
 from svqcast.data.catalog import WB2_HTTPS
 from svqcast.data.sources import extract_archive, mirror_url
 
-pytestmark = needs_shared
 T2M_PATH = "/s/m1524895/download?path=%2F5.625deg%2F2m_temperature&files=2m_temperature_5.625deg.zip"
 
 
@@ -224,7 +223,7 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
     want = ds["temperature"].sel(level=850).transpose("time", "latitude", "longitude").values[sel]
     np.testing.assert_array_equal(arr, want)
     np.testing.assert_array_equal(la, lat)
-    assert "2m_temperature" not in local.z.arrays  # only the selected variables were fetched
+    assert "2m_temperature" not in local.ds.data_vars  # only the selected variables were fetched
     # prepare reads the same local store: 6-hourly frames stored as they are (step 6 h / 6 h)
     from svqcast.data.prepare import prepare
 
@@ -321,3 +320,21 @@ def test_tar_extraction_flattens_and_refuses_links(tmp_path):
         extract_archive(evil, tmp_path / "raw3")
     assert not list(tmp_path.parent.rglob("escape.txt"))
     assert not (tmp_path / "raw2").exists() and not (tmp_path / "raw3").exists()
+
+
+def test_download_weatherbench_group_feeds_the_catalog_datasets(tmp_path, server, wb_zip, capsys):
+    """`svqcast download weatherbench` fetches each variable once into ROOT/weatherbench/raw;
+    `prepare weatherbench-s-t2m` (catalog name unchanged) finds the files there."""
+    server.files[T2M_PATH] = wb_zip
+    code, out, err = cli(["download", "weatherbench", "--variables", "t2m", "--root", str(tmp_path), "--mirror",
+                          server.url, "--years", "2016:2019"], capsys)
+    assert code == 0, err
+    raw = tmp_path / "weatherbench" / "raw" / "2m_temperature"
+    assert sorted(p.name for p in raw.iterdir()) == [f"2m_temperature_{y}_5.625deg.nc" for y in range(2016, 2020)]
+    from svqcast.data.prepare import prepare
+
+    sel = {"years": {"train": [2016, 2017], "val": [2018, 2018], "test": [2019, 2019]}}
+    d = prepare("weatherbench-s-t2m", tmp_path, select=sel)
+    with xr.open_dataset(d / "test.nc") as ds:
+        assert ds.sizes["time"] == 30
+    assert not (tmp_path / "weatherbench-s-t2m" / "raw").exists()

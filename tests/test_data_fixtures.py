@@ -1,5 +1,7 @@
-"""Helpers for the data tests (no tests here): WeatherBench-layout files built from real
-data in ../shared/data, and a local HTTP server with Range support."""
+"""Helpers for the data tests: WeatherBench-layout files built from real data kept in
+tests/data, and a local HTTP server with Range support. The tests at the end check, where
+the shared samples are present, that the small copies in tests/data and the shipped
+samples still match the full-size real files they were cut from."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-TCW = SHARED / "global_coarse" / "ecmwf_tcw_2002-07_daily_32x64.nc"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+TCW = TEST_DATA / "ecmwf_tcw_2002-07_daily_32x64.nc"
+KTH = TEST_DATA / "kth"
 LEVELS = [50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000]
 
-needs_shared = pytest.mark.skipif(not TCW.is_file(), reason="../shared/data not available")
+# Kept for modules that import it; tests/conftest.py decides whether the samples exist.
+needs_shared = pytest.mark.needs_shared
 
 
 def real_fields() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,3 +139,47 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# ---- the in-repository copies against the full-size shared originals --------------------
+
+COPIES = {  # tests/data path -> path under the shared data/ folder (byte-identical copies)
+    "ecmwf_tcw_2002-07_daily_32x64.nc": "global_coarse/ecmwf_tcw_2002-07_daily_32x64.nc",
+    **{f"kth/{n}.avi": f"kth_walking_32x32/{n}.avi" for n in
+       ("train_example1", "train_example2", "val_example1", "val_example2", "test_example")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(COPIES))
+def test_copy_is_byte_identical_to_shared_original(name, shared_data):
+    assert (TEST_DATA / name).read_bytes() == (shared_data / COPIES[name]).read_bytes()
+
+
+def test_reference_numbers_copy_is_identical(shared_data):
+    assert (TEST_DATA / "reference-numbers.json").read_bytes() == \
+        (shared_data.parent / "reference" / "reference-numbers.json").read_bytes()
+
+
+def test_stsan_crop_is_the_head_of_the_original(shared_data):
+    with np.load(shared_data / "nyc_taxi_bike_flow_2016" / "original" / "NYTaxi" / "flow_val.npz") as z:
+        full = z["flow"]
+    with np.load(TEST_DATA / "stsan_nytaxi_flow_val_first96.npz") as z:
+        crop = z["flow"]
+    assert crop.dtype == full.dtype
+    np.testing.assert_array_equal(crop, full[:96])
+
+
+def test_shipped_samples_rebuild_from_shared_originals(tmp_path, shared_data):
+    """build_samples.py, run on the full-size originals, reproduces every shipped sample."""
+    from svqcast.data.samples import build_samples, sample_path
+
+    build_samples.main([str(shared_data), "--out", str(tmp_path)])
+    for name in ("nyc_taxi_flow_2016.npz", "nyc_bike_flow_2016.npz", "kth_walking_5clips.npz",
+                 "knmi_radar_2010-08-26.npz", "mnist_digits_1k.npz"):
+        with np.load(tmp_path / name) as new, np.load(sample_path(name)) as old:
+            assert new.files == old.files, name
+            for key in old.files:
+                np.testing.assert_array_equal(new[key], old[key], err_msg=f"{name}:{key}")
+    with xr.open_dataset(tmp_path / "era5_uk_t2m_2019-03.nc") as new, \
+            xr.open_dataset(sample_path("era5_uk_t2m_2019-03.nc")) as old:
+        xr.testing.assert_identical(new, old)

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import needs_shared, write_wb_year
+from test_data_fixtures import write_wb_year
 
 from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare, verify
 from svqcast.errors import DataError
 
-pytestmark = needs_shared
 SEL = {"years": {"train": [2016, 2017], "val": [2018, 2018], "test": [2019, 2019]}}
 
 

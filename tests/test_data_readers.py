@@ -1,4 +1,4 @@
-"""Readers on small files in every upstream format, written here or taken from ../shared/data."""
+"""Readers on small files in every upstream format, written here or taken from tests/data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from test_data_fixtures import SHARED, needs_shared, write_wb_year
+from test_data_fixtures import KTH, TEST_DATA, write_wb_year
 
 from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare
@@ -17,9 +17,6 @@ from svqcast.data.readers import read_flow_npz, read_hkl_array, read_human_meta,
 from svqcast.data.samples import sample_path
 from svqcast.data.video import read_avi, read_avi_info
 from svqcast.errors import DataError
-
-pytestmark = needs_shared
-KTH = SHARED / "kth_walking_32x32"
 
 
 def _kth_frames() -> np.ndarray:
@@ -66,8 +63,15 @@ def test_weatherbench_m_prepare_6hourly_channel_order(tmp_path):
 
 # ---- flows ----------------------------------------------------------------------------
 
-def test_stsan_original_layout_equals_joined_sample():
-    orig = read_flow_npz(SHARED / "nyc_taxi_bike_flow_2016" / "original" / "NYTaxi" / "flow_val.npz")
+def test_stsan_original_layout_crop_equals_joined_sample():
+    # the first 96 slots of STSAN's NYTaxi/flow_val.npz, layout (T, H, W, 2) float64, unchanged
+    orig = read_flow_npz(TEST_DATA / "stsan_nytaxi_flow_val_first96.npz")
+    joined = read_flow_npz(sample_path("nyc_taxi_flow_2016.npz"))
+    np.testing.assert_array_equal(orig, joined[2784:2784 + 96])
+
+
+def test_stsan_original_layout_equals_joined_sample(shared_data):
+    orig = read_flow_npz(shared_data / "nyc_taxi_bike_flow_2016" / "original" / "NYTaxi" / "flow_val.npz")
     joined = read_flow_npz(sample_path("nyc_taxi_flow_2016.npz"))
     np.testing.assert_array_equal(orig, joined[2784:2784 + 672])
 

@@ -1,5 +1,5 @@
-"""Sample index arithmetic: the spec's exact counts on real calendar axes (spec 1d,
-reference-numbers.json `weather_sample_counts`)."""
+"""Sample index arithmetic: the official exact counts on real calendar axes (docs/reference/official-behaviour.md §6.1,
+tests/data/reference-numbers.json `weather_sample_counts`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from svqcast.data.catalog import get_entry
 from svqcast.data.windows import segment_centres, subsample_indices, window_centres
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "reference-numbers.json"
+REF = Path(__file__).resolve().parent / "data" / "reference-numbers.json"  # see tests/data/README.md
 
 
 def _split_counts(name: str, rule: str, start: str = "2010-01-01", end: str = "2018-12-31 23:00") -> dict[str, int]:
@@ -34,8 +33,6 @@ def test_weatherbench_s_official_counts():
 
 
 def test_weatherbench_s_counts_match_reference_json():
-    if not REF.is_file():
-        pytest.skip("reference-numbers.json not available")
     ref = json.loads(REF.read_text())["weather_sample_counts"]["weatherbench_S_hourly_step1"]
     got = _split_counts("weatherbench-s-t2m", "official")
     assert [got["train"], got["val"], got["test"]] == [

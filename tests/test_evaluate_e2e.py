@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _predict_fixtures import open_sample
 from _train_standins import one_thread
 
 SVQCAST = str(Path(sys.executable).parent / "svqcast")
@@ -57,7 +58,8 @@ def test_train_then_evaluate_through_cli(trained) -> None:
     res = json.loads(proc.stdout)
     assert res["dataset"] == "era5-uk-t2m" and res["split"] == "test" and res["kind"] == "weather"
     assert res["samples"] == 5 * 24 - 23  # 27-31 March hourly, 12 -> 12 windows
-    assert set(res["scores"]) == {"model", "persistence", "climatology"}
+    assert set(res["scores"]) == {"model", "persistence", "climatology", "same_hour_yesterday"}
+    assert res["reference_samples"] == {"same_hour_yesterday": res["samples"]}  # 26 March is in val
     assert res["climatology"].startswith("time-of-day")
     model = res["scores"]["model"]
     assert set(model) >= {"mse", "mae", "rmse", "wb2"}
@@ -85,23 +87,30 @@ def test_train_then_evaluate_through_cli(trained) -> None:
         else:
             os.environ["SVQCAST_DATA_DIR"] = old
     mean, std = ds.spec.mean[0], ds.spec.std[0]
+    obs = open_sample()["t2m"].astype(np.float64)
     sq = 0.0
     n = 0
     lat = np.asarray(ds.spec.coords["lat"])
     w = np.cos(np.deg2rad(lat))[:, None] * np.ones((1, 48))
     pers_sq = np.zeros(12)
+    yday_ab = np.zeros(12)
     with torch.no_grad(), one_thread():
         for start in range(0, len(ds), 25):
-            xs, ys = zip(*(ds[i] for i in range(start, min(start + 25, len(ds)))))
+            xs, ys = zip(*(ds[i] for i in range(start, min(start + 25, len(ds)))), strict=True)
             preds = net(torch.stack(xs)).double().numpy() * std + mean
-            for x, y, pn in zip(xs, ys, preds):
+            for k, (x, y, pn) in enumerate(zip(xs, ys, preds, strict=True)):
                 t = y.double().numpy() * std + mean
                 sq += float(((pn - t) ** 2).sum())
                 n += t.size
                 last = x[-1].double().numpy() * std + mean
                 pers_sq += ((((last - t) ** 2)[:, 0] * w).sum(axis=(1, 2)) / w.sum())
+                yday = obs.sel(time=ds.times(start + k)[1] - np.timedelta64(24, "h")).values
+                yday_ab += (np.abs(yday - t[:, 0]) * w).sum(axis=(1, 2)) / w.sum()
     assert model["rmse"] == pytest.approx(math.sqrt(sq / n), rel=1e-5)
     np.testing.assert_allclose(pers["rmse"]["t2m"], np.sqrt(pers_sq / len(ds)), rtol=1e-9)
+    # same hour yesterday: the raw sample 24 h before each target (float32 store -> rtol 1e-5)
+    np.testing.assert_allclose(res["per_lead_time"]["same_hour_yesterday"]["mae"]["t2m"], yday_ab / len(ds),
+                               rtol=1e-5)
 
 
 def test_evaluate_csv_and_openstl_compat(trained) -> None:

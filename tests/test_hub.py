@@ -19,9 +19,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import huggingface_hub
+import huggingface_hub.constants  # noqa: F401  (read before any test changes HF_* variables)
 import pytest
-
 from _predict_fixtures import make_tiny_checkpoint
+
 from svqcast.errors import DataError, NetworkError, UsageError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -35,9 +37,9 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """An empty HF_HOME and no inherited Hub settings."""
+    """An empty model cache ($SVQCAST_CACHE_DIR/hub) and no inherited Hub settings."""
     home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("SVQCAST_CACHE_DIR", str(home))
     for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT", "SVQCAST_ZOO_REGISTRY"):
         monkeypatch.delenv(var, raising=False)
     return home
@@ -59,6 +61,11 @@ def _write_registry(path: Path, sha: str, name: str = "tiny-era5", revision: str
         '[models."tiny-era5".data]\ndataset = "era5-uk-t2m"\n'
     )
     return path
+
+
+def _use_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ckpt: Path) -> None:
+    registry = _write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(registry))
 
 
 def _lay_out_cache(cache: Path, ckpt: Path, repo: str = REPO, commit: str = COMMIT) -> Path:
@@ -131,7 +138,7 @@ def test_offline_load_from_a_hub_cache(env: Path, ckpt: Path, tmp_path: Path, mo
 
     snap = _lay_out_cache(env / "hub", ckpt)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    _use_registry(monkeypatch, tmp_path, ckpt)
     fc = svqcast.load_model("tiny-era5")
     assert fc.spec.dataset == "era5-uk-t2m" and fc.t_out == 12
     for ref in (f"hf://{REPO}", f"hf://{REPO}@main", f"hf://{REPO}@{COMMIT}"):
@@ -147,7 +154,7 @@ def test_offline_load_from_a_hub_cache(env: Path, ckpt: Path, tmp_path: Path, mo
 def test_tampered_weights_are_refused_exit_3(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     snap = _lay_out_cache(env / "hub", ckpt)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    _use_registry(monkeypatch, tmp_path, ckpt)
     blob = (snap / "model.safetensors").resolve()
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF  # flip bits of the last weight byte
@@ -163,9 +170,10 @@ def test_tampered_weights_are_refused_exit_3(env: Path, ckpt: Path, tmp_path: Pa
         svqcast.load_model(f"hf://{REPO}")
 
 
-def test_offline_without_cache_is_exit_4_naming_download(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_offline_without_cache_is_exit_4_naming_download(env: Path, ckpt: Path, tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    _use_registry(monkeypatch, tmp_path, ckpt)
     code, _, err = _run_cli(["predict", "x.nc", "--check", "--model", "tiny-era5"], capsys)
     assert code == 4
     assert "tiny-era5" in err and "svqcast models download tiny-era5" in err
@@ -245,11 +253,12 @@ class _Hub:
         self.server.server_close()
 
 
-def test_download_from_a_local_hub_endpoint_then_offline(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_download_from_a_local_hub_endpoint_then_offline(env: Path, ckpt: Path, tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
     import svqcast
 
     files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}  # no README: optional
-    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    _use_registry(monkeypatch, tmp_path, ckpt)
     with _Hub(files) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         code, out, err = _run_cli(["models", "download", "tiny-era5", "--format", "json"], capsys)
@@ -257,7 +266,8 @@ def test_download_from_a_local_hub_endpoint_then_offline(env: Path, ckpt: Path, 
         path = Path(json.loads(out)["path"])
         # pinned revision asked for, never "main"
         assert all(f"/resolve/{COMMIT}/" in p for _, p in hub.requests)
-        assert {("HEAD", f"/{REPO}/resolve/{COMMIT}/model.safetensors"), ("GET", f"/{REPO}/resolve/{COMMIT}/model.safetensors")} <= set(hub.requests)
+        weights = f"/{REPO}/resolve/{COMMIT}/model.safetensors"
+        assert {("HEAD", weights), ("GET", weights)} <= set(hub.requests)
     # the cache now has huggingface_hub's layout
     root = env / "hub" / f"models--{REPO.replace('/', '--')}"
     assert path == root / "snapshots" / COMMIT
@@ -272,7 +282,7 @@ def test_download_from_a_local_hub_endpoint_then_offline(env: Path, ckpt: Path, 
 def test_hub_serving_different_weights_is_refused(env: Path, ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}
     files["model.safetensors"] = files["model.safetensors"][:-1] + bytes([files["model.safetensors"][-1] ^ 1])
-    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(_write_registry(tmp_path / "reg.toml", _sha256(ckpt / "model.safetensors"))))
+    _use_registry(monkeypatch, tmp_path, ckpt)
     with _Hub(files) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         code, _, err = _run_cli(["models", "download", "tiny-era5"], capsys)
@@ -317,7 +327,9 @@ def test_push_uploads_exactly_the_checkpoint_and_a_generated_card(ckpt: Path, tm
     assert seen["files"]["config.json"] == (ckpt / "config.json").read_bytes()
     assert seen["args"][:3] == ("me/era5-tiny", "v1", True)
     card = seen["files"]["README.md"].decode()
-    assert card.startswith("---\nlibrary_name: svqcast\n")
+    parsed = huggingface_hub.ModelCard(card)
+    assert parsed.data.library_name == "svqcast" and parsed.data.license == "apache-2.0"
+    assert card.startswith("---\n") and "era5-uk-t2m" in (parsed.data.datasets or [])
     assert "best validation epoch 2: val_loss 0.31" in card  # row epoch 1, counted from 0
     assert "hid_S=4" in card and "N_T=2" in card and "era5-uk-t2m" in card
     assert _sha256(ckpt / "model.safetensors") in card
@@ -374,3 +386,142 @@ def test_every_bundled_model_loads_and_its_card_matches(name: str, env: Path, ca
     assert code == 0 and info["bundled_available"] and info["sha256"] == entry.sha256
     code, out, _ = _run_cli(["models", "download", name, "--format", "json"], capsys)
     assert code == 0 and json.loads(out)["status"].startswith("bundled")
+
+
+# --------------------------------------------------------------------------- failure paths (issue 12, class 12)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_fails_fast_with_one_line(tmp_path: Path) -> None:
+    """The acceptance check of issue 11: exit 4 within 5 s, one stderr line, no retries printed."""
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}", SVQCAST_CACHE_DIR=str(tmp_path / "c"))
+    env.pop("HF_HUB_OFFLINE", None)
+    (tmp_path / "in.nc").write_bytes(b"")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from svqcast.cli.main import run; run()", "predict", "in.nc", "-o", "out.nc",
+         "--model", "hf://org/name@rev"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    elapsed = time.monotonic() - t0  # ~3 s on an idle machine, start-up included (was 27 s); not asserted
+    assert proc.returncode == 4, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "unreachable" in proc.stderr, elapsed
+    assert "Retry" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_an_unreachable_hub_is_never_retried(env: Path, monkeypatch) -> None:
+    """Why it is fast: after the pre-flight connection check fails, huggingface_hub is only
+    asked for the cache (local_files_only), so none of its retry loops runs."""
+    import huggingface_hub
+
+    from svqcast.hub import resolve_checkpoint
+
+    calls: list[dict] = []
+
+    def fake_download(**kwargs):
+        calls.append(kwargs)
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: fake_download(**kw))
+    with pytest.raises(NetworkError, match="unreachable") as info:
+        resolve_checkpoint("hf://org/name@rev")
+    assert calls and all(c["local_files_only"] for c in calls) and "\n" not in str(info.value)
+
+
+def test_hub_404_is_not_found_not_unreachable(env: Path, ckpt: Path) -> None:
+    from svqcast.hub import resolve_checkpoint
+
+    with _Hub({}) as hub, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", hub.url)
+        with pytest.raises(UsageError, match="not found") as info:
+            resolve_checkpoint("hf://other-org/missing@main")
+    assert "unreachable" not in str(info.value)
+
+
+def test_empty_revision_is_refused() -> None:
+    from svqcast.hub import parse_hf_ref
+
+    with pytest.raises(UsageError, match="empty revision"):
+        parse_hf_ref("hf://org/name@")
+    assert parse_hf_ref("hf://org/name") == ("org/name", "main")
+
+
+def test_local_sha_mismatch_does_not_blame_the_registry(ckpt: Path, tmp_path: Path) -> None:
+    from svqcast.hub import verify_checkpoint_integrity
+
+    local = tmp_path / "local"
+    shutil.copytree(ckpt, local)
+    data = bytearray((local / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (local / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(DataError) as info:
+        verify_checkpoint_integrity(local, str(local))
+    msg = str(info.value)
+    assert "registry" not in msg and "Hub cache" not in msg and "config.json records" in msg
+
+
+def test_nonexistent_path_does_not_suggest_an_hf_ref() -> None:
+    from svqcast.hub import resolve_checkpoint
+
+    with pytest.raises(UsageError) as info:
+        resolve_checkpoint("/nonexistent")
+    assert "hf:///" not in str(info.value)
+    with pytest.raises(UsageError, match="hf://org/name"):
+        resolve_checkpoint("org/name")
+
+
+def test_hub_module_assigns_no_huggingface_hub_attribute() -> None:
+    """No patching: hub.py and modelcard.py never assign to anything reached from huggingface_hub."""
+    import ast
+
+    import svqcast.hub
+    import svqcast.modelcard
+
+    for module in (svqcast.hub, svqcast.modelcard):
+        tree = ast.parse(Path(module.__file__).read_text())
+        hf_names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    and (n.module or "").startswith("huggingface_hub") for a in n.names}
+        hf_names |= {"huggingface_hub"}
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for t in targets:
+                while isinstance(t, ast.Attribute):
+                    t = t.value
+                    if isinstance(t, ast.Name):
+                        assert t.id not in hf_names, f"{module.__name__} assigns to {t.id}.*"
+        assert "HF_HUB_CACHE\"]" not in Path(module.__file__).read_text()
+
+
+def test_card_is_valid_hub_card_data_with_eval_results(ckpt: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    from svqcast.checkpoint import read_checkpoint_meta
+    from svqcast.modelcard import model_card, training_card
+
+    meta = read_checkpoint_meta(ckpt)
+    card = ModelCard(model_card(meta, name="tiny", metrics={"test_mae": 1.25, "test_rmse": 1.5, "note": "x"}))
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results == {"test_mae": 1.25, "test_rmse": 1.5}
+    assert card.data.eval_results[0].dataset_name == "era5-uk-t2m"
+    text = training_card(meta["config"], {"epoch": 3, "val_loss": 0.25, "seed": 7}, "best validation loss")
+    parsed = ModelCard(text)
+    assert parsed.data.library_name == "svqcast" and "epoch 4, val_loss 0.25" in text
+
+
+def test_push_with_the_hub_unreachable_is_exit_4(ckpt: Path, env: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    code, _, err = _run_cli(["models", "push", str(ckpt), "--repo-id", "me/x"], capsys)
+    assert code == 4 and "unreachable" in err and len(err.strip().splitlines()) == 1

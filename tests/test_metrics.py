@@ -4,11 +4,11 @@ OpenSTL's per-frame-sum convention on a hand example, ACC on constructed fields.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from svqcast.data.samples import sample_path
 from svqcast.errors import MissingExtraError
 from svqcast.metrics import (
     Climatology,
@@ -24,7 +24,6 @@ from svqcast.metrics import (
 )
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
-KTH = Path(__file__).resolve().parents[2] / "shared" / "data" / "kth_walking_32x32" / "kth_walking_5clips_T75_32x32_uint8.npy"
 
 
 def _skimage_ssim(p: np.ndarray, t: np.ndarray) -> float:
@@ -44,9 +43,9 @@ def test_ssim_matches_skimage_random(shape) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-@pytest.mark.skipif(not KTH.is_file(), reason="shared KTH sample not present")
 def test_ssim_matches_skimage_real_kth_frames() -> None:
-    clips = np.load(KTH).astype(np.float64) / 255.0  # (5, 75, 32, 32)
+    with np.load(sample_path("kth_walking_5clips.npz")) as z:  # the real KTH clips shipped as a sample
+        clips = z["frames"].astype(np.float64) / 255.0  # (5, 75, 32, 32)
     true = clips[:, 10:14, None]  # (5, 4, 1, 32, 32)
     pred = clips[:, 9:13, None]  # "persistence": the previous frame
     got = ssim_frames(pred, true)

@@ -1,7 +1,7 @@
 """Every preset with an official reference row has exactly its parameter count and its
-fvcore FLOPs (within 1 %; in fact exactly). Reference: ../shared/reference/reference-numbers.json
-(measured on the official code), copied below so the test runs without the shared folder;
-`test_reference_table_matches_json` checks the copy whenever the JSON is present."""
+fvcore FLOPs (within 1 %; in fact exactly). Reference: tests/data/reference-numbers.json
+(measured on the official code; see tests/data/README.md), whose rows are copied below;
+`test_reference_table_matches_json` checks the copy against the JSON."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ REFERENCE: dict[str, tuple[int, int, str]] = {
     "human36m_tau": (37_647_363, 181_795_938_304, "other_settings"),
 }
 
-REFERENCE_JSON = Path(__file__).resolve().parents[2] / "shared" / "reference" / "reference-numbers.json"
+REFERENCE_JSON = Path(__file__).resolve().parent / "data" / "reference-numbers.json"
 
 
 @lru_cache(maxsize=None)
@@ -103,7 +103,7 @@ def test_frozen_codebook_counts_as_parameter_not_trainable(preset: str) -> None:
     params, trainable, flops = measured(preset)
     ref_params, ref_flops, _ = REFERENCE[learnable]
     m = load_config(preset)["model"]
-    assert params == ref_params  # the frozen codebook is still a Parameter (spec 1b)
+    assert params == ref_params  # the frozen codebook is still a Parameter (docs/reference/official-behaviour.md §3.2)
     assert trainable == ref_params - m["codebook_size"] * m["hid_S"]
     assert flops == ref_flops
 
@@ -159,8 +159,6 @@ def test_describe_reports_fused_flops_and_shapes() -> None:
 
 
 def test_reference_table_matches_json() -> None:
-    if not REFERENCE_JSON.is_file():
-        pytest.skip("shared reference folder not present")
     d = json.loads(REFERENCE_JSON.read_text())
     values = set()
     for r in d["table12_rows"] + d["other_settings"]["rows"]:
@@ -246,7 +244,7 @@ def test_describe_falls_back_to_cpu_for_baseline_quantizers() -> None:
     assert info["flops"] > 0 and info["output_shape"] == [1, 2, 1, 16, 16]
 
 
-# Table 12 FLOPs per top-level module, in G (reference-numbers.json flops_by_module_G; "vq" = quantizer)
+# Table 12 FLOPs per top-level module, in G (tests/data/reference-numbers.json flops_by_module_G; "vq" = quantizer)
 BY_MODULE_G = {
     "weatherbench-s-t2m_gsta_svq": {"enc": 0.069, "dec": 0.462, "vq": 9.856, "hid": 6.475},
     "taxibj_convnext_svq": {"enc": 0.013, "dec": 0.077, "vq": 1.643, "hid": 1.989},

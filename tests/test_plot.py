@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
+from _predict_fixtures import era5_spec, open_sample
 
-from _predict_fixtures import SAMPLE, era5_spec, open_sample
 from svqcast.errors import MissingExtraError
 
 INIT = np.datetime64("2019-03-29T00:00", "ns")
@@ -57,7 +56,8 @@ def test_plot_with_truth_scores_match_oracle(forecast_file: Path, tmp_path: Path
 
     fig = tmp_path / "fig.png"
     gif = tmp_path / "anim.gif"
-    code, out, err = _run(["plot", forecast_file, "--truth", truth_path, "-o", fig, "--animate", gif, "--format", "json"], capsys)
+    code, out, err = _run(["plot", forecast_file, "--truth", truth_path, "-o", fig, "--animate", gif,
+                           "--format", "json"], capsys)
     assert code == 0, err
     result = json.loads(out)
     assert [s["lead_time"] for s in result["scores"]] == ["1h", "2h", "3h", "4h"]
@@ -95,3 +95,29 @@ def test_missing_matplotlib_is_a_missing_extra_error(forecast_file: Path, tmp_pa
     with pytest.raises(MissingExtraError, match=r"svqcast\[plot\]"):
         plot_forecast(forecast_file, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_multi_init_files_say_so_and_init_time_picks_one(tmp_path: Path, capsys) -> None:
+    """Issue 11: a file with several initialisations is not silently plotted (and scored) at its
+    first; --init-time picks one, and its scores are that initialisation's."""
+    from svqcast.io import build_forecast_dataset, write_forecast
+
+    obs = open_sample()
+    inits = np.array(["2019-03-29T00", "2019-03-29T03"], dtype="datetime64[ns]")
+    values = np.stack([
+        obs["t2m"].sel(time=slice(str(t + np.timedelta64(1, "h")), str(t + np.timedelta64(3, "h")))).values + k + 1
+        for k, t in enumerate(inits)
+    ]).astype(np.float32)[:, :, None]
+    ds = build_forecast_dataset(values, era5_spec(obs), inits, range(1, 4), source="t", history="t",
+                                trained_steps=12, model_ref="oracle")
+    path = tmp_path / "multi.nc"
+    write_forecast(ds, path)
+    truth = tmp_path / "truth.nc"
+    obs.sel(time=slice("2019-03-29T00", "2019-03-29T12")).to_netcdf(truth)
+    code, out, err = _run(["plot", path, "--truth", truth, "-o", tmp_path / "a.png", "--format", "json"], capsys)
+    assert code == 0 and "holds 2 initialisations" in err and "--init-time" in err
+    assert [round(s["mae"], 4) for s in json.loads(out)["scores"]] == [1.0, 1.0, 1.0]
+    code, out, err = _run(["plot", path, "--truth", truth, "-o", tmp_path / "b.png", "--init-time",
+                           "2019-03-29T03:00", "--format", "json"], capsys)
+    assert code == 0 and "initialisations" not in err
+    assert [round(s["mae"], 4) for s in json.loads(out)["scores"]] == [2.0, 2.0, 2.0]

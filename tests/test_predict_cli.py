@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-
 from _predict_fixtures import SAMPLE, make_tiny_checkpoint, open_sample
 
 INIT = "2019-03-29T00:00"
@@ -50,7 +49,7 @@ REQUIRED_GLOBAL = ("Conventions", "source", "history", "references", "title")
 
 
 def cf_check(path: Path) -> list[str]:
-    """The CF attributes ARCHITECTURE.md section 3 requires; returns the problems found."""
+    """The CF attributes docs/architecture.md requires; returns the problems found."""
     import netCDF4
 
     problems = []
@@ -60,7 +59,7 @@ def cf_check(path: Path) -> list[str]:
                 problems.append(f"global attribute {attr} missing")
         if getattr(nc, "Conventions", "") != "CF-1.8":
             problems.append("Conventions is not CF-1.8")
-        want_dims = {"time", "lead_time", "lat", "lon"}
+        want_dims = {"time", "lead_time", "lat", "lon", "bnds"}  # bnds: the lat/lon cell bounds
         if set(nc.dimensions) != want_dims:
             problems.append(f"dims {set(nc.dimensions)} != {want_dims}")
         expect = {
@@ -99,7 +98,8 @@ def cf_check(path: Path) -> list[str]:
 
 def test_predict_with_the_bundled_model_writes_a_cf_file_in_kelvin(sample_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "forecast.nc"
-    code, stdout, err = run(["predict", sample_file, "-o", out, "--init-time", INIT, "--lead-time", "24h", "--format", "json"], capsys)
+    code, stdout, err = run(["predict", sample_file, "-o", out, "--init-time", INIT, "--lead-time", "24h",
+                             "--format", "json"], capsys)
     assert code == 0, err
     report = json.loads(stdout)
     assert report["autoregressive"] is True and report["steps"] == 24
@@ -216,7 +216,8 @@ def test_bad_inputs_one_line_no_traceback(case, needle, code, bad_inputs, tiny: 
     assert not out.exists()
 
 
-def test_output_in_missing_directory_is_refused_before_compute(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+def test_output_in_missing_directory_is_refused_before_compute(sample_file: Path, tiny: Path, tmp_path: Path,
+                                                               capsys) -> None:
     rc, _, err = run(["predict", sample_file, "-o", tmp_path / "no" / "such" / "f.nc", "--model", tiny], capsys)
     assert rc == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
 
@@ -226,7 +227,8 @@ def test_overwrite_and_check(sample_file: Path, tiny: Path, tmp_path: Path, caps
     out.write_text("keep me")
     rc, _, err = run(["predict", sample_file, "-o", out, "--model", tiny], capsys)
     assert rc == 2 and "--overwrite" in err and out.read_text() == "keep me"
-    rc, stdout, _ = run(["predict", sample_file, "--check", "--model", tiny, "--init-time", INIT, "--format", "json"], capsys)
+    rc, stdout, _ = run(["predict", sample_file, "--check", "--model", tiny, "--init-time", INIT, "--format", "json"],
+                        capsys)
     report = json.loads(stdout)
     assert rc == 0 and report["ok"] and report["init_times"][0].startswith("2019-03-29T00")
     assert report["variables"] == {"t2m": "t2m"} and report["steps"] == 12
@@ -236,7 +238,8 @@ def test_overwrite_and_check(sample_file: Path, tiny: Path, tmp_path: Path, caps
 
 def test_a_real_subprocess_run_has_no_traceback(bad_inputs, tiny: Path, tmp_path: Path) -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "svqcast.cli.main", "predict", str(bad_inputs["nans"]), "-o", str(tmp_path / "x.nc"), "--model", str(tiny)],
+        [sys.executable, "-m", "svqcast.cli.main", "predict", str(bad_inputs["nans"]), "-o", str(tmp_path / "x.nc"),
+         "--model", str(tiny)],
         capture_output=True, text=True, timeout=180,
     )
     assert res.returncode == 3 and "Traceback" not in res.stderr and res.stderr.startswith("error: ")
@@ -253,7 +256,6 @@ def test_autoregressive_rollout_feeds_forecasts_back(t_out: int) -> None:
 
     import torch
 
-    from svqcast.data.spec import DataSpec
     from svqcast.forecast import Forecaster
 
     class Echo(torch.nn.Module):
@@ -263,9 +265,8 @@ def test_autoregressive_rollout_feeds_forecasts_back(t_out: int) -> None:
     ds = open_sample()
     from _predict_fixtures import era5_spec
 
-    raw = era5_spec(ds)
-    raw.update(t_out=t_out, idx_out=list(range(1, t_out + 1)), mean=[280.0], std=[2.0])
-    fc = Forecaster(net=Echo(), spec=DataSpec.from_dict(raw), ref="echo")
+    spec = era5_spec(ds, t_out=t_out, idx_out=list(range(1, t_out + 1)), mean=[280.0], std=[2.0])
+    fc = Forecaster(net=Echo(), spec=spec, ref="echo")
     out = fc.predict(ds, steps=30, init_time=INIT)
     obs = ds["t2m"].astype(np.float64)
     t0 = np.datetime64(INIT, "ns")
@@ -274,3 +275,106 @@ def test_autoregressive_rollout_feeds_forecasts_back(t_out: int) -> None:
         k = math.ceil(lead / t_out)
         src = obs.sel(time=t0 + np.timedelta64(lead - k * t_out, "h")).values
         np.testing.assert_allclose(out["t2m"].values[0, lead - 1], src + 2.0 * k, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- output formats and layouts
+
+
+def test_every_format_and_layout_reads_back_to_the_same_numbers(sample_file: Path, tiny: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    import zarr
+
+    outs = {"nc": (tmp_path / "f.nc", []), "zarr": (tmp_path / "f.zarr", []),
+            "wb2": (tmp_path / "wb2.zarr", ["--layout", "wb2"]), "vt": (tmp_path / "vt.nc", ["--layout", "valid-time"])}
+    for name, (path, extra) in outs.items():
+        code, _, err = run(["predict", sample_file, "-o", path, "--model", tiny, "--init-time", INIT, "--steps", "3",
+                            *extra], capsys)
+        assert code == 0, f"{name}: {err}"
+    ref = xr.open_dataset(outs["nc"][0])
+    values = ref["t2m"].values
+    # a real consolidated zarr (v2) store, one chunk per (init, lead), not an HDF5 file named .zarr
+    store = outs["zarr"][0]
+    assert store.is_dir() and (store / ".zmetadata").is_file()
+    group = zarr.open_consolidated(str(store), mode="r")
+    assert group["t2m"].chunks == (1, 1, 32, 48) and group["time"].dtype == np.int32
+    np.testing.assert_array_equal(xr.open_zarr(store)["t2m"].values, values)
+    # WeatherBench2: names, dims and ascending axes; the same numbers at the same coordinates
+    wb2 = xr.open_zarr(outs["wb2"][0])
+    assert list(wb2["2m_temperature"].dims) == ["time", "prediction_timedelta", "latitude", "longitude"]
+    assert np.all(np.diff(wb2["latitude"].values) > 0) and np.all(np.diff(wb2["longitude"].values) > 0)
+    back = wb2["2m_temperature"].sel(latitude=ref["lat"].values, longitude=ref["lon"].values).values
+    np.testing.assert_array_equal(back, values)
+    np.testing.assert_array_equal(wb2["prediction_timedelta"].values, ref["lead_time"].values)
+    # valid time: one initialisation, time = valid time
+    vt = xr.open_dataset(outs["vt"][0])
+    np.testing.assert_array_equal(vt["time"].values, ref["valid_time"].values[0])
+    np.testing.assert_array_equal(vt["t2m"].values, values[0])
+    assert vt["forecast_reference_time"].values == ref["time"].values[0]
+
+
+def test_output_suffix_device_and_layout_refusals_are_one_line(sample_file: Path, tiny: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    import torch
+
+    rc, _, err = run(["predict", sample_file, "-o", tmp_path / "f.grib", "--model", tiny], capsys)
+    assert rc == 2 and "NAME.nc" in err and "NAME.zarr" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "f.grib").exists()
+    rc, _, err = run(["predict", sample_file, "-o", tmp_path / "v.nc", "--model", tiny, "--layout", "valid-time",
+                      "--init-time", INIT, "--init-time", "2019-03-29T06:00"], capsys)
+    assert rc == 2 and "one initialisation" in err and not (tmp_path / "v.nc").exists()
+    if not torch.cuda.is_available():
+        rc, _, err = run(["predict", sample_file, "-o", tmp_path / "c.nc", "--model", tiny, "--device", "cuda"], capsys)
+        assert rc == 2 and "--device cpu" in err
+
+
+def test_json_report_has_iso_lead_times_and_no_progress(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+    rc, out, err = run(["predict", sample_file, "-o", tmp_path / "f.nc", "--model", tiny, "--init-time", INIT,
+                        "--steps", "2", "--format", "json"], capsys)
+    report = json.loads(out)
+    assert rc == 0 and err == ""
+    assert report["lead_times"] == ["PT1H", "PT2H"] and report["lead_time_seconds"] == [3600.0, 7200.0]
+    rc, _, err = run(["predict", sample_file, "-o", tmp_path / "g.nc", "--model", tiny, "--init-time", INIT,
+                      "--steps", "2"], capsys)
+    assert rc == 0 and "forecasting (initialisations x steps): 1/1" in err  # plain lines off a terminal
+
+
+def test_default_output_passes_cf_compliance_checker(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+    """IOOS compliance-checker cf:1.8: no high-priority finding except the section 5.1 heuristic
+    that wants the `time` dimension to be the valid time (ours is the initialisation)."""
+    pytest.importorskip("compliance_checker")
+    out = tmp_path / "f.nc"
+    args = ["predict", sample_file, "-o", out, "--model", tiny, "--init-time", INIT, "--steps", "3"]
+    assert run(args, capsys)[0] == 0
+    report = tmp_path / "cc.json"
+    # in its own process: the checker's C extensions (pyproj, shapely) and zarr's I/O thread
+    # from other tests in this process can crash the interpreter at exit when they meet
+    code = ("import sys; from compliance_checker.runner import CheckSuite, ComplianceChecker; "
+            "CheckSuite.load_all_available_checkers(); "
+            "ComplianceChecker.run_checker(sys.argv[1], ['cf:1.8'], 0, 'normal', output_filename=sys.argv[2], "
+            "output_format='json')")
+    res = subprocess.run([sys.executable, "-c", code, str(out), str(report)], capture_output=True, text=True,
+                         timeout=300)
+    assert report.is_file(), res.stderr
+    result = json.loads(report.read_text())["cf:1.8"]
+    errors = [msg for item in result["high_priorities"] if item["value"][0] != item["value"][1] for msg in item["msgs"]]
+    assert errors == ["Coordinate variable 'time' should have standard_name='time', found: 'forecast_reference_time'"]
+
+
+def test_valid_time_layout_is_read_by_cdo(sample_file: Path, tiny: Path, tmp_path: Path, capsys) -> None:
+    """`cdo sinfo` rejects the default layout ("Unsupported dimension lead_time") by design;
+    the valid-time layout is the one for CDO. Runs where the `cdo` binary is installed."""
+    import shutil
+
+    if shutil.which("cdo") is None:
+        pytest.skip("the cdo binary is not installed")
+    out = tmp_path / "vt.nc"
+    assert run(["predict", sample_file, "-o", out, "--model", tiny, "--init-time", INIT, "--steps", "3",
+                "--layout", "valid-time"], capsys)[0] == 0
+    res = subprocess.run(["cdo", "sinfo", str(out)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "3 steps" in res.stdout and "2019-03-29 01:00:00" in res.stdout and "48x32" in res.stdout
+
+
+def test_shell_completion_is_offered(capsys) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "--install-completion" in out and "--show-completion" in out

@@ -18,7 +18,6 @@ from svqcast.models.quantizers.diagnostics import (
 from svqcast.models.quantizers.svq import SVQ
 
 
-
 def direct(w: torch.Tensor, thresholds=(2.0, 3.0)) -> dict[str, float]:
     """The spec's recipe on the whole W at once, in float64."""
     w = w.double()

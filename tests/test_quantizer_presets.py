@@ -8,8 +8,6 @@ import torch
 import svqcast
 from svqcast.config import list_presets, load_config
 
-
-
 QUANTIZERS = ["svq-raw", "vq", "rvq", "grvq", "mhvq", "rfsq", "lfq", "rlfq"]
 TINY = {
     "model.in_shape": [4, 1, 16, 16],
@@ -51,10 +49,11 @@ def test_preset_trains_and_evaluates(q: str) -> None:
     model.train()
     losses = []
     for _ in range(8):
-        pred = model(x)
+        out = model.forward_with_aux(x)
+        pred = out.pred
         assert pred.shape == y.shape
         crit = torch.nn.functional.mse_loss(pred, y)
-        loss = crit + model.aux_loss  # aux weight 1, as the official trainer
+        loss = crit + out.aux_loss  # aux weight 1, as the official trainer
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -62,18 +61,18 @@ def test_preset_trains_and_evaluates(q: str) -> None:
     assert losses[-1] < losses[0], losses
     model.eval()
     with torch.no_grad():
-        pred = model(x)
-    assert torch.isfinite(pred).all()
-    assert model.aux_loss.shape == () and float(model.aux_loss) == 0.0
+        out = model.forward_with_aux(x)
+    assert torch.isfinite(out.pred).all()
+    assert out.aux_loss.shape == () and float(out.aux_loss) == 0.0
     if q != "svq-raw":
-        assert "perplexity" in model.quantizer_diagnostics
+        assert "perplexity" in out.diagnostics
 
 
 def _reference_rows() -> list[dict]:
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
+    path = Path(__file__).resolve().parent / "data" / "reference-numbers.json"  # see tests/data/README.md
     return json.loads(path.read_text())["vq_baselines_t2m_gSTA"]
 
 

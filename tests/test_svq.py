@@ -21,9 +21,7 @@ import torch.nn.functional as F
 from svqcast.models.quantizers.registry import build_quantizer
 from svqcast.models.quantizers.svq import SVQ, svq_param_count
 
-
-
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference-numbers.json"  # see tests/data/README.md
 TOL = 1e-10
 
 

@@ -15,7 +15,6 @@ from svqcast.models.quantizers.registry import build_quantizer
 from svqcast.models.quantizers.svq_raw import SVQRaw, lipschitz_constant
 
 
-
 def nonneg_lasso_cd(zt: np.ndarray, x: np.ndarray, lam: float, sweeps: int = 20000) -> np.ndarray:
     """argmin_{a>=0} 1/2||x - D a||^2 + lam*sum(a), D = Z^T (C x N), by coordinate descent."""
     d = zt
@@ -93,7 +92,7 @@ def test_unrolled_ista_converges_to_the_nonnegative_lasso_solution(c: int, n: in
         gaps.append(objective(zt, xn, a, lam) - f_star)
     # ISTA with step 1/L decreases the objective monotonically towards the optimum
     assert all(g >= -1e-12 for g in gaps)
-    assert all(g1 >= g2 - 1e-12 for g1, g2 in zip(gaps, gaps[1:]))
+    assert all(g1 >= g2 - 1e-12 for g1, g2 in zip(gaps, gaps[1:], strict=False))
     assert gaps[0] > 100 * gaps[-2] and gaps[-1] < 1e-5 * max(1.0, abs(f_star))
     assert errors[0] > errors[2] > errors[-1]
     # over-complete: the objective converges fast, the coefficients slowly (flat directions)

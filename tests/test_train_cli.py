@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 SVQCAST = str(Path(sys.executable).parent / "svqcast")

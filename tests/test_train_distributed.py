@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 import torch.distributed as dist
+from safetensors.torch import load_file
 
 SVQCAST = str(Path(sys.executable).parent / "svqcast")
 #: IncepU normalises with GroupNorm (per sample), so per-process batches see the same
@@ -49,7 +48,7 @@ def test_two_process_gloo_equals_single_process(tmp_path) -> None:
     assert a.keys() == b.keys()
     # the initial weights: the loop seeds, then builds the model
     from svqcast.api import build_model
-    from svqcast.train.loop import seed_everything
+    from svqcast.training.loop import seed_everything
 
     seed_everything(42)
     init = build_model("era5-uk-t2m_gsta", {"model.translator": "incepu", "model.hid_S": 8,

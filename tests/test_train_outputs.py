@@ -10,7 +10,7 @@ import torch
 from _train_standins import one_thread
 
 import svqcast
-from svqcast.train.runlog import read_metrics
+from svqcast.training.runlog import read_metrics
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
@@ -36,7 +36,7 @@ def test_train_and_evaluate_with_output_adaptation(tmp_path, out_frames) -> None
                         progress="none")
     row = read_metrics(run)[0]
     assert row["step"] == 2 and np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
-    res = svqcast.evaluate(run)  # `svqcast.evaluate` stays callable after its module is imported
+    res = svqcast.evaluate(run)  # the API function (its module is svqcast.evaluation)
     assert res["kind"] == "video" and res["lead_times"] == list(range(1, out_frames + 1))
     model = res["scores"]["model"]
     assert {"mse", "mae", "ssim", "psnr"} <= set(model)

@@ -12,9 +12,9 @@ import torch
 from _train_standins import SyntheticWindows, TinyNet, one_thread, tiny_cfg
 from safetensors.torch import load_file
 
-from svqcast.train.loop import train
-from svqcast.train.runlog import read_metrics
-from svqcast.train.state import STATE_NAME, EarlyStopping
+from svqcast.training.loop import train
+from svqcast.training.runlog import read_metrics
+from svqcast.training.state import STATE_NAME, EarlyStopping
 
 TIMING = {"seconds", "samples_per_s"}
 
@@ -62,12 +62,12 @@ class _InterruptingNet(TinyNet):
     calls = 0
     at = -1
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         if self.training:
             type(self).calls += 1
             if type(self).calls == type(self).at:
                 os.kill(os.getpid(), signal.SIGINT)
-        return super().forward(x)
+        return super().forward(x, return_aux)
 
 
 def test_mid_epoch_interrupt_resumes_exactly(tmp_path) -> None:
@@ -90,7 +90,7 @@ def test_new_run_refuses_existing_run_dir(tmp_path) -> None:
 
     cfg = tiny_cfg(epochs=1)
     train(cfg, run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress="none")
-    with pytest.raises(UsageError, match="--resume auto"):
+    with pytest.raises(UsageError, match="`resume` auto"):
         train(cfg, run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress="none")
 
 
@@ -151,7 +151,9 @@ def test_real_preset_resume_exact(tmp_path, monkeypatch) -> None:
 
 def test_bf16_rich_progress_and_csv(tmp_path, capsys) -> None:
     cfg = tiny_cfg(epochs=2, precision="bf16")
-    run = train(cfg, run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress="rich")
+    from svqcast.cli.progress import RichProgress
+
+    run = train(cfg, run_dir=tmp_path / "r", datasets=_data(), model_fn=TinyNet, progress=RichProgress())
     rows = read_metrics(run)
     assert len(rows) == 2 and all(r["train_loss"] == r["train_loss"] for r in rows)  # finite, not NaN
     err = capsys.readouterr().err
@@ -191,3 +193,44 @@ def test_tensorboard_needs_its_extra(tmp_path) -> None:
         run = train(tiny_cfg(tensorboard=True, epochs=1), run_dir=tmp_path / "r", datasets=_data(),
                     model_fn=TinyNet, progress="none")
         assert any((run / "tensorboard").iterdir())
+
+
+def test_loader_workers_persist_across_epochs_and_change_nothing(tmp_path, monkeypatch) -> None:
+    """With train.num_workers > 0 each split's worker pool starts once per run (not once
+    per epoch), and the weights equal those of a run without workers."""
+    from torch.utils.data import dataloader
+
+    starts = []
+    original = dataloader._MultiProcessingDataLoaderIter.__init__
+
+    def spy(self, loader):
+        starts.append(loader)
+        original(self, loader)
+
+    monkeypatch.setattr(dataloader._MultiProcessingDataLoaderIter, "__init__", spy)
+    plain = train(tiny_cfg(epochs=3), run_dir=tmp_path / "a", datasets=_data(), model_fn=TinyNet, progress="none")
+    assert starts == []
+    workers = train(tiny_cfg(epochs=3, num_workers=1), run_dir=tmp_path / "b", datasets=_data(), model_fn=TinyNet,
+                    progress="none")
+    assert len(starts) == 2  # one pool for training, one for validation, over 3 epochs
+    _same_weights(plain / "last", workers / "last")
+    assert _metrics(plain) == _metrics(workers)
+
+
+def test_host_syncs_only_at_log_points(tmp_path, monkeypatch) -> None:
+    """40 steps per epoch: the running losses reach the host at 10 log points and at the
+    end of the epoch, not after every step."""
+    from svqcast.training import loop
+
+    calls = []
+    original = loop._sync_and_check
+
+    def spy(t, sums, checked):
+        calls.append(t.progress.batch_in_epoch)
+        return original(t, sums, checked)
+
+    monkeypatch.setattr(loop, "_sync_and_check", spy)
+    cfg = tiny_cfg(epochs=1, batch_size=1)
+    train(cfg, run_dir=tmp_path / "r", datasets=(SyntheticWindows(40), SyntheticWindows(6, offset=100)),
+          model_fn=TinyNet, progress="none")
+    assert calls == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 40]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 from _train_standins import SyntheticWindows, TinyNet, one_thread, tiny_cfg
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from svqcast.train.loop import train
-from svqcast.train.runlog import read_metrics
-from svqcast.train.schedules import cosine_warmup_lr
+from svqcast.training.loop import train
+from svqcast.training.runlog import read_metrics
+from svqcast.training.schedules import cosine_warmup_lr
 
 # lr = 5e-3, epochs = 6, warmup 2 epochs from 1e-5, floor 1e-6 (timm, warmup_prefix=False):
 #   e0: warmup start                                  1e-5

@@ -14,11 +14,9 @@ from svqcast.errors import MissingExtraError, UsageError
 from svqcast.models.quantizers.diagnostics import index_perplexity
 from svqcast.models.quantizers.registry import build_quantizer, quantizer_names
 
-
-
 pytest.importorskip("vector_quantize_pytorch")
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "reference-numbers.json"
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference-numbers.json"  # see tests/data/README.md
 KINDS = ["vq", "rvq", "grvq", "mhvq", "rfsq", "lfq", "rlfq"]
 
 

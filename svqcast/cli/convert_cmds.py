@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from svqcast.cli.groups import models_app
-from svqcast.cli.options import FormatOpt, SetOpt
+from svqcast.cli.options import (
+    ConvertPresetOpt,
+    DataOpt,
+    FormatOpt,
+    OpenSTLCheckpointArg,
+    OutputOpt,
+    OverwriteOpt,
+    RootOpt,
+    SetOpt,
+)
 from svqcast.cli.output import OutputFormat, emit, out_console
 
 convert_app = typer.Typer(
@@ -20,11 +26,13 @@ convert_app = typer.Typer(
 
 @convert_app.command("openstl")
 def openstl(
-    checkpoint: Annotated[Path, typer.Argument(help="OpenSTL / SVQ-Forecasting checkpoint.pth or latest.pth.")],
-    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset (or TOML path) the checkpoint was trained with.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint directory to create.")],
+    checkpoint: OpenSTLCheckpointArg,
+    preset: ConvertPresetOpt,
+    output: OutputOpt,
     set_: SetOpt = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
+    overwrite: OverwriteOpt = False,
+    data: DataOpt = None,
+    root: RootOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Convert an OpenSTL or SVQ-Forecasting state dict (read with torch.load(weights_only=True),
@@ -32,11 +40,13 @@ def openstl(
 
     Example:
 
-        svqcast models convert openstl work_dirs/t2m_svq/checkpoint.pth --preset weatherbench-s-t2m_gsta_svq -o ckpt/t2m_svq
+        svqcast models convert openstl work_dirs/t2m_svq/checkpoint.pth \
+            --preset weatherbench-s-t2m_gsta_svq -o ckpt/t2m_svq
     """
     from svqcast.convert import convert_openstl
 
-    report = convert_openstl(checkpoint, preset, output, overrides=set_ or None, overwrite=overwrite)
+    report = convert_openstl(checkpoint, preset, output, overrides=set_ or None, overwrite=overwrite, data=data,
+                             root=root)
 
     def text(r: dict) -> None:
         out_console.print(

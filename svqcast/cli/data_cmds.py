@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 
 from svqcast.cli.groups import datasets_app
-from svqcast.cli.options import FormatOpt
+from svqcast.cli.options import (
+    DatasetArg,
+    DatasetNameArg,
+    DownloadDatasetArg,
+    DryRunOpt,
+    ForceOpt,
+    FormatOpt,
+    FromOpt,
+    LevelOpt,
+    MirrorOpt,
+    NameOpt,
+    OfficialOpt,
+    RootOpt,
+    SourceOpt,
+    SplitOpt,
+    SplitYearsOpt,
+    TimeStepOpt,
+    TInOpt,
+    TOutOpt,
+    VariablesOpt,
+    VerifyOpt,
+    YearsOpt,
+)
 from svqcast.cli.output import OutputFormat, emit, err_console, log, out_console
-
-RootOpt = Annotated[
-    Optional[Path],
-    typer.Option("--root", help="Data root (default: $SVQCAST_DATA_DIR or ~/.local/share/svqcast/datasets)."),
-]
+from svqcast.errors import UsageError
 
 
 class RichProgress:
@@ -57,12 +75,14 @@ def _render_list(rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(r["name"], r["kind"], str(len(r["channel_names"])), f"{r['shape'][0]}x{r['shape'][1]}",
-                      _step(r["time_step_seconds"]), f"{r['t_in']}->{r['t_out']}",
-                      "embedded" if r["embedded"] else "download")
+                      _step(r["time_step_seconds"], r["extra"].get("time_step")), f"{r['t_in']}->{r['t_out']}",
+                      "user" if r.get("user") else ("embedded" if r["embedded"] else "download"))
     out_console.print(table)
 
 
-def _step(seconds: float | None) -> str:
+def _step(seconds: float | None, label: str | None = None) -> str:
+    if label:  # a user dataset's step as inferred (calendar steps have no fixed length)
+        return label
     if seconds is None:
         return "-"
     if seconds >= 3600 and seconds % 3600 == 0:
@@ -79,7 +99,8 @@ def _render_info(d: dict[str, Any]) -> None:
     p("  variables    " + ", ".join(f"{v['name']}{v['level'] or ''} ({v['long_name']}, {v['units']})"
                                      for v in d["variables"]))
     p(f"  grid         {d['grid']} ({d['shape'][0]} x {d['shape'][1]}, dims {d['dims'][0]}/{d['dims'][1]})")
-    p(f"  time step    {_step(d['time_step_seconds'])}")
+    p(f"  time step    {_step(d['time_step_seconds'], d['extra'].get('time_step'))}"
+      + (" (calendar)" if d["extra"].get("calendar_step") else ""))
     p(f"  frames       {d['t_in']} in -> {d['t_out']} out; idx_in {d['idx_in']}, idx_out {d['idx_out']}")
     p(f"  normalise    {d['normalisation']}" + (f", values in {d['clip_range']}" if d["clip_range"] else ""))
     p("  splits       " + "; ".join(f"{k}: {v}" for k, v in d["splits"].items()))
@@ -92,67 +113,102 @@ def _render_info(d: dict[str, Any]) -> None:
     p(f"  licence      {d['licence']}")
     for n in d["notes"]:
         p(f"  note         {n}")
+    if d.get("user"):
+        _render_user(d)
+    if d.get("verified"):
+        p(f"  verified     every file of {d['verified']} matches its manifest (sha256)")
+
+
+def _render_user(d: dict[str, Any]) -> None:
+    """Provenance and statistics of a dataset prepared from the user's own files."""
+    p = out_console.print
+    extra = d["extra"]
+    if extra.get("lat_order"):
+        p(f"  grid order   latitude {extra['lat_order']}, longitude {extra['lon_convention']} (kept in forecasts)")
+    for path, info in extra.get("source_files", {}).items():
+        digest = f"sha256 {info['sha256']}" if info.get("sha256") else "sha256 not computed (large file)"
+        size = f": {info['bytes']} bytes, {digest}" if "bytes" in info else " (remote)"
+        p(f"  input        {path}{size}")
+    stats = d.get("stats")
+    if stats:
+        for ch, m, sd in zip(stats["channels"], stats["mean"], stats["std"], strict=True):
+            p(f"  stats        {ch}: mean {m:.6g}, std {sd:.6g} (training split)")
 
 
 @datasets_app.command("list")
-def list_cmd(fmt: FormatOpt = OutputFormat.text) -> None:
-    """List the paper datasets and the embedded real samples.
+def list_cmd(root: RootOpt = None, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List the paper datasets, the embedded real samples and your own prepared datasets (source: user).
 
     Example: svqcast datasets list --format json
     """
     from svqcast.data import list_datasets
 
-    emit(list_datasets(), fmt, _render_list)
+    emit(list_datasets(root), fmt, _render_list)
 
 
 @datasets_app.command("info")
-def info_cmd(name: Annotated[str, typer.Argument(help="Dataset name, e.g. weatherbench-s-t2m.")],
+def info_cmd(name: DatasetNameArg, root: RootOpt = None, verify: VerifyOpt = False,
              fmt: FormatOpt = OutputFormat.text) -> None:
-    """Variables, units, grid, time step, frames, splits, source, size, citation and licence.
+    """Variables, units, grid, time step, frames, splits, source, size, citation and licence;
+    for your own datasets also the input files (size, sha256) and the training statistics.
 
-    Example: svqcast datasets info era5-uk-t2m
+    Example: svqcast datasets info era5-uk-t2m --verify
     """
     from svqcast.data import dataset_info
 
-    emit(dataset_info(name), fmt, _render_info)
+    info = dataset_info(name, root)
+    if verify:
+        from svqcast.data.prepare import is_prepared, prepared_dir
+        from svqcast.data.prepare import verify as verify_store
+
+        store = prepared_dir(name, root)
+        if not is_prepared(store):
+            raise UsageError(f"--verify: {name} is not prepared in {store.parent}; run `svqcast prepare` first")
+        verify_store(store, deep=True)
+        info["verified"] = str(store)
+    emit(info, fmt, _render_info)
 
 
 def download_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset name (see `svqcast datasets list`).")],
+    dataset: DownloadDatasetArg,
     root: RootOpt = None,
-    variables: Annotated[Optional[list[str]], typer.Option(
-        "--variables", help="WeatherBench variables (folder or short names), repeatable or comma-separated; default: all.")] = None,
-    years: Annotated[Optional[str], typer.Option("--years", help="Year range A:B (WeatherBench), e.g. 2010:2018.")] = None,
-    source: Annotated[Optional[str], typer.Option(
-        "--source", help="WeatherBench: tum (netCDF zips, default) or wb2 (WeatherBench 2 zarr); "
-                         "KTH: openstl (jpg frames, default) or kth (original .avi zips).")] = None,
-    from_path: Annotated[Optional[Path], typer.Option("--from", help="Adopt a local archive or folder instead of downloading.")] = None,
-    mirror: Annotated[Optional[str], typer.Option("--mirror", help="Replace the upstream scheme://host (env SVQCAST_MIRROR).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be fetched and its size; fetch nothing.")] = False,
+    variables: VariablesOpt = None,
+    years: YearsOpt = None,
+    source: SourceOpt = None,
+    from_path: FromOpt = None,
+    mirror: MirrorOpt = None,
+    dry_run: DryRunOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Download a dataset (resumable, verified) into ROOT/DATASET/raw.
 
     Example: svqcast download weatherbench-s-t2m --years 2010:2018
+    Example: svqcast download weatherbench --variables t2m,r --dry-run
     """
     from svqcast.data import sources
     from svqcast.data.prepare import root_dir
+    from svqcast.fsutil import check_output
 
     base = root_dir(root)
     yrs = sources.parse_years(years)
+    if mirror is not None:
+        sources.check_mirror(mirror)
+    check_output(base, overwrite=True, kind="dir")  # a file, a FIFO, /proc, a read-only mount: exit 2
     if from_path is not None:
         files = sources.adopt(dataset, base, from_path, years=yrs, variables=variables)
-        report = {"dataset": dataset, "adopted_from": str(from_path), "files": len(files), "raw": str(base / dataset / "raw")}
+        report = {"dataset": dataset, "adopted_from": str(from_path), "files": len(files),
+                  "raw": str(base / dataset / "raw")}
         emit(report, fmt, lambda r: log(f"adopted {r['files']} files from {r['adopted_from']} into {r['raw']}"))
         return
     plan = sources.plan_download(dataset, base, variables=variables, years=yrs, source=source, mirror=mirror)
     if dry_run:
-        rows = []
+        rows: list[dict[str, Any]] = []
         if plan.wb2_url:
             rows.append({"url": plan.wb2_url, "to": str(plan.wb2_target), "bytes": None,
                          "note": f"zarr: {', '.join(plan.variables)} for {plan.years}"})
         for it in plan.items:
-            rows.append({"url": it.url, "to": str(it.extract_to), "bytes": sources.remote_size(it.url), "note": it.label})
+            rows.append({"url": it.url, "to": str(it.extract_to), "bytes": sources.remote_size(it.url),
+                         "note": it.label})
         report = {"dataset": dataset, "dry_run": True, "years": plan.years, "fetch": rows}
 
         def text(r: dict[str, Any]) -> None:
@@ -162,36 +218,68 @@ def download_cmd(
 
         emit(report, fmt, text)
         return
-    files = sources.run_plan(plan, progress=RichProgress())
+    files = sources.run_plan(plan, progress=RichProgress())  # type: ignore[arg-type]  # duck-typed sink
+    then = "weatherbench-s-t2m (or -s-r, -s-uv10, -s-tcc, -m)" if dataset == sources.WEATHERBENCH_GROUP else dataset
     report = {"dataset": dataset, "files": len(files), "raw": str(base / dataset / "raw"),
-              "next": f"svqcast prepare {dataset}" + (f" --root {root}" if root else "")}
+              "next": f"svqcast prepare {then}" + (f" --root {root}" if root else "")}
     emit(report, fmt, lambda r: log(f"downloaded {r['files']} files into {r['raw']}; next: {r['next']}"))
 
 
 def prepare_cmd(
-    dataset: Annotated[str, typer.Argument(help="Dataset name (see `svqcast datasets list`).")],
+    dataset: DatasetArg,
+    name: NameOpt = None,
     root: RootOpt = None,
-    official_validation: Annotated[bool, typer.Option(
-        "--official-validation", help="Official split: no held-out validation, val = test (OpenSTL behaviour).")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if a prepared store exists.")] = False,
-    years: Annotated[Optional[list[str]], typer.Option(
-        "--years", help="WeatherBench: replace a split's years, SPLIT=A:B (repeatable), e.g. --years test=2018:2018.",
-        metavar="SPLIT=A:B")] = None,
+    official_validation: OfficialOpt = False,
+    force: ForceOpt = False,
+    years: SplitYearsOpt = None,
+    variables: VariablesOpt = None,
+    level: LevelOpt = None,
+    t_in: TInOpt = None,
+    t_out: TOutOpt = None,
+    time_step: TimeStepOpt = None,
+    split: SplitOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """Write the standard store (netCDF per split), stats.json (training split) and a manifest.
+    """Prepare a catalog dataset, or your own file as dataset NAME: the standard store (netCDF per
+    split), stats.json (training split) and a manifest; your own data is registered in the data
+    root's user catalog (docs/own-data.md).
 
     Example: svqcast prepare weatherbench-s-t2m --root /data
+    Example: svqcast prepare my_t2m.nc --name my-t2m --t-in 12 --t-out 12
     """
+    from svqcast.data.catalog import CATALOG
     from svqcast.data.prepare import MANIFEST, parse_split_years, prepare, read_json
+    from svqcast.data.usersource import looks_like_path
 
-    select = parse_split_years(dataset, years, official_validation) if years else None
-    target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
+    if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
+        target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
+                              t_in, t_out, time_step, split)
+        dataset = str(name)
+    else:
+        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split)):
+            raise UsageError("--variables, --level, --t-in, --t-out, --time-step and --split apply to your own "
+                             "data (svqcast prepare PATH --name NAME)")
+        select = parse_split_years(dataset, years, official_validation) if years else None
+        target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
     manifest = read_json(target / MANIFEST)
     report = {"dataset": dataset, "path": str(target), "frames": manifest["frames"],
               "files": {k: v["sha256"] for k, v in manifest["files"].items()}}
     emit(report, fmt, lambda r: out_console.print(
         f"{r['path']}: " + ", ".join(f"{k} {v} frames" for k, v in r["frames"].items())))
+
+
+def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
+                 years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
+                 t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None) -> Path:
+    from svqcast.data.userprep import prepare_path
+
+    if name is None:
+        raise UsageError(f"{path}: preparing your own data needs a dataset name: add --name NAME")
+    if official_validation or years:
+        raise UsageError("--official-validation and --years apply to catalog datasets; use --split for your own data")
+    wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
+    return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
+                        time_step=time_step, splits=split, force=force, log=log)
 
 
 def register(app: typer.Typer) -> None:

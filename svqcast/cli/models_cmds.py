@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from svqcast.cli.groups import models_app
-from svqcast.cli.options import FormatOpt, SetOpt
+from svqcast.cli.options import FormatOpt, PresetArg, SetOpt
 from svqcast.cli.output import OutputFormat, emit, out_console
 
 
@@ -44,7 +44,7 @@ def _human(n: int, unit: str = "") -> str:
 
 @models_app.command("describe")
 def _describe(
-    preset: Annotated[str, typer.Argument(help="A preset name or the path of a TOML config.")],
+    preset: PresetArg,
     overrides: SetOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shlex
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from svqcast.cli.counting import counted
 from svqcast.cli.options import FormatOpt
 from svqcast.cli.output import OutputFormat, emit, log, out_console
 
@@ -23,106 +25,219 @@ ModelOpt = Annotated[
 ]
 
 
+class Layout(str, Enum):
+    cf = "cf"
+    wb2 = "wb2"
+    valid_time = "valid-time"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def resolve_device(choice: Device | str) -> str:
+    """auto: the GPU when one is visible; cuda without one is a usage error (exit 2)."""
+    import torch
+
+    from svqcast.errors import UsageError
+
+    name = str(getattr(choice, "value", choice))
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is visible; use --device cpu (or auto)")
+    return "cuda"
+
+
+def _history(input: Path, output: Path | None, options: dict[str, Any]) -> str:
+    """The command as given, rebuilt from the parsed options (so it is right in-process too)."""
+    words = ["svqcast", "predict", str(input), "-o", str(output)]
+    for flag, value in options.items():
+        if value in (None, False, [], ()):
+            continue
+        if value is True:
+            words.append(flag)
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            words += [flag, str(getattr(item, "value", item))]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _check_text(r: dict[str, Any]) -> None:
+    out_console.print(f"ok: {r['input']} can be forecast with {r['model']}")
+    out_console.print(f"  variables: {', '.join(f'{k} <- {v}' for k, v in r['variables'].items())}")
+    out_console.print(f"  init times: {', '.join(map(str, r['init_times']))}; {r['frames_per_init']} input frames each")
+    auto = " (beyond the trained horizon: autoregressive)" if r["autoregressive"] else ""
+    out_console.print(f"  steps: {r['steps']}{auto}")
+    for note in r["notes"]:
+        out_console.print(f"  note: {note}")
+
+
+def _done_text(r: dict[str, Any]) -> None:
+    auto = " (autoregressive beyond the trained horizon)" if r["autoregressive"] else ""
+    out_console.print(
+        f"wrote {r['output']} ({r['layout']} layout): {', '.join(r['range'])} {len(r['lead_times'])} lead times "
+        f"x {r['grid'][0]}x{r['grid'][1]} from {', '.join(map(str, r['init_times']))} with {r['model']}{auto} "
+        f"in {r['seconds']:.1f} s"
+    )
+
+
+def _lead_report(ds: Any) -> dict[str, Any]:
+    """Lead times as seconds and ISO-8601 (model steps for frame data)."""
+    from svqcast.timeaxis import iso_duration
+
+    leads = ds["lead_time"].values
+    if not hasattr(leads, "dtype") or leads.dtype.kind != "m":
+        return {"lead_times": [f"{int(v)} steps" for v in leads], "lead_time_seconds": None}
+    secs = [float(v / 1e9) for v in leads.astype("timedelta64[ns]").astype("int64")]
+    return {"lead_times": [iso_duration(s) for s in secs], "lead_time_seconds": secs}
+
+
+def _written(ds: Any, output: Path, layout: Layout, variables: list[str], t0: float) -> dict[str, Any]:
+    """The report entries about the written forecast."""
+    from svqcast.forecast_writer import output_format
+
+    return {
+        "output": str(output), "layout": layout.value, "format": output_format(output),
+        **_lead_report(ds), "grid": list(ds[variables[0]].shape[-2:]),
+        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in variables},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _forecast(fc: Any, prep: Any, n_steps: int, history: str, fmt: OutputFormat) -> Any:
+    """Run the roll-out with progress over (initialisation x roll-out step) on stderr."""
+    with counted("forecasting (initialisations x steps)", fmt) as progress:
+        return fc.predict(None, steps=n_steps, history=history, prepared=prep, progress=progress)
+
+
+def _load_forecaster(model: Optional[str], device: Device, batch_size: int, compile: bool) -> Any:
+    """The model on its device, with the inference settings (svqcast.models.fastpath)."""
+    from svqcast.forecast import load_model
+    from svqcast.models.fastpath import configure_forecaster
+
+    fc = load_model(model, device=resolve_device(device))
+    return configure_forecaster(fc, batch_size=batch_size, compile=compile)
+
+
+def _refuse_repeated_init_times(init_time: Optional[list[str]]) -> None:
+    """`--init-time T --init-time T` would write the same initialisation twice."""
+    import pandas as pd
+
+    from svqcast.errors import UsageError
+
+    seen: dict[Any, str] = {}
+    for text in init_time or []:
+        try:
+            key: Any = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            key = text  # parsed (and refused if bad) with the input later
+        if key in seen:
+            raise UsageError(f"--init-time {text} is given twice (also as {seen[key]}); give each time once")
+        seen[key] = text
+
+
 def _predict(
-    input: Annotated[Path, typer.Argument(help="netCDF or zarr input: a file, or a directory of files.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Forecast file to write (netCDF4, CF-1.8).")] = None,
+    input: Annotated[Path, typer.Argument(help="netCDF, zarr or GRIB input: a file, or a directory of files.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Forecast to write: NAME.nc (netCDF4) or NAME.zarr.")
+    ] = None,
     model: ModelOpt = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", "-n", help="Number of output frames (default: the model's T_out).")] = None,
-    lead_time: Annotated[Optional[str], typer.Option("--lead-time", help="Forecast horizon instead of --steps, e.g. 24h, 2d.")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", "-n", help="Number of output frames (default: the model's T_out).")
+    ] = None,
+    lead_time: Annotated[
+        Optional[str], typer.Option("--lead-time", help="Forecast horizon instead of --steps, e.g. 24h, 2d.")
+    ] = None,
     init_time: Annotated[
         Optional[list[str]],
         typer.Option("--init-time", help="Initialisation time (repeatable); default: the last time in the input."),
     ] = None,
     var_map: Annotated[
         Optional[list[str]],
-        typer.Option("--var-map", help="Map an input variable to a model variable, INPUT=MODEL (repeatable).", metavar="A=B"),
+        typer.Option("--var-map", help="Map an input variable to a model variable, INPUT=MODEL (repeatable).",
+                     metavar="A=B"),
     ] = None,
-    check: Annotated[bool, typer.Option("--check", help="Only validate the input against the model and report.")] = False,
+    layout: Annotated[
+        Layout, typer.Option("--layout", help="cf (default, CF-1.8), wb2 (WeatherBench2), valid-time (CDO).")
+    ] = Layout.cf,
+    device: Annotated[Device, typer.Option("--device", help="auto (GPU when visible), cpu or cuda.")] = Device.auto,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Initialisations per network call.")] = 16,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (slow first call).")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only validate the input against the model and report.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """Forecast from an input file with a trained model and write a CF-1.8 netCDF.
+    """Forecast from an input file with a trained model and write a CF-1.8 netCDF or zarr store.
 
-    The input is validated against the model's data spec before any compute (variables and their aliases, grid, time step, number of frames, units, NaNs). Lead times beyond the trained horizon are rolled out autoregressively (the file's attributes say so).
+    The input is validated against the model's data spec before any compute (variables and
+    their aliases, grid, time step, number of frames, units, NaNs). Lead times beyond the
+    trained horizon are rolled out autoregressively (the file's attributes say so).
 
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
     """
     from svqcast.errors import UsageError
-    from svqcast.forecast import load_model
-    from svqcast.io import check_output_path, parse_var_map
+    from svqcast.forecast_writer import check_layout
+    from svqcast.io import check_output_path, parse_var_map, write_forecast
 
     if not check and output is None:
         raise UsageError("missing --output/-o FILE (or pass --check to validate only)")
     if steps is not None and lead_time is not None:
         raise UsageError("give either --steps or --lead-time, not both")
     vmap = parse_var_map(var_map)
+    _refuse_repeated_init_times(init_time)
     if output is not None and not check:
-        check_output_path(output, overwrite)
+        check_output_path(output, overwrite, inputs=[input])
     t0 = time.perf_counter()
-    fc = load_model(model)
+    if model is not None and str(model).startswith("hf://"):
+        from svqcast.hub import resolve_checkpoint
+
+        resolve_checkpoint(str(model))  # fetch, or fail in one line, before torch is even imported
+    fc = _load_forecaster(model, device, batch_size, compile)
     n_steps = fc.resolve_steps(steps, lead_time)
     prep = fc.check(input, init_time=init_time or None, var_map=vmap)
-    report: dict[str, Any] = {**prep.report(), "model": fc.ref, "steps": n_steps,
-                              "autoregressive": n_steps > fc.t_out}
+    if not check:
+        check_layout(layout.value, latlon=fc.spec.dims[0] in ("lat", "latitude"), calendar=prep.time_coord,
+                     n_init=len(prep.init_times))
+    report: dict[str, Any] = {**prep.report(), "model": fc.ref, "steps": n_steps, "autoregressive": n_steps > fc.t_out}
     if check:
-        def _text(r: dict[str, Any]) -> None:
-            out_console.print(f"ok: {r['input']} can be forecast with {r['model']}")
-            out_console.print(f"  variables: {', '.join(f'{k} <- {v}' for k, v in r['variables'].items())}")
-            out_console.print(f"  init times: {', '.join(map(str, r['init_times']))}; {r['frames_per_init']} input frames each")
-            out_console.print(f"  steps: {r['steps']}" + (" (beyond the trained horizon: autoregressive)" if r["autoregressive"] else ""))
-            for note in r["notes"]:
-                out_console.print(f"  note: {note}")
-
-        emit(report, fmt, _text)
+        emit(report, fmt, _check_text)
         return
     for note in prep.notes:
         log(f"note: {note}")
-    # the command as given (rebuilt from the parsed options, so it is right in-process too)
-    words = ["svqcast", "predict", str(input), "-o", str(output)]
-    for flag, value in (("--model", model), ("--steps", steps), ("--lead-time", lead_time)):
-        if value is not None:
-            words += [flag, str(value)]
-    for t in init_time or []:
-        words += ["--init-time", t]
-    for pair in var_map or []:
-        words += ["--var-map", pair]
-    if overwrite:
-        words.append("--overwrite")
-    history = " ".join(shlex.quote(w) for w in words)
-    ds = fc.predict(None, steps=n_steps, history=history, prepared=prep)
-    from svqcast.io import write_forecast
-
-    assert output is not None
-    write_forecast(ds, output, overwrite=overwrite)
-    var = fc.variables[0]
-    arr = ds[var].values
-    report.update({
-        "output": str(output),
-        "lead_times": [str(v) for v in ds["lead_time"].values.astype("timedelta64[m]")] if "lead_time" in ds else [],
-        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in fc.variables},
-        "seconds": round(time.perf_counter() - t0, 3),
+    history = _history(input, output, {
+        "--model": model, "--steps": steps, "--lead-time": lead_time, "--init-time": init_time or [],
+        "--var-map": var_map or [], "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
     })
-
-    def _text_done(r: dict[str, Any]) -> None:
-        out_console.print(
-            f"wrote {r['output']}: {var} {arr.shape[1]} lead times x {arr.shape[-2]}x{arr.shape[-1]} "
-            f"from {', '.join(map(str, r['init_times']))} with {r['model']}"
-            + (" (autoregressive beyond the trained horizon)" if r["autoregressive"] else "")
-            + f" in {r['seconds']:.1f} s"
-        )
-
-    emit(report, fmt, _text_done)
+    ds = _forecast(fc, prep, n_steps, history, fmt)
+    assert output is not None
+    write_forecast(ds, output, overwrite=overwrite, layout=layout.value, inputs=[input])
+    report.update(_written(ds, output, layout, fc.variables, t0))
+    emit(report, fmt, _done_text)
 
 
 def _plot(
     file: Annotated[Path, typer.Argument(help="Forecast netCDF written by svqcast predict.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Figure to write (.png, .pdf, .svg).")],
-    truth: Annotated[Optional[Path], typer.Option("--truth", help="Observations (netCDF/zarr) covering the valid times.")] = None,
+    truth: Annotated[
+        Optional[Path], typer.Option("--truth", help="Observations (netCDF/zarr) covering the valid times.")
+    ] = None,
     var: Annotated[Optional[str], typer.Option("--var", help="Variable to plot (default: the first).")] = None,
     lead_time: Annotated[
-        Optional[list[str]], typer.Option("--lead-time", help="Lead time(s) to map, e.g. 6h (repeatable; default: 4 spread out).")
+        Optional[list[str]],
+        typer.Option("--lead-time", help="Lead time(s) to map, e.g. 6h (repeatable; default: 4 spread out)."),
     ] = None,
-    animate: Annotated[Optional[Path], typer.Option("--animate", help="Also write an animated GIF over all lead times.")] = None,
+    animate: Annotated[
+        Optional[Path], typer.Option("--animate", help="Also write an animated GIF over all lead times.")
+    ] = None,
+    init_time: Annotated[
+        Optional[str],
+        typer.Option("--init-time", help="Initialisation to plot when the file holds several (default: the first)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing figures.")] = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
@@ -135,8 +250,11 @@ def _plot(
     from svqcast.plot import plot_forecast
 
     result = plot_forecast(
-        file, output, truth=truth, var=var, lead_times=lead_time or None, animate=animate, overwrite=overwrite
+        file, output, truth=truth, var=var, lead_times=lead_time or None, animate=animate, overwrite=overwrite,
+        init_time=init_time,
     )
+    for note in result.get("notes", []):
+        log(f"note: {note}")
 
     def _text(r: dict[str, Any]) -> None:
         out_console.print(f"wrote {r['figure']}" + (f" and {r['animation']}" if r.get("animation") else ""))

@@ -1,55 +1,61 @@
-"""`svqcast train` and `svqcast evaluate` (logic: svqcast.train.loop, svqcast.evaluate)."""
+"""`svqcast train` and `svqcast evaluate` (logic: svqcast.training.loop, svqcast.evaluation)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 
-from svqcast.cli.options import FormatOpt, SetOpt
+from svqcast.cli.options import (
+    BatchSizeOpt,
+    CompatOpt,
+    CompileOpt,
+    ConfigOpt,
+    DeterministicOpt,
+    Device,
+    DeviceOpt,
+    EvalDatasetOpt,
+    EvalRefArg,
+    EvalSplitOpt,
+    FormatOpt,
+    MaxBatchesOpt,
+    MaxEpochsOpt,
+    PerLeadOpt,
+    PrecisionOpt,
+    PresetOpt,
+    ProgressKind,
+    ProgressOpt,
+    ResumeOpt,
+    RootOpt,
+    RunDirOpt,
+    SeedOpt,
+    SetOpt,
+    TableFormat,
+    TableFormatOpt,
+    TrainDatasetOpt,
+)
 from svqcast.cli.output import OutputFormat, emit, out_console
 from svqcast.errors import UsageError
 
 
-class Precision(str, Enum):
-    fp32 = "32"
-    bf16 = "bf16"
-
-
-class ProgressKind(str, Enum):
-    auto = "auto"
-    rich = "rich"
-    plain = "plain"
-    none = "none"
-
-
-class EvalFormat(str, Enum):
-    text = "text"
-    json = "json"
-    csv = "csv"
-
-
-class Compat(str, Enum):
-    openstl = "openstl"
-
-
 def train_cmd(
-    preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name (svqcast models presets).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A TOML config file instead of a preset.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Train on this catalog dataset (sets data.dataset).")] = None,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    dataset: TrainDatasetOpt = None,
     set_: SetOpt = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-o", help="Run directory (default runs/<preset>).")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Stop after this many epochs in total; the schedule still spans train.epochs, so --resume continues it.")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="'auto': continue the run in --run-dir if it has a trainer state; or a run directory to continue.")] = None,
-    precision: Annotated[Optional[Precision], typer.Option("--precision", help="32 or bf16 (autocast).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for random, numpy and torch (train.seed).")] = None,
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic kernels: bit-identical reruns.")] = False,
-    progress: Annotated[ProgressKind, typer.Option("--progress", help="Progress on stderr: auto (Rich on a terminal), rich, plain, none.")] = ProgressKind.auto,
+    run_dir: RunDirOpt = None,
+    max_epochs: MaxEpochsOpt = None,
+    resume: ResumeOpt = None,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = False,
+    seed: SeedOpt = None,
+    deterministic: DeterministicOpt = False,
+    progress: ProgressOpt = ProgressKind.auto,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Train a model: Adam, cosine-with-warmup or OneCycle, early stopping on the validation split.
@@ -60,16 +66,19 @@ def train_cmd(
 
     Example: svqcast train --preset era5-uk-t2m_gsta_svq --max-epochs 2 --set train.batch_size=8
     """
-    from svqcast.train.loop import train
-    from svqcast.train.runlog import read_metrics
+    from svqcast.cli.progress import training_progress
+    from svqcast.training.loop import train
+    from svqcast.training.runlog import read_metrics
 
     if preset and config:
         raise UsageError("give --preset or --config, not both")
+    extra = ["train.compile=true"] if compile_ else []
+    preset, overrides = _fit_to_dataset(preset, config, dataset, resume, [*(set_ or []), *extra])
     ref: Any = preset or (str(config) if config else None)
     try:
         run = train(
             ref,
-            set_ or None,
+            overrides or None,
             run_dir=run_dir,
             dataset=dataset,
             max_epochs=max_epochs,
@@ -77,7 +86,7 @@ def train_cmd(
             precision=precision.value if precision else None,
             seed=seed,
             deterministic=True if deterministic else None,
-            progress=progress.value,
+            progress=training_progress(progress.value),
         )
     except KeyboardInterrupt:
         # Typer turns KeyboardInterrupt into a *returned* 130 in non-standalone mode, which
@@ -102,6 +111,30 @@ def train_cmd(
     emit(report, fmt, text)
 
 
+DEFAULT_PRESET = "era5-uk-t2m_gsta_svq"  # small gSTA + SVQ; its dataset is the embedded ERA5 sample
+
+
+def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None, resume: str | None,
+                    overrides: list[str]) -> tuple[str | None, list[str]]:
+    """No --preset: the default preset. --dataset: the architecture's in_shape and
+    out_frames come from the dataset (any preset trains on any prepared dataset); explicit
+    --set values still win."""
+    from svqcast.cli.output import log
+
+    if resume is not None and resume != "auto":
+        return preset, overrides
+    if preset is None and config is None:
+        preset = DEFAULT_PRESET
+        on = dataset or "its embedded dataset era5-uk-t2m"
+        log(f"no --preset given: training the default preset {preset} (small gSTA + SVQ) on {on}")
+    if dataset is None:
+        return preset, overrides
+    from svqcast.data.loading import model_shape
+
+    fitted = [f"{k}={json.dumps(v)}" for k, v in model_shape(dataset).items()]
+    return preset, fitted + list(overrides)
+
+
 def _render_eval(result: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -118,7 +151,9 @@ def _render_eval(result: dict[str, Any]) -> None:
     for k in openstl_keys:
         table.add_column(k, justify="right")
     for f, sc in scores.items():
-        table.add_row(f, *[f"{sc[k]:.6g}" if isinstance(sc.get(k), float) else str(sc.get(k, "")) for k in openstl_keys])
+        table.add_row(
+            f, *[f"{sc[k]:.6g}" if isinstance(sc.get(k), float) else str(sc.get(k, "")) for k in openstl_keys]
+        )
     out_console.print(table)
     if any("wb2" in sc for sc in scores.values()):
         wt = Table(title=f"WeatherBench2-style ({result.get('weights')}), mean over lead times")
@@ -134,7 +169,7 @@ def _render_eval(result: dict[str, Any]) -> None:
         out_console.print(f"climatology: {result.get('climatology')}")
     per = result.get("per_lead_time")
     if per:
-        for metric in ("rmse", "acc"):
+        for metric in ("rmse", "mae", "acc"):
             lt = Table(title=f"{metric.upper()} per lead time (steps of the data)")
             lt.add_column("lead", justify="right")
             cols = [(f, ch) for f in per for ch in per[f][metric]]
@@ -148,49 +183,53 @@ def _render_eval(result: dict[str, Any]) -> None:
     if q:
         usage = q.get("code_usage") or {}
         if usage:
-            out_console.print(
-                "SVQ code usage: " + ", ".join(f"{k} {v:.4g}" for k, v in usage.items() if k in
-                                               ("perplexity_2", "perplexity_3", "active_fraction_2", "active_fraction_3", "kurtosis"))
-            )
+            shown = ("perplexity_2", "perplexity_3", "active_fraction_2", "active_fraction_3", "kurtosis")
+            out_console.print("SVQ code usage: " + ", ".join(f"{k} {v:.4g}" for k, v in usage.items() if k in shown))
     for note in result.get("notes", []):
         out_console.print(f"note: {note}")
 
 
 def evaluate_cmd(
-    ref: Annotated[str, typer.Argument(help="Run directory, checkpoint directory or zoo name.")],
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset (default: the one the model was trained on).")] = None,
-    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
-    fmt: Annotated[EvalFormat, typer.Option("--format", "-f", help="text, json or csv (long format).")] = EvalFormat.text,
-    per_lead_time: Annotated[bool, typer.Option("--per-lead-time", help="Also report scores per lead time.")] = False,
-    compat: Annotated[Optional[Compat], typer.Option("--compat", help="openstl: only the official metric() scores of the model.")] = None,
-    root: Annotated[Optional[Path], typer.Option("--root", help="Dataset root directory.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Evaluation batch size.")] = None,
-    max_batches: Annotated[Optional[int], typer.Option("--max-batches", min=1, help="Score only the first batches (quick check).")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    ref: EvalRefArg,
+    dataset: EvalDatasetOpt = None,
+    split: EvalSplitOpt = "test",
+    fmt: TableFormatOpt = TableFormat.text,
+    per_lead_time: PerLeadOpt = False,
+    compat: CompatOpt = None,
+    root: RootOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_batches: MaxBatchesOpt = None,
+    device: DeviceOpt = Device.auto,
 ) -> None:
-    """Score a model: OpenSTL-compatible and WeatherBench2-style metrics, with persistence
-    and climatology as reference forecasts, and SVQ code-usage diagnostics.
+    """Score a model: OpenSTL-compatible and WeatherBench2-style metrics, with persistence,
+    climatology and (sub-daily data) same hour yesterday as reference forecasts, and SVQ
+    code-usage diagnostics.
 
     Example: svqcast evaluate runs/era5-uk-t2m_gsta_svq --dataset era5-uk-t2m --per-lead-time
     """
-    from svqcast.evaluate import evaluate, result_rows
+    from svqcast.evaluation import evaluate, result_rows
 
     if split not in {"train", "val", "test"}:
         raise UsageError(f"--split: '{split}' is not one of train, val, test")
-    result = evaluate(
-        ref,
-        dataset,
-        split,
-        per_lead_time,
-        compat.value if compat else None,
-        root=root,
-        batch_size=batch_size,
-        max_batches=max_batches,
-        device=device,
-    )
-    if fmt == EvalFormat.csv:
+    from svqcast.cli.counting import counted
+
+    with counted("scoring batches", "text" if fmt == TableFormat.text else "json") as progress:
+        result = evaluate(
+            ref,
+            dataset,
+            split,
+            per_lead_time,
+            compat.value if compat else None,
+            root=root,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            device=device.value,
+            progress=progress,
+        )
+    if fmt == TableFormat.csv:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["forecast", "metric", "channel", "lead_time", "value"], lineterminator="\n")
+        fields = ["forecast", "metric", "channel", "lead_time", "value"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(result_rows(result))
         sys.stdout.write(buf.getvalue())

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
 import typer
 
 from svqcast.cli.groups import models_app
-from svqcast.cli.options import FormatOpt
+from svqcast.cli.options import (
+    ForceDownloadOpt,
+    FormatOpt,
+    PrivateOpt,
+    PushSourceArg,
+    RepoIdOpt,
+    RevisionOpt,
+    ZooNameArg,
+    ZooPatternArg,
+    ZooRefArg,
+)
 from svqcast.cli.output import OutputFormat, emit, out_console
 
 
 @models_app.command("list")
 def _list(
-    pattern: Annotated[Optional[str], typer.Argument(help="Filter: a substring or a glob such as 'era5*'.")] = None,
+    pattern: ZooPatternArg = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """List the pretrained models of the zoo.
@@ -44,7 +53,7 @@ def _list(
 
 @models_app.command("info")
 def _info(
-    name: Annotated[str, typer.Argument(help="Zoo model name.")],
+    name: ZooNameArg,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Show a zoo model: Hub repo and pinned revision, sha256, data, metrics, licence.
@@ -60,7 +69,8 @@ def _info(
         for key in ("preset", "repo_id", "revision", "sha256", "licence", "bundled"):
             if r.get(key):
                 out_console.print(f"  {key}: {r[key]}")
-        out_console.print(f"  available: {'bundled' if r['bundled_available'] else ('cached' if r['cached'] else 'needs download')}")
+        where = "bundled" if r["bundled_available"] else ("cached" if r["cached"] else "needs download")
+        out_console.print(f"  available: {where}")
         for section in ("data", "metrics"):
             if r.get(section):
                 out_console.print(f"  {section}:")
@@ -72,8 +82,8 @@ def _info(
 
 @models_app.command("download")
 def _download(
-    name: Annotated[str, typer.Argument(help="Zoo model name or hf://ORG/NAME@REVISION.")],
-    force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
+    name: ZooRefArg,
+    force: ForceDownloadOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Pre-fetch a model into the Hugging Face cache (HF_HOME) for offline use.
@@ -88,22 +98,24 @@ def _download(
 
 @models_app.command("push")
 def _push(
-    source: Annotated[Path, typer.Argument(help="Training run directory (its best/ checkpoint) or a checkpoint directory.")],
-    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")],
-    revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (default main).")] = None,
-    private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
+    source: PushSourceArg,
+    repo_id: RepoIdOpt,
+    revision: RevisionOpt = None,
+    private: PrivateOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Upload a checkpoint to the Hugging Face Hub with a generated model card.
 
-    Uploads model.safetensors, config.json and a README.md card built from the config and the run's metrics. Needs a token (HF_TOKEN or `hf auth login`).
+    Uploads model.safetensors, config.json and a README.md card built from the config and the run's
+    metrics. Needs a token (HF_TOKEN or `hf auth login`).
 
     Example: svqcast models push runs/era5 --repo-id me/era5-uk-t2m-svq
     """
     from svqcast.hub import push_model
 
     result = push_model(source, repo_id, revision=revision, private=private)
-    emit(result, fmt, lambda r: out_console.print(f"pushed {', '.join(r['files'])} to {r['reference']} ({r['commit']})"))
+    emit(result, fmt,
+         lambda r: out_console.print(f"pushed {', '.join(r['files'])} to {r['reference']} ({r['commit']})"))
 
 
 def register(app: typer.Typer) -> None:

@@ -160,7 +160,7 @@ def weatherbench(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
         native = store.step_hours
         if step % native:
             raise DataError(f"{wb2}: {native}-hourly data cannot give {entry.name}'s {step}-hourly steps; "
-                            "download the hourly TUM files (--source tum)")
+                            "download the hourly TUM files (`source` tum)")
         step //= native
     splits = {}
     lat = lon = None
@@ -171,7 +171,7 @@ def weatherbench(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
         la, lo = frames.first_grid()
         if lat is None:
             lat, lon = la, lo
-        elif not (np.allclose(lat, la) and np.allclose(lon, lo)):
+        elif not (np.allclose(lat, la) and np.allclose(np.asarray(lon), lo)):
             raise DataError(f"{src}: grid mismatch between the {split} years and the training years")
         splits[split] = SplitData(frames=frames, times=frames.times,
                                   attrs={"raw_steps": np.int64(frames.raw_steps * native),
@@ -225,7 +225,7 @@ class ClipFrames:
 def _find(src: Path, name: str) -> Path:
     hits = sorted(src.rglob(name)) if src.is_dir() else []
     if not hits:
-        raise DataError(f"{src}: no {name} found; run `svqcast download` first (or --from PATH)")
+        raise DataError(f"{src}: no {name} found; run `svqcast download` first (or `from_path` PATH)")
     return hits[0]
 
 
@@ -269,7 +269,7 @@ def kth(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) 
     size = entry.shape
     clips: list[tuple[int, str, str, Any, int, list[int]]] = []  # person, action, name, loader, length, numbers
     if not src.is_dir():
-        raise DataError(f"{src}: KTH raw folder not found; run `svqcast download kth` (or --from PATH)")
+        raise DataError(f"{src}: KTH raw folder not found; run `svqcast download kth` (or `from_path` PATH)")
     for p in sorted(src.rglob("*")):
         m = _KTH_DIR.fullmatch(p.stem if p.suffix == ".avi" else p.name)
         if not m:
@@ -309,7 +309,8 @@ def _resize_gray(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return frames
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in frames])
+    bilinear = Image.Resampling.BILINEAR
+    return np.stack([np.asarray(Image.fromarray(f).resize((size[1], size[0]), bilinear)) for f in frames])
 
 
 def _forward_starts(sources: np.ndarray, span: int) -> np.ndarray:
@@ -368,7 +369,7 @@ def human36m(entry: DatasetEntry, select: dict[str, Any], src: Path, official: b
     images = src / "images"
     if not images.is_dir():
         raise DataError(f"{images}: Human3.6M image folder not found; run `svqcast download human36m` "
-                        "(or --from PATH with images/ and train.txt/test.txt)")
+                        "(or `from_path` PATH with images/ and train.txt/test.txt)")
     meta = {"train": read_human_meta(src / "train.txt"), "test": read_human_meta(src / "test.txt")}
     subjects = select["subjects"]
     lead, tail = -min(entry.idx_in), max(entry.idx_out)

@@ -1,4 +1,4 @@
-"""`get_split_dataset`: the data -> training contract (notes/contracts.md).
+"""`get_split_dataset`: the data -> training contract (docs/architecture.md).
 
 Resolves a catalog name to a prepared store (preparing embedded samples on first use, with
 no network), picks the split file, computes the sample centres with the chosen rule and
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ def get_split_dataset(
     root: str | os.PathLike[str] | None = None,
     official_validation: bool = False,
     rule: str = "svqcast",
+    verify: bool = False,
 ) -> WindowDataset:
     """The (input, target) windows of one split of a catalog dataset.
 
@@ -40,12 +42,18 @@ def get_split_dataset(
     training split is then the official one too, e.g. KTH persons 1-16).
     `rule`: "svqcast" (every complete window) or "official" (WeatherBench's dropped last
     hour and off-by-one; identical to "svqcast" for non-weather stores).
+    `verify`: check every file's sha256 against the manifest (sizes are always checked, and
+    digests too when the store is small).
     """
     if split not in ("train", "val", "test"):
         raise UsageError(f"unknown split {split!r}: use train, val or test")
-    entry = get_entry(name)
+    entry = get_entry(name, root)
     idx_in, idx_out = resolve_offsets(entry, t_in, t_out)
     directory = prepared_dir(name, root, official_validation)
+    if entry.is_user and (official_validation or not is_prepared(directory)):
+        raise DataError(f"user dataset {name}: " + ("has no official split; drop `official_validation`"
+                        if official_validation else f"its store in {directory} is missing; re-run "
+                        f"`svqcast prepare {entry.source} --name {name} --force`"))
     if entry.embedded and is_prepared(directory) and _stale(entry, directory):
         with _PREPARE_LOCK:  # the shipped sample changed (new svqcast version): rebuild
             prepare(name, root, official_validation=official_validation, force=True)
@@ -61,6 +69,7 @@ def get_split_dataset(
                 if not is_prepared(directory):
                     raise
     file_split = "test" if (official_validation and split == "val") else split
+    _verify(directory, verify)
     path = directory / f"{file_split}.nc"
     meta = read_meta(path)
     stats = read_json(directory / STATS)
@@ -91,8 +100,34 @@ def get_split_dataset(
         sample_rule=rule,
         split_source="official" if official_validation else "svqcast",
         time_kind=entry.time_kind,
+        extra=spec_extra(entry),
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+
+
+_VERIFIED: set[tuple[object, ...]] = set()
+
+
+def _verify(directory: Path, deep: bool) -> None:
+    """Check the store against its manifest; again only when a file's size or mtime changed."""
+    from svqcast.data.prepare import verify
+
+    key = (str(directory), deep, *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                          for p in directory.iterdir() if p.is_file()))
+    if key not in _VERIFIED:
+        verify(directory, deep=deep)
+        _VERIFIED.add(key)
+
+
+def spec_extra(entry: DatasetEntry) -> dict[str, object]:
+    """What a user dataset adds to the data spec: time step label, grid conventions, source."""
+    keys = ("time_step", "calendar_step", "lat_order", "lon_convention", "source_path")
+    extra = {k: entry.extra[k] for k in keys if k in entry.extra}
+    if entry.is_user:
+        extra["user_dataset"] = True
+        extra["source_files"] = {Path(p).name: info.get("sha256") or f"{info.get('bytes', '?')} bytes"
+                                 for p, info in entry.extra.get("source_files", {}).items()}
+    return extra
 
 
 def _stale(entry: DatasetEntry, directory: Path) -> bool:
@@ -125,7 +160,7 @@ def resolve_offsets(entry: DatasetEntry, t_in: int | None, t_out: int | None) ->
 
 def _uniform_step(idx_in: Sequence[int], idx_out: Sequence[int]) -> int | None:
     seq = list(idx_in) + list(idx_out)
-    steps = {b - a for a, b in zip(seq, seq[1:])}
+    steps = {b - a for a, b in zip(seq, seq[1:], strict=False)}
     return steps.pop() if len(steps) == 1 and idx_in[-1] == 0 else None
 
 
@@ -149,6 +184,34 @@ def sample_centres(entry: DatasetEntry, meta, idx_in: Sequence[int], idx_out: Se
         n = min(n, len(subsample_indices(raw, entry.subsample_step, "official")))
     return window_centres(n, idx_in, idx_out, rule if entry.kind == "weather" else "svqcast",
                           stride=entry.sample_stride)
+
+
+def model_shape(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """`--set` overrides that fit a preset's architecture to dataset `name`: in_shape
+    [T_in, C, H, W] and out_frames from the dataset's default window, channels and grid."""
+    entry = get_entry(name, root)
+    h, w = entry.shape
+    return {"model.in_shape": [len(entry.idx_in), len(entry.channel_names), int(h), int(w)],
+            "model.out_frames": len(entry.idx_out)}
+
+
+def spec_for_model(name: str, model_cfg: Mapping[str, Any], stride: int = 1,
+                   root: str | os.PathLike[str] | None = None) -> tuple[DataSpec, str]:
+    """(data spec with training statistics, manifest sha256) of dataset `name` for a model
+    of config `model_cfg`: what `models convert --data` attaches. The store is verified in
+    full first, because its statistics are about to be written into a checkpoint."""
+    from svqcast.data.prepare import MANIFEST
+    from svqcast.fsutil import sha256_file
+
+    shape = [int(v) for v in model_cfg["in_shape"]]
+    t_out = int(model_cfg.get("out_frames", shape[0]))
+    ds = get_split_dataset(name, "train", t_in=shape[0], t_out=t_out, root=root, verify=True)
+    want = [shape[1], *ds.spec.shape]
+    if shape[1:] != want:
+        raise UsageError(f"`data` {name}: the model's in_shape (C, H, W) {shape[1:]} does not fit the dataset's "
+                         f"{want}; "
+                         "choose a matching `preset` or `overrides` model.in_shape")
+    return ds.spec.for_network(stride), sha256_file(Path(ds.path).parent / MANIFEST)
 
 
 def store_path(name: str, split: str, root: str | os.PathLike[str] | None = None,

@@ -23,7 +23,7 @@ import numpy as np
 from svqcast import __version__
 from svqcast.data.catalog import DatasetEntry, get_entry
 from svqcast.data.store import StoreLayout, channel_stats, write_store
-from svqcast.errors import DataError
+from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import atomic_dir, sha256_file
 
 SPLITS = ("train", "val", "test")
@@ -87,8 +87,11 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
     `select` replaces the catalog's split selection (e.g. other years); it is recorded in
     the manifest.
     """
-    entry = get_entry(name)
+    entry = get_entry(name, root)
     target = prepared_dir(name, root, official_validation)
+    if entry.is_user and (force or official_validation or not is_prepared(target)):
+        raise UsageError(f"{name} is a dataset prepared from your own files: rebuild it with "
+                         f"`svqcast prepare {entry.source} --name {name} --force`")
     if is_prepared(target) and not force:
         return target
     src = Path(source_dir) if source_dir is not None else raw_dir(name, root)
@@ -143,33 +146,55 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
 def parse_split_years(name: str, items: list[str], official_validation: bool = False) -> dict[str, Any]:
     """`["train=2016:2017", "test=2019"]` -> a `select` with those years replaced."""
     from svqcast.data.sources import parse_years
-    from svqcast.errors import UsageError
 
     entry = get_entry(name)
     base = entry.official_select if official_validation else entry.select
     if "years" not in base:
-        raise UsageError(f"--years applies to WeatherBench datasets, not {name}")
+        raise UsageError(f"`years` applies to WeatherBench datasets, not {name}")
     years = {k: list(v) for k, v in base["years"].items()}
     for item in items:
         split, _, rng = item.partition("=")
         if split not in years or not rng:
-            raise UsageError(f"--years {item!r}: use SPLIT=A:B with SPLIT one of {', '.join(years)}")
+            raise UsageError(f"`years` {item!r}: use SPLIT=A:B with SPLIT one of {', '.join(years)}")
         parsed = parse_years(rng)
         assert parsed is not None
         years[split] = list(parsed)
     return {**base, "years": years}
 
 
-def verify(directory: Path) -> dict[str, Any]:
-    """Check every file of a prepared store against its manifest (DataError on mismatch)."""
+SMALL_STORE = 256 << 20  # stores up to this size get their sha256 checked on every open
+
+
+def verify(directory: Path, deep: bool = True) -> dict[str, Any]:
+    """Check a prepared store against its manifest; DataError (exit 3) naming the file.
+
+    Sizes are always compared; sha256 digests when `deep` (`--verify`, and always before
+    statistics are written into a checkpoint) or when the store is small enough for that to
+    be cheap. A missing manifest, file or digest mismatch all say how to rebuild the store.
+    """
     manifest = read_json(directory / MANIFEST)
-    for fname, info in manifest["files"].items():
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{directory / MANIFEST}: lists no files; {_rebuild(directory, manifest)}")
+    deep = deep or sum(int(info.get("bytes", 0)) for info in files.values()) <= SMALL_STORE
+    for fname, info in sorted(files.items()):
         p = directory / fname
         if not p.is_file():
-            raise DataError(f"{p}: missing from the prepared store; run `svqcast prepare --force`")
-        if sha256_file(p) != info["sha256"]:
-            raise DataError(f"{p}: sha256 does not match the manifest (corrupt); run `svqcast prepare --force`")
+            raise DataError(f"{p}: missing from the prepared store; {_rebuild(directory, manifest)}")
+        if "bytes" in info and p.stat().st_size != int(info["bytes"]):
+            raise DataError(f"{p}: size {p.stat().st_size} differs from the manifest's {info['bytes']} (modified or "
+                            f"truncated); {_rebuild(directory, manifest)}")
+        if deep and sha256_file(p) != info.get("sha256"):
+            raise DataError(f"{p}: sha256 does not match the manifest (modified or corrupt); "
+                            f"{_rebuild(directory, manifest)}")
     return manifest
+
+
+def _rebuild(directory: Path, manifest: Any) -> str:
+    name = manifest.get("dataset", directory.parent.name) if isinstance(manifest, dict) else directory.parent.name
+    if isinstance(manifest, dict) and manifest.get("user"):
+        return f"re-run `svqcast prepare PATH --name {name} --force`"
+    return f"re-run `svqcast prepare {name} --force`"
 
 
 def read_json(path: Path) -> Any:

@@ -89,7 +89,7 @@ def _rename_latlon(da: Any) -> Any:
 
 
 def read_flow_npz(path: str | os.PathLike[str], *, expect_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """Flows as float32 (T, 2, H, W). Accepts svqcast/PROVENANCE's joined layout (`flow`
+    """Flows as float32 (T, 2, H, W). Accepts the shipped samples' joined layout (`flow`
     (T, 2, H, W)) and STSAN's original layout (`flow` (T, H, W, 2))."""
     path = Path(path)
     z = _load_npz(path)
@@ -103,7 +103,8 @@ def read_flow_npz(path: str | os.PathLike[str], *, expect_hw: tuple[int, int] | 
     if flow.shape[1] != 2:
         raise DataError(f"{path}: 'flow' has no in/out channel axis of size 2 (shape {flow.shape})")
     if expect_hw is not None and tuple(flow.shape[2:]) != tuple(expect_hw):
-        raise DataError(f"{path}: grid mismatch: {flow.shape[2]}x{flow.shape[3]}, expected {expect_hw[0]}x{expect_hw[1]}")
+        raise DataError(f"{path}: grid mismatch: {flow.shape[2]}x{flow.shape[3]}, "
+                        f"expected {expect_hw[0]}x{expect_hw[1]}")
     out = flow.astype(np.float32)
     _check_finite(path, "flow", out)
     return out
@@ -128,14 +129,17 @@ def _check_finite(path: Path, name: str, values: np.ndarray) -> None:
 # ---- WeatherBench per-year netCDF -----------------------------------------------------
 
 def weatherbench_file(raw: Path, folder: str, year: int) -> Path:
-    """`raw/<folder>/<folder>_<year>_5.625deg.nc` (the TUM zip layout, flattened)."""
+    """`raw/<folder>/<folder>_<year>_5.625deg.nc` (the TUM zip layout, flattened); else the
+    same file under ROOT/weatherbench/raw, where `svqcast download weatherbench` puts it."""
     exact = raw / folder / f"{folder}_{year}_5.625deg.nc"
-    if exact.is_file():
-        return exact
-    hits = sorted((raw / folder).glob(f"{folder}*_{year}_*.nc")) if (raw / folder).is_dir() else []
+    hits: list[Path] = []
+    for base in (raw, raw.parent.parent / "weatherbench" / "raw"):
+        if (base / folder / exact.name).is_file():
+            return base / folder / exact.name
+        hits += sorted((base / folder).glob(f"{folder}*_{year}_*.nc")) if (base / folder).is_dir() else []
     if not hits:
         raise DataError(f"{exact}: file not found; run `svqcast download` for this dataset "
-                        f"(or --from a folder holding {folder}/{folder}_{year}_5.625deg.nc)")
+                        f"(or `from_path` a folder holding {folder}/{folder}_{year}_5.625deg.nc)")
     return hits[0]
 
 
@@ -209,7 +213,7 @@ class WeatherBenchYears:
                 src = path
             if self.lat is None:
                 self.lat, self.lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
-            elif not (np.allclose(self.lat, lat) and np.allclose(self.lon, lon)):
+            elif not (np.allclose(self.lat, lat) and np.allclose(np.asarray(self.lon), lon)):
                 raise DataError(f"{src}: grid mismatch: lat/lon differ from the first file read")
             chans.append(arr)
         block = np.stack(chans, axis=1)
@@ -261,24 +265,22 @@ def _check_regular(times: np.ndarray, where: str, step_hours: int | None) -> Non
         raise DataError(f"{where}: time axis is not regular: gap or duplicate between {times[i]} and {times[i + 1]}")
 
 
-# ---- WeatherBench 2 zarr (local store written by sources.fetch_wb2, or any zarr v2) ----
+# ---- WeatherBench 2 zarr (local store written by sources.fetch_wb2, or any WB2-layout zarr) ----
 
 class Wb2Store:
     """WeatherBench 2 layout: variables named by long name (`2m_temperature`,
-    `temperature`, ...), dims `(time, [level], longitude, latitude)` in any order."""
+    `temperature`, ...), dims `(time, [level], longitude, latitude)` in any order; read
+    lazily through xarray + zarr (a local path or a URL)."""
 
-    def __init__(self, path_or_zarr: Any) -> None:
-        from svqcast.data.zarr_v2 import ZarrV2, file_fetch
+    def __init__(self, location: Any) -> None:
+        from svqcast.data.zarrstore import open_zarr
 
-        if isinstance(path_or_zarr, ZarrV2):
-            self.z = path_or_zarr
-        else:
-            p = Path(path_or_zarr)
-            if not p.is_dir():
-                raise DataError(f"{p}: WeatherBench 2 store not found; run `svqcast download ... --source wb2`")
-            self.z = ZarrV2(file_fetch(p), str(p))
-        self.source = self.z.source
-        self.all_times = self.z.times("time")
+        loc = str(location)
+        if "://" not in loc and not Path(loc).is_dir():
+            raise DataError(f"{loc}: WeatherBench 2 store not found; run `svqcast download ... --source wb2`")
+        self.source = loc
+        self.ds = open_zarr(loc)
+        self.all_times = np.asarray(self.ds["time"].values).astype("datetime64[ns]")
         self.step_hours = int((self.all_times[1] - self.all_times[0]) / np.timedelta64(1, "h")) if len(
             self.all_times) > 1 else 6
 
@@ -286,38 +288,35 @@ class Wb2Store:
         t = self.all_times
         return t[(t >= np.datetime64(f"{year}-01-01", "ns")) & (t < np.datetime64(f"{year + 1}-01-01", "ns"))]
 
-    def _axis(self, dims: list[str], *names: str) -> int:
+    def _dim(self, da: Any, *names: str) -> str:
         for n in names:
-            if n in dims:
-                return dims.index(n)
-        raise DataError(f"{self.source}: no {names[0]} dimension in {dims}")
+            if n in da.dims:
+                return n
+        raise DataError(f"{self.source}: no {names[0]} dimension in {list(da.dims)}")
 
     def read_year(self, var: Any, year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from svqcast.data.zarrstore import load
+
         name = var.wb2_name or var.folder
-        dims = self.z.dims(name)
-        t_ax = self._axis(dims, "time")
+        if name not in self.ds.data_vars:
+            have = ", ".join(map(str, self.ds.data_vars))
+            raise DataError(f"{self.source}: variable {name!r} not in the store (has: {have})")
+        da = self.ds[name]
         sel = np.flatnonzero((self.all_times >= np.datetime64(f"{year}-01-01", "ns"))
                              & (self.all_times < np.datetime64(f"{year + 1}-01-01", "ns")))
         if sel.size == 0:
             raise DataError(f"{self.source}: no time steps for {year} in {name!r}")
-        ranges = {t_ax: (int(sel[0]), int(sel[-1]) + 1)}
+        da = da.isel(time=slice(int(sel[0]), int(sel[-1]) + 1))
         if var.level is not None:
-            l_ax = self._axis(dims, "level")
-            levels = [int(v) for v in self.z.read(dims[l_ax])]
+            levels = [int(v) for v in self.ds[self._dim(da, "level")].values]
             if var.level not in levels:
                 raise DataError(f"{self.source}: level {var.level} hPa not in {name!r} levels {levels}")
-            k = levels.index(var.level)
-            ranges[l_ax] = (k, k + 1)
-        arr = self.z.read(name, ranges)
-        if var.level is not None:
-            arr = np.take(arr, 0, axis=self._axis(dims, "level"))
-            dims = [d for d in dims if d != "level"]
-        lat_name = dims[self._axis(dims, "latitude", "lat")]
-        lon_name = dims[self._axis(dims, "longitude", "lon")]
-        arr = np.transpose(arr, (dims.index("time"), dims.index(lat_name), dims.index(lon_name))).astype(np.float32)
+            da = da.isel(level=levels.index(var.level))
+        lat, lon = self._dim(da, "latitude", "lat"), self._dim(da, "longitude", "lon")
+        arr = np.asarray(load(self.source, da.transpose("time", lat, lon)).values, dtype=np.float32)
         if not np.isfinite(arr).all():
             raise DataError(f"{self.source}: {int((~np.isfinite(arr)).sum())} NaN/inf values in {name!r} for {year}")
-        return arr, self.z.read(lat_name), self.z.read(lon_name)
+        return arr, np.asarray(self.ds[lat].values), np.asarray(self.ds[lon].values)
 
 
 # ---- TaxiBJ ---------------------------------------------------------------------------
@@ -327,7 +326,7 @@ def read_taxibj_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     in [-1, 1]. Returned as float32 mapped (x + 1) / 2 to [0, 1], as OpenSTL's loader does."""
     path = Path(path)
     z = _load_npz(path)
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for key in ("X_train", "Y_train", "X_test", "Y_test"):
         if key not in z:
             raise DataError(f"{path}: array {key!r} not found (has: {', '.join(z) or 'none'})")

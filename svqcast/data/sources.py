@@ -15,6 +15,7 @@ the path and query: `https://dataserv.ub.tum.de/s/x?y` -> `<mirror>/s/x?y`.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import re
@@ -25,7 +26,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 from svqcast.constants import ENV_MIRROR
 from svqcast.data.catalog import WB2_HTTPS, DatasetEntry, get_entry
 from svqcast.errors import DataError, NetworkError, UsageError
-from svqcast.fsutil import atomic_dir, sha256_file
+from svqcast.fsutil import atomic_dir, check_interrupted, classify_write_error, deferred_signals, sha256_file
 
 CHUNK = 1 << 16
 
@@ -50,18 +51,28 @@ class ProgressSink:
     def finish(self) -> None: ...
 
 
+def check_mirror(mirror: str) -> str:
+    """A mirror must be an http(s) URL with a host; anything else is a usage error (exit 2)."""
+    parts = urllib.parse.urlsplit(mirror.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"`mirror` {mirror!r} (or ${ENV_MIRROR}): expected an http(s) URL such as "
+                         "https://mirror.example.org")
+    return mirror.strip()
+
+
 def mirror_url(url: str, mirror: str | None = None) -> str:
     mirror = mirror if mirror is not None else os.environ.get(ENV_MIRROR) or None
     if not mirror:
         return url
+    mirror = check_mirror(mirror)
     u = urllib.parse.urlsplit(url)
     rest = u.path + (f"?{u.query}" if u.query else "")
     return mirror.rstrip("/") + rest
 
 
 def _network_error(url: str, why: str) -> NetworkError:
-    return NetworkError(f"cannot download {url}: {why}; check the network or --mirror, "
-                        "or adopt files you already have with --from PATH")
+    return NetworkError(f"cannot download {url}: {why}; check the network or `mirror`, "
+                        "or adopt files you already have with `from_path` PATH")
 
 
 def _open(url: str, start: int = 0, method: str = "GET", timeout: float = 60.0) -> Any:
@@ -103,6 +114,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     start = part.stat().st_size if part.is_file() else 0
     resp = _open(url, start)
     sink = progress or ProgressSink()
+    total: int | None
     with resp:
         status = getattr(resp, "status", None) or resp.getcode()
         if status == 416:
@@ -122,12 +134,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
                 mode = "wb"
             sink.start(dest.name, total, start)
             try:
-                with open(part, mode) as fh:
-                    while block := resp.read(CHUNK):
-                        fh.write(block)
-                        sink.advance(len(block))
-            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
-                raise _network_error(url, f"connection lost ({exc}); run the command again to resume") from None
+                _stream(resp, part, mode, sink, url)
             finally:
                 sink.finish()
     got = part.stat().st_size
@@ -147,7 +154,27 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     return dest
 
 
+def _stream(resp: Any, part: Path, mode: str, sink: ProgressSink, url: str) -> None:
+    """Copy the response into `.part`: a failed read is the network's fault (exit 4, resumable),
+    a failed write the disk's (disk full, permissions: classified, never "network")."""
+    with open(part, mode) as fh:
+        while True:
+            try:
+                block = resp.read(CHUNK)
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+                raise _network_error(url, f"connection lost ({exc}); run the command again to resume") from None
+            if not block:
+                return
+            try:
+                fh.write(block)
+            except OSError as exc:
+                raise (classify_write_error(exc, part) or exc) from None
+            sink.advance(len(block))
+
+
 # ---- archives -------------------------------------------------------------------------
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _safe_parts(name: str, archive: Path) -> tuple[str, ...]:
@@ -185,15 +212,28 @@ def extract_archive(archive: str | os.PathLike[str], target: str | os.PathLike[s
             members = _extract_tar(archive, tmp, keep)
         else:
             raise DataError(f"{archive}: not a zip or tar archive (corrupt or truncated download)")
-    out = []
-    try:
-        for rel in members:
-            dst = target / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, dst)
-            out.append(dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return _move_into(staging, members, target)
+
+
+def _move_into(staging: Path, members: list[str], target: Path) -> list[Path]:
+    """Move verified members from `staging` into `target`; signals wait until all are moved
+    (or, on an error, until the ones moved are taken back out), so `raw/` is never half-filled."""
+    out: list[Path] = []
+    with deferred_signals():
+        try:
+            for rel in members:
+                dst = target / rel
+                if dst.is_dir():
+                    raise DataError(f"{target}: archive member {rel!r} clashes with the folder {dst}")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / rel, dst)
+                out.append(dst)
+        except BaseException:
+            for dst in out:
+                dst.unlink(missing_ok=True)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -233,26 +273,49 @@ def _extract_tar(archive: Path, tmp: Path, keep: Callable[[str], bool] | None) -
         return _copy_members(archive, tmp, members, keep, (tarfile.TarError, OSError, EOFError))
 
 
-def _copy_members(archive: Path, tmp: Path, members: list[tuple[str, Callable[[], Any]]],
+def _copy_members(archive: Path, tmp: Path, members: Sequence[tuple[str, Callable[..., Any]]],
                   keep: Callable[[str], bool] | None, errors: tuple[type[BaseException], ...]) -> list[str]:
     """Copy archive members into `tmp`: names checked, common top folders stripped,
     unwanted members skipped; returns the relative paths written."""
     parts = [_safe_parts(name, archive) for name, _ in members]
+    if not parts:
+        raise DataError(f"{archive}: the archive holds no files (empty or truncated download)")
+    _refuse_clashes(archive, [name for name, _ in members], parts)
     strip = _strip_common(parts)
     written = []
-    for (name, opener), p in zip(members, parts):
+    for (name, opener), p in zip(members, parts, strict=True):
         rel = "/".join(p[strip:])
         if keep is not None and not keep(rel):
             continue
+        check_interrupted()  # Ctrl-C stops a long extraction at the next member
         dst = tmp / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             with opener() as src, open(dst, "wb") as fh:
                 shutil.copyfileobj(src, fh, CHUNK)
         except errors as exc:
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+                raise (classify_write_error(exc, dst) or exc) from None  # the disk, not the archive
             raise DataError(f"{archive}: corrupt member {name!r} ({exc})") from None
         written.append(rel)
+    if not written:
+        raise DataError(f"{archive}: none of its {len(parts)} files matches the selection (`years`, `variables`)")
     return written
+
+
+def _refuse_clashes(archive: Path, names: list[str], parts: list[tuple[str, ...]]) -> None:
+    """Two members with one name, or a member that is also another member's folder (`a` and
+    `a/b`): which one would win is arbitrary, so the archive is refused (exit 3)."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name, p in zip(names, parts, strict=True):
+        if p in seen:
+            raise DataError(f"{archive}: member {name!r} appears twice; the archive is malformed")
+        seen[p] = name
+    folders = {p[:k] for p in parts for k in range(1, len(p))}
+    for p, name in seen.items():
+        if p in folders:
+            raise DataError(f"{archive}: member {name!r} is both a file and a folder of other members; "
+                            "the archive is malformed")
 
 
 # ---- what to fetch for each dataset ---------------------------------------------------
@@ -287,10 +350,10 @@ def parse_years(text: str | None) -> tuple[int, int] | None:
         return None
     m = re.fullmatch(r"\s*(\d{4})\s*(?::\s*(\d{4}))?\s*", text)
     if not m:
-        raise UsageError(f"--years {text!r}: use A:B, e.g. 2010:2018, or a single year")
+        raise UsageError(f"`years` {text!r}: use A:B, e.g. 2010:2018, or a single year")
     a, b = int(m[1]), int(m[2] or m[1])
     if b < a:
-        raise UsageError(f"--years {text!r}: the end year is before the start year")
+        raise UsageError(f"`years` {text!r}: the end year is before the start year")
     return a, b
 
 
@@ -312,10 +375,16 @@ def _year_filter(years: tuple[int, int] | None) -> Callable[[str], bool] | None:
     return keep
 
 
-def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = None, years: tuple[int, int] | None = None,
+def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = None,
+                  years: tuple[int, int] | None = None,
                   source: str | None = None, mirror: str | None = None) -> DownloadPlan:
     """What `svqcast download` fetches. `source`: WeatherBench tum (default) | wb2; KTH
     openstl (jpg frames, default) | kth (the original .avi zips); others: the upstream."""
+    if name == WEATHERBENCH_GROUP:
+        if source not in (None, "", "tum"):
+            raise UsageError("download weatherbench fetches the TUM netCDF zips; for `source` wb2 name a dataset, "
+                             "e.g. weatherbench-m")
+        return plan_weatherbench(root, variables=variables, years=years, mirror=mirror)
     entry = get_entry(name)
     if entry.embedded:
         raise UsageError(f"{name} is embedded in svqcast: nothing to download (it is prepared on first use)")
@@ -330,7 +399,7 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
             known = {v.folder for v in entry.variables} | {v.name for v in entry.variables}
             unknown = [w for w in wanted if w not in known]
             if unknown:
-                raise UsageError(f"--variables {', '.join(unknown)} not in {name}: choose from "
+                raise UsageError(f"`variables` {', '.join(unknown)} not in {name}: choose from "
                                  f"{', '.join(sorted(known))}")
             folders = sorted({v.folder for v in entry.variables if v.folder in wanted or v.name in wanted})
         plan.variables = folders
@@ -340,28 +409,28 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
         if source == "wb2":
             if entry.subsample_step % 6:
                 raise UsageError(f"WeatherBench 2's 64x32 ERA5 store is 6-hourly; {name} needs hourly data: "
-                                 "use --source tum")
+                                 "use `source` tum")
             plan.wb2_url = mirror_url(WB2_HTTPS, mirror)
             plan.wb2_target = raw / "wb2.zarr"
             return plan
         if source != "tum":
-            raise UsageError(f"--source {source!r}: use tum or wb2")
-        for url, folder in zip(entry.urls, folders_in_url_order(entry)):
+            raise UsageError(f"`source` {source!r}: use tum or wb2")
+        for url, folder in zip(entry.urls, folders_in_url_order(entry), strict=False):
             if folder not in folders:
                 continue
             plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / f"{folder}_5.625deg.zip",
                                    extract_to=raw / folder, keep=_year_filter(plan.years), label=folder))
         return plan
     if variables or years:
-        raise UsageError(f"--variables and --years apply to WeatherBench datasets only, not {name}")
+        raise UsageError(f"`variables` and `years` apply to WeatherBench datasets only, not {name}")
     choices = entry.extra.get("sources", {})
     if choices:
         source = entry.extra["default_source"] if source in (None, "", "default") else source
         if source not in choices:
-            raise UsageError(f"--source {source!r} for {name}: choose one of {', '.join(choices)}")
+            raise UsageError(f"`source` {source!r} for {name}: choose one of {', '.join(choices)}")
         urls = list(choices[source])
     elif source not in (None, "", "default", "upstream"):
-        raise UsageError(f"--source {source!r} applies to WeatherBench datasets (tum, wb2) and kth (openstl, kth)")
+        raise UsageError(f"`source` {source!r} applies to WeatherBench datasets (tum, wb2) and kth (openstl, kth)")
     else:
         urls = list(entry.urls)
     plan.source = source or "upstream"
@@ -370,6 +439,40 @@ def plan_download(name: str, root: Path, *, variables: Iterable[str] | None = No
         sub = {"kitti_data.zip": "kitti", "data_and_labels.zip": "caltech"}.get(fname, "")
         plan.items.append(Item(url=mirror_url(url, mirror), archive=dl / fname, extract_to=raw / sub if sub else raw,
                                label=fname))
+    return plan
+
+
+WEATHERBENCH_GROUP = "weatherbench"  # every 5.625 deg variable WeatherBench-S and -M use
+WEATHERBENCH_DATASETS = ("weatherbench-s-t2m", "weatherbench-s-r", "weatherbench-s-uv10", "weatherbench-s-tcc",
+                         "weatherbench-m")
+
+
+def plan_weatherbench(root: Path, *, variables: Iterable[str] | None = None, years: tuple[int, int] | None = None,
+                      mirror: str | None = None) -> DownloadPlan:
+    """`svqcast download weatherbench`: each variable's zip once, into ROOT/weatherbench/raw/<folder>,
+    where `prepare weatherbench-s-* / -m` also look (the catalog names stay as they are)."""
+    folders: dict[str, tuple[str, list[str], tuple[int, int]]] = {}  # folder -> (url, names, years)
+    for name in WEATHERBENCH_DATASETS:
+        entry = get_entry(name)
+        y = default_years(entry) or (1979, 2018)
+        for url, folder in zip(entry.urls, folders_in_url_order(entry), strict=False):
+            names = [v.name for v in entry.variables if v.folder == folder]
+            _, had, yrs = folders.get(folder, (url, [], y))
+            folders[folder] = (url, sorted(set(had + names)), (min(yrs[0], y[0]), max(yrs[1], y[1])))
+    wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in folders and not any(w in n for _, n, _ in folders.values())]
+    if unknown:
+        known = sorted(set(folders) | {n for _, ns, _ in folders.values() for n in ns})
+        raise UsageError(f"`variables` {', '.join(unknown)}: not a WeatherBench-S/M variable; "
+                         f"choose from {', '.join(known)}")
+    base = root / WEATHERBENCH_GROUP
+    plan = DownloadPlan(dataset=WEATHERBENCH_GROUP, source="tum", years=years)
+    for folder, (url, names, yrs) in sorted(folders.items()):
+        if wanted and folder not in wanted and not set(wanted) & set(names):
+            continue
+        plan.variables.append(folder)
+        plan.items.append(Item(url=mirror_url(url, mirror), archive=base / "downloads" / f"{folder}_5.625deg.zip",
+                               extract_to=base / "raw" / folder, keep=_year_filter(years or yrs), label=folder))
     return plan
 
 
@@ -407,7 +510,10 @@ def adopt(name: str, root: Path, from_path: str | os.PathLike[str], *, years: tu
     entry = get_entry(name)
     src = Path(from_path).expanduser()
     if not src.exists():
-        raise UsageError(f"--from {src}: no such file or folder")
+        raise UsageError(f"`from_path` {src}: no such file or folder")
+    if not (src.is_file() or src.is_dir()):
+        raise DataError(f"`from_path` {src}: not an archive or a folder (a device, FIFO or socket); "
+                        "give the downloaded .zip/.tar or the folder holding the files")
     raw = root / name / "raw"
     if src.is_file():
         if name.startswith("weatherbench"):
@@ -425,10 +531,14 @@ def adopt(name: str, root: Path, from_path: str | os.PathLike[str], *, years: tu
                 keep = _year_filter(years or default_years(entry)) if name.startswith("weatherbench") else None
                 if keep is not None and not keep(str(rel)):
                     continue
+                check_interrupted()
                 dst = tmp / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, dst)
                 out.append(raw / rel)
+        if not out:
+            raise DataError(f"`from_path` {src}: no files to adopt (empty folder, or nothing matches "
+                            "`years`/`variables`)")
     staged = root / name / ".adopt"
     for f in sorted(staged.rglob("*")):
         if f.is_file():
@@ -443,7 +553,7 @@ def _folder_for_archive(entry: DatasetEntry, archive: Path) -> str:
     for v in entry.variables:
         if archive.name.startswith(v.folder):
             return v.folder
-    raise UsageError(f"--from {archive}: cannot tell which variable this archive holds; "
+    raise UsageError(f"`from_path` {archive}: cannot tell which variable this archive holds; "
                      f"name it like {entry.variables[0].folder}_5.625deg.zip")
 
 
@@ -451,70 +561,52 @@ def _folder_for_archive(entry: DatasetEntry, archive: Path) -> str:
 
 
 def fetch_wb2(plan: DownloadPlan, base_url: str, target: Path, block: int = 1464) -> Path:
-    """Read the selected variables/levels/years from WB2's zarr over HTTPS and write a
-    compact local zarr v2 store (`raw/wb2.zarr`) in the same layout, `block` time steps
-    at a time (1,464 six-hourly steps = one leap year), so memory stays small."""
-    import numpy as np
-
-    from svqcast.data.zarr_v2 import ZarrV2, ZarrV2Writer, http_fetch
+    """Copy the selected variables/levels/years of WB2's zarr (read lazily over HTTPS with
+    xarray + zarr + fsspec) into a local zarr store (`raw/wb2.zarr`) in the same layout,
+    `block` time steps at a time (1,464 six-hourly steps = one leap year), so memory stays
+    small; each block's chunks are fetched concurrently."""
+    from svqcast.data.zarrstore import load, open_zarr
 
     entry = get_entry(plan.dataset)
-    remote = ZarrV2(http_fetch(base_url), base_url)
-    times = remote.times("time")
+    remote = open_zarr(base_url)
+    sub = _wb2_selection(remote, entry, plan, base_url)
+    n = sub.sizes["time"]
+    with atomic_dir(target, overwrite=True) as tmp:
+        for a in range(0, n, block):
+            part = load(base_url, sub.isel(time=slice(a, a + block)))
+            if a == 0:
+                enc = {v: {"chunks": tuple(block if d == "time" else part.sizes[d] for d in part[v].dims)}
+                       for v in part.data_vars}
+                part.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=enc)
+            else:
+                part.to_zarr(tmp, mode="a", append_dim="time", zarr_format=2, consolidated=True)
+    return target
+
+
+def _wb2_selection(remote: Any, entry: DatasetEntry, plan: DownloadPlan, base_url: str) -> Any:
+    """The lazy sub-dataset `fetch_wb2` copies: variables, pressure levels and years."""
+    import numpy as np
+
+    times = remote["time"].values.astype("datetime64[ns]")
     y0, y1 = plan.years or default_years(entry) or (1979, 2018)
-    sel = np.flatnonzero((times >= np.datetime64(f"{y0}-01-01", "ns")) & (times < np.datetime64(f"{y1 + 1}-01-01", "ns")))
+    start, stop = np.datetime64(f"{y0}-01-01", "ns"), np.datetime64(f"{y1 + 1}-01-01", "ns")
+    sel = np.flatnonzero((times >= start) & (times < stop))
     if sel.size == 0:
         raise DataError(f"{base_url}: no time steps in {y0}-{y1}")
-    t0, t1 = int(sel[0]), int(sel[-1]) + 1
-    levels_needed: dict[str, list[int]] = {}
-    for v in entry.variables:
-        if v.folder in plan.variables:
-            levels_needed.setdefault(v.wb2_name or v.folder, [])
-            if v.level is not None:
-                levels_needed[v.wb2_name or v.folder].append(v.level)
-    lat_name = "latitude" if "latitude" in remote.arrays else "lat"
-    lon_name = "longitude" if "longitude" in remote.arrays else "lon"
-    level_values = [int(x) for x in remote.read("level")] if "level" in remote.arrays else []
-    keep_levels = sorted({lv for lvs in levels_needed.values() for lv in lvs})
-    missing = [lv for lv in keep_levels if lv not in level_values]
+    names = sorted({v.wb2_name or v.folder for v in entry.variables if v.folder in plan.variables})
+    missing = [v for v in names if v not in remote.data_vars]
     if missing:
-        raise DataError(f"{base_url}: levels {missing} hPa not in the store's levels {level_values}")
-
-    def attrs(name: str) -> dict[str, Any]:
-        return {k: v for k, v in remote.attrs(name).items() if k != "_ARRAY_DIMENSIONS"}
-
-    with atomic_dir(target, overwrite=True) as tmp:
-        out = ZarrV2Writer(tmp)
-        n = t1 - t0
-        for name, lvs in sorted(levels_needed.items()):
-            dims = remote.dims(name)
-            shape = list(remote.zarray(name)["shape"])
-            shape[dims.index("time")] = n
-            if lvs:
-                shape[dims.index("level")] = len(keep_levels)
-            if dims.index("time") != 0:
-                raise DataError(f"{base_url}/{name}: time must be the first dimension, got {dims}")
-            out.create(name, tuple(shape), remote.zarray(name)["dtype"], dims, attrs(name), block)
-            for a in range(t0, t1, block):
-                b = min(a + block, t1)
-                if lvs:
-                    ax = dims.index("level")
-                    parts = [remote.read(name, {0: (a, b), ax: (level_values.index(lv), level_values.index(lv) + 1)})
-                             for lv in keep_levels]
-                    data = np.concatenate(parts, axis=ax)
-                else:
-                    data = remote.read(name, {0: (a, b)})
-                out.write(name, a - t0, data)
-        tvals = remote.read("time", {0: (t0, t1)})
-        out.create("time", tvals.shape, tvals.dtype, ["time"], attrs("time"), max(n, 1))
-        out.write("time", 0, tvals)
-        for name, units in ((lat_name, "degrees_north"), (lon_name, "degrees_east")):
-            vals = remote.read(name)
-            out.create(name, vals.shape, vals.dtype, [name], {"units": units}, max(len(vals), 1))
-            out.write(name, 0, vals)
-        if keep_levels:
-            lv = np.asarray(keep_levels, np.int64)
-            out.create("level", lv.shape, lv.dtype, ["level"], {"units": "hPa"}, len(lv))
-            out.write("level", 0, lv)
-        out.close()
-    return target
+        have = ", ".join(map(str, remote.data_vars))
+        raise DataError(f"{base_url}: variables {missing} not in the store (has: {have})")
+    sub = remote[names].isel(time=slice(int(sel[0]), int(sel[-1]) + 1))
+    keep = sorted({int(v.level) for v in entry.variables if v.folder in plan.variables and v.level is not None})
+    if keep:
+        levels = [int(x) for x in remote["level"].values] if "level" in remote.coords else []
+        if any(lv not in levels for lv in keep):
+            absent = [lv for lv in keep if lv not in levels]
+            raise DataError(f"{base_url}: levels {absent} hPa not in the store's levels {levels}")
+        sub = sub.sel(level=keep)
+    for name in names:
+        if sub[name].dims[0] != "time":
+            raise DataError(f"{base_url}/{name}: time must be the first dimension, got {list(sub[name].dims)}")
+    return sub.drop_vars([c for c in sub.coords if c not in sub.dims])

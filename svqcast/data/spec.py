@@ -48,6 +48,9 @@ class DataSpec:
     time_kind: str = "datetime"  # "datetime" (ds.times -> datetime64[ns]) | "frame" (integer frame index)
     spec_version: int = SPEC_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # rows/columns the network pads at the bottom/right so H and W divide its encoder stride;
+    # every output (loss, scores, forecasts) is cropped back, so padded cells are never scored
+    padding: list[int] = field(default_factory=lambda: [0, 0])
 
     @property
     def channels(self) -> int:
@@ -59,6 +62,11 @@ class DataSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+    def for_network(self, stride: int) -> DataSpec:
+        """This spec with the padding a network of encoder stride `stride` applies to the grid."""
+        h, w = self.shape
+        return dataclasses.replace(self, padding=[-h % max(1, stride), -w % max(1, stride)])
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSpec:

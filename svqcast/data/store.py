@@ -165,6 +165,21 @@ class Frames:
         return out
 
 
+    def read_range(self, a: int, b: int) -> np.ndarray:
+        """Frames [a, b) by a plain file read (no memory map), so a pass over a large split
+        (statistics) leaves no mapped pages behind: resident memory stays one block."""
+        if self.offset is None:
+            return self.read(slice(a, b))
+        per = int(np.prod(self.shape[1:]))
+        block = np.fromfile(self.path, dtype=self.dtype, count=(b - a) * per,
+                            offset=int(self.offset) + a * per * self.dtype.itemsize)
+        out = block.reshape((b - a, *self.shape[1:])).astype(np.float32)
+        if self.scale != 1.0 or self.add != 0.0:
+            out *= np.float32(self.scale)
+            out += np.float32(self.add)
+        return out
+
+
 def _h5_take(dset: Any, index: np.ndarray) -> np.ndarray:
     uniq, inv = np.unique(index, return_inverse=True)
     return np.asarray(dset[uniq])[inv]
@@ -199,6 +214,7 @@ def read_meta(path: str | Path) -> StoreMeta:
             dims = tuple(nc.variables["data"].dimensions[2:])
             tv = nc.variables["time"]
             t = np.asarray(tv[:], dtype=np.int64)
+            times: np.ndarray
             if getattr(tv, "units", "1").startswith("seconds since"):
                 times = EPOCH + t.astype("timedelta64[s]").astype("timedelta64[ns]")
             else:
@@ -227,7 +243,7 @@ def channel_stats(path: str | Path, chunk: int = 1024) -> tuple[list[float], lis
     total = np.zeros(c, np.float64)
     count = 0
     for a in range(0, n, chunk):
-        block = frames.read(slice(a, min(n, a + chunk))).astype(np.float64)
+        block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
         total += block.sum(axis=(0, 2, 3))
         count += block.shape[0] * block.shape[2] * block.shape[3]
     if count == 0:
@@ -235,7 +251,7 @@ def channel_stats(path: str | Path, chunk: int = 1024) -> tuple[list[float], lis
     mean = total / count
     sq = np.zeros(c, np.float64)
     for a in range(0, n, chunk):
-        block = frames.read(slice(a, min(n, a + chunk))).astype(np.float64)
+        block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
         sq += ((block - mean.reshape(1, -1, 1, 1)) ** 2).sum(axis=(0, 2, 3))
     std = np.sqrt(sq / count)
     return mean.tolist(), std.tolist(), count

@@ -64,7 +64,7 @@ def read_avi_info(path: str | Path) -> AviInfo:
                     info.width, info.height = struct.unpack("<II", buf[o2 + 32:o2 + 40])
                 elif c2 == b"LIST" and buf[o2:o2 + 4] == b"strl":
                     stream_no += 1
-                    for c3, o3, s3 in _chunks(buf, o2 + 4, o2 + s2, path):
+                    for c3, o3, _s3 in _chunks(buf, o2 + 4, o2 + s2, path):
                         if c3 == b"strh" and buf[o3:o3 + 4] == b"vids" and video_stream is None:
                             video_stream = stream_no
                             info.fourcc = buf[o3 + 4:o3 + 8].decode("latin-1")
@@ -163,10 +163,10 @@ def read_jpg(path: str | Path, *, size: tuple[int, int] | None = None, gray: boo
     path = Path(path)
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
+            im = im.convert("RGB")  # type: ignore[assignment]
             if size is not None and im.size != (size[1], size[0]):
-                method = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[resample]
-                im = im.resize((size[1], size[0]), method)
+                method = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[resample]
+                im = im.resize((size[1], size[0]), method)  # type: ignore[assignment]
             arr = np.asarray(im)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -6,7 +6,7 @@ Two sample rules, both over the frames of one split *after* temporal subsampling
   is subsampled with ``isel(time=slice(None, -1, step))`` -- the ``-1`` drops the last raw
   step -- and the valid centres are ``range(-idx_in[0], n - idx_out[-1] - 1)``: the extra
   ``-1`` is an off-by-one that loses one more sample. Hourly 2010-2018: train 52,559,
-  val 8,759, test 17,495 (spec 1d).
+  val 8,759, test 17,495 (docs/reference/official-behaviour.md §6.1).
 * ``"svqcast"`` (the default) keeps every complete window: subsample with
   ``slice(None, None, step)`` and centres ``range(-min(idx_in), n - max(idx_out))``.
   Hourly 2010-2018: 52,561 / 8,761 / 17,497.
@@ -67,7 +67,7 @@ def segment_centres(segments: np.ndarray, idx_in: Sequence[int], idx_out: Sequen
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [segments.size]])
     out: list[np.ndarray] = []
-    for k, (a, b) in enumerate(zip(starts, ends)):
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
         stride = strides if isinstance(strides, int) else int(strides[k])
         length = int(b - a)
         if length < span:

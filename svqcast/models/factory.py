@@ -13,7 +13,7 @@ from svqcast.models.simvp import SimVP
 from svqcast.models.translators import build_translator, canonical_name
 
 #: keys of [model] a SimVP build reads (the rest are quantizer keys, read by the registry)
-_TRANSLATOR_OPTIONS = ("swin_shift_mask",)
+_TRANSLATOR_OPTIONS = ("swin_shift_mask", "fused_attn")
 
 
 def _shape(model_cfg: Mapping[str, Any]) -> tuple[int, int, int, int]:
@@ -30,9 +30,7 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
     n_s, n_t = int(model_cfg["N_S"]), int(model_cfg["N_T"])
     if n_s < 2 or n_s % 2:
         raise UsageError(f"model.N_S must be an even number >= 2, got {n_s}")
-    stride = 2 ** (n_s // 2)
-    if h % stride or w % stride:
-        raise UsageError(f"model.in_shape H and W must be divisible by {stride} (N_S={n_s}), got {h}x{w}")
+    stride = 2 ** (n_s // 2)  # H, W need not divide: SimVP pads to the stride and crops back
     out_frames = int(model_cfg.get("out_frames", t))
     if out_frames < 1:
         raise UsageError(f"model.out_frames must be >= 1, got {out_frames}")
@@ -44,7 +42,7 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
             channel_in=t * hid_s,
             channel_hid=hid_t,
             n_blocks=n_t,
-            resolution=(h // stride, w // stride),
+            resolution=(-(-h // stride), -(-w // stride)),
             mlp_ratio=float(model_cfg.get("mlp_ratio", 8.0)),
             drop=float(model_cfg.get("drop", 0.0)),
             drop_path=float(model_cfg.get("drop_path", 0.1)),
@@ -67,6 +65,8 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
         spatio_kernel_enc=int(model_cfg.get("spatio_kernel_enc", 3)),
         spatio_kernel_dec=int(model_cfg.get("spatio_kernel_dec", 3)),
         translator_name=name,
+        residual=str(model_cfg.get("residual", "none")),
+        residual_period=int(model_cfg.get("residual_period", 24)),
     )
 
 

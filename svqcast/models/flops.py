@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+
 def _shape(t: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape)
 
@@ -51,6 +52,14 @@ def _matmul(args: tuple, kwargs: dict, out: Any) -> int:
     if b.ndim == 1:
         return prod(_shape(a))
     return prod(_shape(a)) * _shape(b)[-1]
+
+
+def _sdpa(args: tuple, kwargs: dict, out: Any) -> int:
+    """scaled_dot_product_attention = the two matmuls fvcore counts in the explicit path:
+    q @ k^T (batch x L x E x S) and softmax @ v (batch x L x S x Ev)."""
+    q, k, v = (args[i] if len(args) > i else kwargs[n] for i, n in enumerate(("query", "key", "value")))
+    rows = prod(_shape(q)[:-1])
+    return rows * _shape(k)[-2] * (_shape(q)[-1] + _shape(v)[-1])
 
 
 def _addmm(args: tuple, kwargs: dict, out: Any) -> int:
@@ -131,6 +140,7 @@ _POSITIONAL: dict[Any, tuple[str, Callable[[tuple, dict, Any], int]]] = {
     torch.addmm: ("addmm", _addmm),
     torch.Tensor.addmm: ("addmm", _addmm),
     torch.einsum: ("einsum", _einsum),
+    F.scaled_dot_product_attention: ("matmul", _sdpa),
 }
 _BOUND: dict[Any, tuple[str, Callable[..., int]]] = {
     F.batch_norm: ("batch_norm", _batch_norm),

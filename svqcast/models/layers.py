@@ -1,6 +1,6 @@
 """Small building blocks shared by the backbone and the translators.
 
-Written from the behaviour described in ../shared/reference/svq-spec.md section 1a (the
+Written from the behaviour described in docs/reference/official-behaviour.md §2 (the
 official code takes these from timm; timm is deliberately not a dependency of svqcast).
 """
 
@@ -40,10 +40,11 @@ def init_linear_trunc(module: nn.Linear) -> None:
 
 def init_norm(module: nn.Module) -> None:
     """Norm layers: weight 1, bias 0 (equal to PyTorch's defaults; spelled out for clarity)."""
-    if getattr(module, "weight", None) is not None:
-        nn.init.ones_(module.weight)
-    if getattr(module, "bias", None) is not None:
-        nn.init.zeros_(module.bias)
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    if isinstance(weight, torch.Tensor):
+        nn.init.ones_(weight)
+    if isinstance(bias, torch.Tensor):
+        nn.init.zeros_(bias)
 
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d)

@@ -1,6 +1,6 @@
 """SimVP: ConvSC encoder -> (quantizer) -> translator -> (quantizer) -> ConvSC decoder.
 
-Behaviour: ../shared/reference/svq-spec.md section 1a. One call maps T input frames to T
+Behaviour: docs/reference/official-behaviour.md §2. One call maps T input frames to T
 output frames; `SimVP.forward` adapts that to `out_frames` like the official method
 wrapper (keep the first frames, or roll out autoregressively with gradients through every
 call). Time is folded into the batch for the encoder/decoder and into the channels for the
@@ -11,20 +11,72 @@ translator. Submodule names mirror OpenSTL (`enc.enc.{i}.conv.conv`, `dec.readou
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from svqcast.errors import DataError
+from svqcast.errors import DataError, UsageError
 from svqcast.models.layers import trunc_normal_
-from svqcast.models.quantizers.base import Quantizer
+from svqcast.models.quantizers.base import Quantizer, QuantizerOutput
+
+
+@dataclass
+class ModelOutput:
+    """What `forward_with_aux` returns (the loss travels with the output, as in nanoGPT).
+
+    pred:        (B, T_out, C, H, W) normalised prediction.
+    aux_loss:    scalar the trainer adds with weight `train.aux_loss_weight`; exactly
+                 zero without a quantizer or in eval mode (SVQ itself adds none).
+    diagnostics: the quantizer's cheap scalars of the last network call (e.g. VQ
+                 perplexity); empty without a quantizer.
+    """
+
+    pred: torch.Tensor
+    aux_loss: torch.Tensor
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ReturnsAux(Protocol):
+    """A model that returns its auxiliary loss: `forward_with_aux(x)`, and the same
+    :class:`ModelOutput` from `model(x, return_aux=True)` (the form that works through
+    DistributedDataParallel). The trainer and `evaluate` use it when a model has it."""
+
+    def forward_with_aux(self, x: torch.Tensor) -> ModelOutput: ...
 
 
 def sampling_generator(n: int, reverse: bool = False) -> list[bool]:
     """Which ConvSC layers change resolution: [False, True] * (N // 2)."""
     samplings = ([False, True] * (n // 2))[:n]
     return list(reversed(samplings)) if reverse else samplings
+
+
+RESIDUALS = ("none", "last", "yesterday")
+
+
+def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | None:
+    """For `model.residual`: which input frame each of the T output frames of one network
+    call adds to the network's output (None: no residual).
+
+    * ``"last"``: the last input frame for every output (the net predicts the change since
+      initialisation, so an untrained net is persistence);
+    * ``"yesterday"``: the input frame `period` frames before each output's time (with
+      hourly data and period 24, the same hour one day earlier), or a whole number of
+      periods before when an output lies more than one period ahead. Needs T >= period so
+      that frame is among the inputs.
+    """
+    if residual not in RESIDUALS:
+        raise UsageError(f"model.residual: unknown '{residual}'; use one of {', '.join(RESIDUALS)}")
+    if residual == "none":
+        return None
+    if residual == "last":
+        return [t - 1] * t
+    if period < 1 or t < period:
+        raise UsageError(f"model.residual = 'yesterday' needs model.in_shape[0] (T_in = {t}) >= "
+                         f"model.residual_period ({period}); lengthen the input or use residual = 'last'")
+    return [t - 1 + j + 1 - period * -(-(j + 1) // period) for j in range(t)]
 
 
 class BasicConv2d(nn.Module):
@@ -44,7 +96,8 @@ class BasicConv2d(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(x)))
@@ -53,7 +106,9 @@ class BasicConv2d(nn.Module):
 class ConvSC(nn.Module):
     """One encoder/decoder layer: stride 2 when downsampling, PixelShuffle when upsampling."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int = 3, downsampling: bool = False, upsampling: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int = 3, downsampling: bool = False, upsampling: bool = False
+    ) -> None:
         super().__init__()
         stride = 2 if downsampling else 1
         padding = (kernel - stride + 1) // 2
@@ -77,7 +132,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self.enc[0](x)
         latent = skip
-        for layer in self.enc[1:]:
+        for layer in list(self.enc)[1:]:
             latent = layer(latent)
         return latent, skip
 
@@ -92,7 +147,7 @@ class Decoder(nn.Module):
         self.readout = nn.Conv2d(c_hid, c_out, 1)
 
     def forward(self, hid: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        for layer in self.dec[:-1]:
+        for layer in list(self.dec)[:-1]:
             hid = layer(hid)
         return self.readout(self.dec[-1](hid + skip))
 
@@ -100,9 +155,12 @@ class Decoder(nn.Module):
 class SimVP(nn.Module):
     """SimVP (+ optional quantizer) mapping (B, T_in, C, H, W) -> (B, T_out, C, H, W).
 
-    After every forward, `aux_loss` holds the quantizer's auxiliary loss of the last call
-    (a zero scalar without a quantizer or in eval mode) and `quantizer_diagnostics` its
-    diagnostics dict, so the return value stays a plain tensor (contracts.md).
+    `model(x)` returns the prediction tensor, so the module drops into any PyTorch code;
+    `model.forward_with_aux(x)` (or `model(x, return_aux=True)`, which also works through
+    DistributedDataParallel) returns a :class:`ModelOutput` with the quantizer's auxiliary
+    loss and diagnostics. Nothing is kept on the module between calls. With `residual`
+    (see :func:`residual_base_index`) each network call adds an input frame to its output,
+    so the network learns the change from a simple forecast; it adds no parameters.
     """
 
     def __init__(
@@ -119,11 +177,16 @@ class SimVP(nn.Module):
         spatio_kernel_enc: int = 3,
         spatio_kernel_dec: int = 3,
         translator_name: str = "",
+        residual: str = "none",
+        residual_period: int = 24,
     ) -> None:
         super().__init__()
         t, c, h, w = in_shape
         self.in_shape = (int(t), int(c), int(h), int(w))
         self.out_frames = int(out_frames)
+        self.residual = residual
+        self.residual_period = int(residual_period)
+        self._base_index = residual_base_index(self.in_shape[0], residual, self.residual_period)
         self.hid_S = hid_S
         self.stride = 2 ** (N_S // 2)
         self.post_vq = post_vq
@@ -132,35 +195,43 @@ class SimVP(nn.Module):
         self.dec = Decoder(hid_S, c, N_S, spatio_kernel_dec)
         self.quantizer = quantizer
         self.hid = translator
-        self.aux_loss: torch.Tensor = torch.zeros(())
-        self.quantizer_diagnostics: dict[str, Any] = {}
-        self._last_aux: torch.Tensor | None = None
+        if self._base_index is not None:
+            # start exactly at the base forecast: the network learns a correction to it
+            nn.init.zeros_(self.dec.readout.weight)
+            if self.dec.readout.bias is not None:
+                nn.init.zeros_(self.dec.readout.bias)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         """(hid_S, H', W') of one frame's latent."""
         _, _, h, w = self.in_shape
-        return self.hid_S, h // self.stride, w // self.stride
+        return self.hid_S, -(-h // self.stride), -(-w // self.stride)
 
-    def _quantize(self, z: torch.Tensor) -> torch.Tensor:
-        assert self.quantizer is not None
-        out = self.quantizer(z)
-        self._last_aux = out.aux_loss
-        self.quantizer_diagnostics = dict(out.diagnostics)
-        return out.quantized
-
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        """One official model call: T frames in, T frames out."""
+    def _step(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput | None]:
+        """One official model call (T frames in, T frames out) and the quantizer's output."""
         b, t, c, h, w = x.shape
-        latent, skip = self.enc(x.reshape(b * t, c, h, w))
+        frames = x.reshape(b * t, c, h, w)
+        ph, pw = -h % self.stride, -w % self.stride
+        if ph or pw:  # any grid: pad bottom/right to the encoder stride, crop the output back
+            frames = nn.functional.pad(frames, (0, pw, 0, ph), mode="replicate")
+        latent, skip = self.enc(frames)
+        q: QuantizerOutput | None = None
         if self.quantizer is not None and not self.post_vq:
-            latent = self._quantize(latent)
+            q = self.quantizer(latent)
+            latent = q.quantized
         _, cl, hl, wl = latent.shape
         z = self.hid(latent.reshape(b, t * cl, hl, wl)).reshape(b * t, cl, hl, wl)
         if self.quantizer is not None and self.post_vq:
-            z = self._quantize(z)
-        y = self.dec(z, skip)
-        return y.reshape(b, t, c, h, w)
+            q = self.quantizer(z)
+            z = q.quantized
+        y = self.dec(z, skip)[..., :h, :w].reshape(b, t, c, h, w)
+        if self._base_index is not None:  # model.residual: the network predicts the change
+            y = y + x[:, self._base_index]
+        return y, q
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One official model call: T frames in, T frames out."""
+        return self._step(x)[0]
 
     def _check_input(self, x: torch.Tensor) -> None:
         t, c, h, w = self.in_shape
@@ -170,39 +241,38 @@ class SimVP(nn.Module):
                 "build the model with matching model.in_shape"
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_aux(self, x: torch.Tensor) -> ModelOutput:
+        """The prediction, the quantizer's auxiliary loss and its diagnostics.
+
+        Roll-outs longer than T_in call the network several times; like the official code,
+        the auxiliary loss and diagnostics are those of the last call. The loss is an exact
+        zero scalar without a quantizer and in eval mode.
+        """
         self._check_input(x)
-        self._last_aux = None
-        self.quantizer_diagnostics = {}
         t_in, t_out = x.shape[1], self.out_frames
+        last: QuantizerOutput | None = None
         if t_out <= t_in:
-            y = self.step(x)[:, :t_out]
+            y, last = self._step(x)
+            y = y[:, :t_out]
         else:
             preds, cur = [], x
             for _ in range(t_out // t_in):
-                cur = self.step(cur)
+                cur, last = self._step(cur)
                 preds.append(cur)
             rest = t_out % t_in
             if rest:
-                cur = self.step(cur)
+                cur, last = self._step(cur)
                 preds.append(cur[:, :rest])
             y = torch.cat(preds, dim=1)
-        aux = self._last_aux
-        if aux is None or not self.training:
-            aux = y.new_zeros(())
-        self.aux_loss = aux
-        return y
+        aux = last.aux_loss if last is not None and self.training else y.new_zeros(())
+        diagnostics = dict(last.diagnostics) if last is not None else {}
+        return ModelOutput(y, aux, diagnostics)
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles carry the last aux loss detached: a tensor inside an autograd
-        graph cannot be deep-copied (e.g. `copy.deepcopy(model)` for a best-model snapshot)."""
-        state = self.__dict__.copy()
-        state["aux_loss"] = self.aux_loss.detach()
-        state["_last_aux"] = None
-        state["quantizer_diagnostics"] = {
-            k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in self.quantizer_diagnostics.items()
-        }
-        return state
+    def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | ModelOutput:
+        """The prediction tensor; with `return_aux=True` the :class:`ModelOutput`."""
+        out = self.forward_with_aux(x)
+        return out if return_aux else out.pred
 
     def extra_repr(self) -> str:
-        return f"in_shape={self.in_shape}, out_frames={self.out_frames}, post_vq={self.post_vq}"
+        extra = f", residual={self.residual!r}" if self._base_index is not None else ""
+        return f"in_shape={self.in_shape}, out_frames={self.out_frames}, post_vq={self.post_vq}{extra}"

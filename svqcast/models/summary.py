@@ -5,7 +5,7 @@ and no compute. Two FLOP numbers are reported:
 
 * `flops`: the paper / OpenSTL convention (fvcore on `torch.ones(1, T, C, H, W)`, one model
   call), with SVQ counted in its official *materialised* form (W = MLP(x), then W @ M);
-  this is what reference-numbers.json and the paper's Table 12 list.
+  this is what the paper's Table 12 and docs/reference/official-behaviour.md §8 list.
 * `flops_fused`: what svqcast actually executes (the fused SVQ never builds W), counted
   exactly: unlike fvcore it includes convolutions with `padding="same"` (ConvMixer's
   depthwise 11x11), which fvcore silently skips.
@@ -22,6 +22,7 @@ from torch import nn
 
 from svqcast.models.factory import build_model_from_config
 from svqcast.models.flops import count_flops
+from svqcast.models.simvp import SimVP
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -32,7 +33,7 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 
 def _set_fused(model: nn.Module, fused: bool) -> list[tuple[nn.Module, bool]]:
-    changed = []
+    changed: list[tuple[nn.Module, bool]] = []
     for m in model.modules():
         if hasattr(m, "fused") and isinstance(m.fused, bool):
             changed.append((m, m.fused))
@@ -54,14 +55,14 @@ def model_flops(
     changed = _set_fused(model, fused)
     out_frames = getattr(model, "out_frames", None)
     if out_frames is not None:
-        model.out_frames = int(x.shape[1])  # type: ignore[assignment]
+        model.out_frames = int(x.shape[1])  # type: ignore[assignment]  # a plain int attribute (see above)
     try:
         report = count_flops(model, x, fvcore_quirks=fvcore_quirks)
     finally:
         for m, old in changed:
-            m.fused = old
+            m.fused = old  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors/modules only
         if out_frames is not None:
-            model.out_frames = out_frames  # type: ignore[assignment]
+            model.out_frames = out_frames
     return {"total": report.total, "by_module": report.by_module, "by_op": report.by_op}
 
 
@@ -85,15 +86,16 @@ def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         # Some third-party quantizers (vector-quantize-pytorch) call .item() or copy data
         # while building or running: count those on a real CPU model instead.
         model, paper, fused = _build_and_count(cfg, in_shape, "cpu")
+    assert isinstance(model, SimVP)  # the only architecture (`arch` below)
     params, trainable = count_params(model)
     t, c, h, w = in_shape
     out_frames = int(model_cfg.get("out_frames", t))
-    quantizer = model.quantizer  # type: ignore[attr-defined]
+    quantizer = model.quantizer
     calls = 1 if out_frames <= t else -(-out_frames // t)
     return {
         "name": cfg.get("name", "custom"),
         "arch": "simvp",
-        "translator": model.translator_name,  # type: ignore[attr-defined]
+        "translator": model.translator_name,
         "quantizer": str(model_cfg.get("quantizer", "none")),
         "params": params,
         "trainable_params": trainable,
@@ -108,7 +110,7 @@ def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "input_shape": [1, t, c, h, w],
         "output_shape": [1, out_frames, c, h, w],
-        "latent_shape": list(model.latent_shape),  # type: ignore[attr-defined]
+        "latent_shape": list(model.latent_shape),
         "model_calls": calls,
         "flops_fused_per_forecast": fused["total"] * calls,
     }

@@ -4,7 +4,8 @@ The modules come from lucidrains' vector-quantize-pytorch (https://github.com/lu
 vector-quantize-pytorch), an optional extra: `pip install 'svqcast[vq]'`. Importing this
 file never imports the library; building a baseline without it raises MissingExtraError.
 
-Settings are the official configs' (`configs/weather/t2m_5_625/ablation_vq/*.py`, spec 1b),
+Settings are the official configs' (`configs/weather/t2m_5_625/ablation_vq/*.py`,
+docs/reference/official-behaviour.md §4.1),
 not Table 11's where the two differ (VQ codebook 1024 not 512, GRVQ groups 2, RVQ without
 stochastic sampling). The official code pinned vector-quantize-pytorch 1.12.5; newer
 releases changed some defaults, which we pin back to the 1.12.5 behaviour:

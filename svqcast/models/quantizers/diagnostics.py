@@ -1,6 +1,6 @@
 """Code-usage diagnostics for SVQ (paper Fig. 5/6, Table 13) and the VQ baselines.
 
-SVQ (spec 1b, "Perplexity"): on the regression weights W (tokens x N) of a batch,
+SVQ (docs/reference/official-behaviour.md §3.4): on the regression weights W (tokens x N) of a batch,
 
 1. z = |W - mean(W)| / std(W), one global mean and (unbiased, like `torch.std`) std over
    every entry;
@@ -21,7 +21,8 @@ the empirical distribution of the selected code indices, per codebook layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -98,8 +99,17 @@ def weight_statistics(
     return out
 
 
+@runtime_checkable
+class HasCodeWeights(Protocol):
+    """What `svq_diagnostics` needs of a quantizer (SVQ and SVQ-raw have both)."""
+
+    codebook_size: int
+
+    def code_weights(self, z: torch.Tensor, chunk_size: int | None = None) -> Iterator[torch.Tensor]: ...
+
+
 def svq_diagnostics(
-    quantizer: torch.nn.Module,
+    quantizer: HasCodeWeights,
     z: torch.Tensor,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     chunk_rows: int | None = None,
@@ -109,7 +119,7 @@ def svq_diagnostics(
     `quantizer` must have `code_weights(z, chunk_size)` yielding W in row chunks (SVQ and
     SVQ-raw do). Default chunk: about 4M entries (32 MB in float64), whatever N is.
     """
-    n = int(getattr(quantizer, "codebook_size"))
+    n = int(quantizer.codebook_size)
     rows = chunk_rows or max(1, CHUNK_ELEMENTS // max(n, 1))
 
     def chunks() -> Iterable[torch.Tensor]:

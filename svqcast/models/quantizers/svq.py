@@ -1,7 +1,7 @@
 """Sparse Vector Quantization (SVQ), fused so the (tokens x N) weight matrix is never built.
 
 Paper: "Sparse Vector Quantization for spatiotemporal forecasting" (SVQ), arXiv:2312.03406.
-Official behaviour: ../shared/reference/svq-spec.md section 1b.
+Official behaviour: docs/reference/official-behaviour.md §3.
 
 Each latent token x (length C) is mapped to regression weights over a codebook M (N x C)::
 
@@ -34,7 +34,7 @@ DEFAULT_CHUNK = 8192
 
 
 def init_codebook(weight: torch.Tensor, method: str) -> None:
-    """Codebook initialisations of the official code (spec 1b, `init_method`)."""
+    """Codebook initialisations of the official code (docs/reference/official-behaviour.md §3.3)."""
     with torch.no_grad():
         if method == "normal":
             nn.init.normal_(weight)  # std 1: the t2m main configs

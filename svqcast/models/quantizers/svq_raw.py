@@ -2,7 +2,7 @@
 
 The paper's Table 6 row "SVQ-raw" and Figure 1 compare SVQ with the sparse-coding
 quantizer it approximates (SC-VAE, arXiv:2303.16666, which unrolls LISTA). The official
-repository does not contain it (spec 1b, "SVQ-raw"), so this is our own implementation of
+repository does not contain it (docs/reference/official-behaviour.md §4.2), so this is our own implementation of
 the textbook algorithm, kept deliberately *honest*: it forms the N x N Gram (lateral)
 matrix and pays O(N^2) per token per iteration, which is exactly the cost SVQ avoids.
 

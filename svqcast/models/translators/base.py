@@ -1,7 +1,7 @@
 """The MetaFormer translator (`MidMetaNet`) and the translator registry.
 
 A translator maps `(B, T*hid_S, H', W')` to the same shape: time is folded into channels
-(spec 1a, "Translator: MidMetaNet"). Every family except IncepU is a stack of N_T
+(docs/reference/official-behaviour.md §2.3). Every family except IncepU is a stack of N_T
 `MetaBlock`s around one *sub-block* type; a family registers a sub-block factory with
 `@register_subblock(name)`, and `TRANSLATORS[name]` then builds the whole stack. A name is
 the entry point (timm style): presets and tests only ever say `translator = "swin"`.
@@ -117,7 +117,8 @@ class MidMetaNet(nn.Module):
         plan += [(channel_hid, channel_in)]
         blocks = []
         for i, (c_in, c_out) in enumerate(plan):
-            spec = BlockSpec(c_in, c_out, i, tuple(resolution), mlp_ratio, drop, dpr[i], dict(options or {}))
+            res = (int(resolution[0]), int(resolution[1]))
+            spec = BlockSpec(c_in, c_out, i, res, mlp_ratio, drop, dpr[i], dict(options or {}))
             blocks.append(MetaBlock(factory(spec), c_in, c_out))
         self.enc = nn.Sequential(*blocks)
 

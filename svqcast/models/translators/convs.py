@@ -1,5 +1,5 @@
 """Convolutional MetaFormer families: ConvMixer, ConvNeXt, PoolFormer, HorNet, MogaNet
-(spec 1a, block catalogue; attribute names follow the official/timm modules)."""
+(docs/reference/official-behaviour.md §2.4; attribute names follow the official/timm modules)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ class PoolFormerBlock(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.GroupNorm):
                 init_norm(m)
 
@@ -131,7 +132,7 @@ class GnConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = self.proj_in(x)
-        pwa, abc = torch.split(fused, (self.dims[0], sum(self.dims)), dim=1)
+        pwa, abc = torch.split(fused, [self.dims[0], sum(self.dims)], dim=1)
         dw = torch.split(self.dwconv(abc) * self.scale, self.dims, dim=1)
         x = pwa * dw[0]
         for i in range(self.order - 1):
@@ -178,7 +179,8 @@ class MultiOrderDWConv(nn.Module):
     """dw 5x5 on all channels; on the [1, 3, 4]/8 channel split, dw 5x5 dilation 2 on the
     3/8 part and dw 7x7 dilation 3 on the 4/8 part; then a 1x1 `PW_conv`."""
 
-    def __init__(self, dim: int, dilation: tuple[int, int, int] = (1, 2, 3), split: tuple[int, int, int] = (1, 3, 4)) -> None:
+    def __init__(self, dim: int, dilation: tuple[int, int, int] = (1, 2, 3),
+                 split: tuple[int, int, int] = (1, 3, 4)) -> None:
         super().__init__()
         total = sum(split)
         self.embed_dims_1 = int(split[1] / total * dim)

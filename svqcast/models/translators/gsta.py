@@ -1,4 +1,4 @@
-"""Large-kernel-attention families: gSTA (SimVP v2), TAU and VAN (spec 1a, block catalogue).
+"""Large-kernel-attention families: gSTA (SimVP v2), TAU and VAN (docs/reference/official-behaviour.md §2.4).
 
 All three share the residual pattern
     x = x + DP(ls1 * attn(BN(x)));  x = x + DP(ls2 * MixMlp(BN(x)))

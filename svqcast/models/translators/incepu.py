@@ -1,4 +1,4 @@
-"""IncepU (SimVP v1): a U-Net of gInception_ST blocks (spec 1a, "MidIncepNet").
+"""IncepU (SimVP v1): a U-Net of gInception_ST blocks (docs/reference/official-behaviour.md §2.3).
 
 No drop path and no custom init: everything keeps PyTorch's defaults, like the original.
 """
@@ -33,7 +33,8 @@ class GroupConv2d(nn.Module):
 class GInceptionST(nn.Module):
     """1x1 conv to C_hid, then the *sum* of one GroupConv2d branch per kernel size."""
 
-    def __init__(self, c_in: int, c_hid: int, c_out: int, kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8) -> None:
+    def __init__(self, c_in: int, c_hid: int, c_out: int, kernels: Sequence[int] = (3, 5, 7, 11),
+                 groups: int = 8) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_hid, 1)
         self.layers = nn.Sequential(*[GroupConv2d(c_hid, c_out, k, groups) for k in kernels])
@@ -50,7 +51,8 @@ class MidIncepNet(nn.Module):
     """Encoder: channel_in -> hid, then N_T - 1 blocks hid -> hid (the first N_T - 1 outputs
     are skips). Decoder: hid -> hid, then cat(z, skip) 2 hid -> hid ..., last 2 hid -> channel_in."""
 
-    def __init__(self, channel_in: int, channel_hid: int, n_blocks: int, kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8) -> None:
+    def __init__(self, channel_in: int, channel_hid: int, n_blocks: int, kernels: Sequence[int] = (3, 5, 7, 11),
+                 groups: int = 8) -> None:
         super().__init__()
         if n_blocks < 2:
             raise ValueError(f"IncepU needs N_T >= 2, got {n_blocks}")

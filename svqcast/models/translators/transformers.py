@@ -2,12 +2,13 @@
 
 The official code takes Swin/ViT/MLP-Mixer blocks from timm 0.6 and overrides `forward`;
 these re-implementations keep timm's attribute names (state-dict compatible) and the
-spec's hyperparameters (8 heads, qkv bias, mlp_ratio 8, inits in spec 1a).
+spec's hyperparameters (8 heads, qkv bias, mlp_ratio 8, inits in docs/reference/official-behaviour.md §2.4).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from svqcast.models.layers import (
@@ -24,16 +25,50 @@ from svqcast.models.layers import (
 )
 from svqcast.models.translators.base import BlockSpec, register_subblock
 
+#: Default of `Attention.fused_attn` for modules built from now on (`set_fused_attn_default`).
+_FUSED_ATTN_DEFAULT = [True]
+
+
+def fused_attn_default() -> bool:
+    """Whether newly built attention modules use `scaled_dot_product_attention`."""
+    return _FUSED_ATTN_DEFAULT[0]
+
+
+def set_fused_attn_default(enabled: bool) -> None:
+    """Process-wide default for new attention modules (existing ones keep their flag); the
+    config key `model.fused_attn` sets it per model instead."""
+    _FUSED_ATTN_DEFAULT[0] = bool(enabled)
+
+
+def set_fused_attn(model: nn.Module, enabled: bool) -> int:
+    """Switch every attention module of `model` between the fused and the explicit path;
+    returns how many were switched. No parameter or buffer changes."""
+    mods = [m for m in model.modules() if isinstance(m, Attention)]
+    for m in mods:
+        m.fused_attn = bool(enabled)
+    return len(mods)
+
 
 class Attention(nn.Module):
-    """Multi-head self-attention with explicit matmuls (`attn.qkv`, `attn.proj`), as timm 0.6
-    and the vendored Uniformer write it; optional additive bias/mask on the logits."""
+    """Multi-head self-attention (`attn.qkv`, `attn.proj`, timm's names) with an optional
+    additive bias/mask on the logits.
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    Two paths compute the same function: `fused_attn=True` calls
+    `F.scaled_dot_product_attention` (one fused kernel: no (n x n) logits kept for the
+    backward on CPU flash kernels, SDPA backends on GPU); `fused_attn=False` writes the
+    matmuls out as timm 0.6 and the vendored Uniformer do, and is what the float64 oracle
+    tests pin down. The flag is a plain attribute, not state: checkpoints do not see it.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0,
+        fused_attn: bool | None = None,
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         head_dim = dim // num_heads
         self.scale = head_dim**-0.5
+        self.fused_attn = fused_attn_default() if fused_attn is None else bool(fused_attn)
         self.qkv = nn.Linear(dim, head_dim * num_heads * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(head_dim * num_heads, dim)
@@ -45,18 +80,48 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, _ = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+        q, k, v = qkv.unbind(0)  # (b, heads, n, head_dim) each
+        if self.fused_attn:
+            out = self._fused(q, k, v, mask)
+        else:
+            out = self._explicit(q, k, v, mask)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+
+    def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """softmax(q k^T * scale + bias + mask) v with the logits materialised."""
+        b, heads, n, _ = q.shape
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (b, heads, n, n)
         bias = self.logits_bias()
         if bias is not None:
             attn = attn + bias.unsqueeze(0)
         if mask is not None:  # (nW, n, n): windows of one image are consecutive in the batch
             nw = mask.shape[0]
-            attn = attn.view(b // nw, nw, self.num_heads, n, n) + mask[None, :, None]
-            attn = attn.view(b, self.num_heads, n, n)
+            attn = attn.view(b // nw, nw, heads, n, n) + mask[None, :, None]
+            attn = attn.view(b, heads, n, n)
         attn = self.attn_drop(attn.softmax(dim=-1))
-        x = (attn @ v).transpose(1, 2).reshape(b, n, -1)
-        return self.proj_drop(self.proj(x))
+        return attn @ v
+
+    def _fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The same through SDPA. Bias (heads, n, n) and window mask (nW, n, n) are summed
+        into one additive mask; with a window mask the batch is viewed as (images, windows)
+        so the mask broadcasts over images instead of being copied per window."""
+        bias = self.logits_bias()
+        add = None if bias is None else bias.unsqueeze(0)  # (1, heads, n, n)
+        if mask is not None:
+            nw = mask.shape[0]
+            add = mask.unsqueeze(1) if add is None else add + mask.unsqueeze(1)  # (nW, heads|1, n, n)
+            q, k, v = (t.unflatten(0, (-1, nw)) for t in (q, k, v))
+        if add is not None:
+            add = add.to(q.dtype)
+        p = self.attn_drop.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=add, dropout_p=p, scale=self.scale)
+        return out.flatten(0, 1) if mask is not None else out
+
+
+def _fused_option(spec: BlockSpec) -> bool | None:
+    """`model.fused_attn` from the config (None: the process-wide default)."""
+    value = spec.options.get("fused_attn")
+    return None if value is None else bool(value)
 
 
 # ---------------------------------------------------------------------------------- Swin
@@ -99,8 +164,11 @@ def shift_attention_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
 class WindowAttention(Attention):
     """Attention inside ws x ws windows with a learned relative-position bias."""
 
-    def __init__(self, dim: int, ws: int, num_heads: int = 8, qkv_bias: bool = True, proj_drop: float = 0.0) -> None:
-        super().__init__(dim, num_heads, qkv_bias, 0.0, proj_drop)
+    def __init__(
+        self, dim: int, ws: int, num_heads: int = 8, qkv_bias: bool = True, proj_drop: float = 0.0,
+        fused_attn: bool | None = None,
+    ) -> None:
+        super().__init__(dim, num_heads, qkv_bias, 0.0, proj_drop, fused_attn)
         self.window_size = ws
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
         self.register_buffer("relative_position_index", relative_position_index(ws))
@@ -141,7 +209,7 @@ class SwinBlock(nn.Module):
         self.shift_size = shift
         self.shift_mask = shift_mask
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, ws, 8, True, spec.drop)
+        self.attn = WindowAttention(dim, ws, 8, True, spec.drop, _fused_option(spec))
         self.drop_path = maybe_drop_path(spec.drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * spec.mlp_ratio), drop=spec.drop)
@@ -185,7 +253,7 @@ class ViTBlock(nn.Module):
         super().__init__()
         dim = spec.dim
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, 8, True, 0.0, spec.drop)
+        self.attn = Attention(dim, 8, True, 0.0, spec.drop, _fused_option(spec))
         self.drop_path = maybe_drop_path(spec.drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * spec.mlp_ratio), drop=spec.drop)
@@ -266,7 +334,7 @@ class UniformerBlock(nn.Module):
                     init_norm(m)
         else:
             self.norm1 = nn.LayerNorm(dim)
-            self.attn = Attention(dim, 8, True, 0.0, spec.drop)
+            self.attn = Attention(dim, 8, True, 0.0, spec.drop, _fused_option(spec))
             self.norm2 = nn.LayerNorm(dim)
             self.mlp = Mlp(dim, hidden, drop=spec.drop)
             self.gamma_1 = nn.Parameter(init_value * torch.ones(dim))

@@ -5,8 +5,8 @@
   never leaves a torn line, and a resumed run drops rows of epochs it is about to redo.
 * TensorBoard scalars under ``RUN/tensorboard/`` when ``train.tensorboard = true``
   (needs the ``tensorboard`` extra).
-* Progress on stderr: Rich bars (epoch and step, loss, ETA) on a terminal, plain log
-  lines otherwise (CI logs, ``nohup``), nothing with ``progress="none"``.
+* Progress through an injected :class:`ProgressSink`: plain log lines on stderr here
+  (CI logs, ``nohup``), nothing with ``progress="none"``; the CLI injects Rich bars.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from svqcast.errors import MissingExtraError
+from svqcast.errors import MissingExtraError, UsageError
 from svqcast.fsutil import atomic_write_text
 
 COLUMNS = (
@@ -108,14 +108,22 @@ def _fmt_seconds(sec: float) -> str:
     return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
-class Progress:
-    """Progress reporting; the base class is silent (``progress="none"``, ranks > 0)."""
+class ProgressSink:
+    """Where training reports progress; this base class is silent (``progress="none"``,
+    ranks > 0). The CLI injects a Rich implementation (svqcast/cli/progress.py), so the
+    library never imports Rich.
+
+    ``step`` is called after every optimizer step and must stay cheap; ``log`` only at the
+    loop's log points, where the loss has already been copied to the host.
+    """
 
     def start(self, first_epoch: int, epochs: int) -> None: ...
 
     def start_epoch(self, epoch: int, steps: int, lr: float) -> None: ...
 
-    def step(self, done: int, loss: float) -> None: ...
+    def step(self, done: int) -> None: ...
+
+    def log(self, done: int, loss: float) -> None: ...
 
     def end_epoch(self, row: Mapping[str, Any]) -> None: ...
 
@@ -124,7 +132,8 @@ class Progress:
     def close(self) -> None: ...
 
 
-def _epoch_line(row: Mapping[str, Any], epochs: int) -> str:
+def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
+    """The one-line summary of a finished epoch (plain and Rich progress print it)."""
     val = row.get("val_loss")
     val_s = f"{val:.5f}" if isinstance(val, float) else "-"
     return (
@@ -134,7 +143,7 @@ def _epoch_line(row: Mapping[str, Any], epochs: int) -> str:
     )
 
 
-class PlainProgress(Progress):
+class PlainProgress(ProgressSink):
     """Timestamped lines on stderr: one per epoch, plus a few within long epochs."""
 
     def __init__(self, stream: Any = None, lines_per_epoch: int = 4) -> None:
@@ -143,6 +152,7 @@ class PlainProgress(Progress):
         self.epochs = 0
         self._steps = 0
         self._epoch = 0
+        self._next_line = 0
         self._t0 = time.perf_counter()
 
     def _print(self, text: str) -> None:
@@ -156,84 +166,39 @@ class PlainProgress(Progress):
 
     def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
         self._epoch, self._steps, self._t0 = epoch, steps, time.perf_counter()
+        self._next_line = max(1, steps // self.lines_per_epoch)
 
-    def step(self, done: int, loss: float) -> None:
+    def log(self, done: int, loss: float) -> None:
+        if done < self._next_line or done >= self._steps:
+            return
         every = max(1, self._steps // self.lines_per_epoch)
-        if done % every == 0 and done < self._steps:
-            elapsed = time.perf_counter() - self._t0
-            eta = elapsed / done * (self._steps - done)
-            self._print(
-                f"epoch {self._epoch + 1}/{self.epochs} step {done}/{self._steps} "
-                f"loss {loss:.5f} eta {_fmt_seconds(eta)}"
-            )
+        self._next_line = (done // every + 1) * every
+        elapsed = time.perf_counter() - self._t0
+        eta = elapsed / done * (self._steps - done)
+        self._print(
+            f"epoch {self._epoch + 1}/{self.epochs} step {done}/{self._steps} "
+            f"loss {loss:.5f} eta {_fmt_seconds(eta)}"
+        )
 
     def end_epoch(self, row: Mapping[str, Any]) -> None:
-        self._print(_epoch_line(row, self.epochs))
+        self._print(epoch_line(row, self.epochs))
 
     def message(self, text: str) -> None:
         self._print(text)
 
 
-class RichProgress(Progress):
-    """Two Rich bars on stderr: epochs, and steps of the current epoch (loss, ETA)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as _RichProgress
-
-        self.console = Console(stderr=True, highlight=False)
-        self.bars = _RichProgress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
-        self.epochs = 0
-        self._epoch_task: Any = None
-        self._step_task: Any = None
-
-    def start(self, first_epoch: int, epochs: int) -> None:
-        self.epochs = epochs
-        self.bars.start()
-        self._epoch_task = self.bars.add_task("epochs", total=epochs, completed=first_epoch, info="")
-
-    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
-        if self._step_task is not None:
-            self.bars.remove_task(self._step_task)
-        self._step_task = self.bars.add_task(
-            f"epoch {epoch + 1}", total=steps, info=f"lr {lr:.3g}"
-        )
-
-    def step(self, done: int, loss: float) -> None:
-        self.bars.update(self._step_task, completed=done, info=f"loss {loss:.5f}")
-
-    def end_epoch(self, row: Mapping[str, Any]) -> None:
-        self.bars.console.print(_epoch_line(row, self.epochs))
-        self.bars.update(self._epoch_task, completed=int(row["epoch"]) + 1)
-
-    def message(self, text: str) -> None:
-        self.bars.console.print(text)
-
-    def close(self) -> None:
-        self.bars.stop()
-
-
-def make_progress(kind: str = "auto", enabled: bool = True) -> Progress:
-    """``auto``: Rich on a terminal, plain lines otherwise; ``rich``, ``plain``, ``none``."""
-    if not enabled or kind == "none":
-        return Progress()
-    if kind == "auto":
-        kind = "rich" if sys.stderr.isatty() else "plain"
-    return RichProgress() if kind == "rich" else PlainProgress()
+def make_progress(kind: str | ProgressSink = "auto", enabled: bool = True) -> ProgressSink:
+    """A sink for ``kind``: ``auto``/``plain`` (lines on stderr), ``none``, or a
+    :class:`ProgressSink` instance (e.g. the CLI's Rich bars), used as given."""
+    if not enabled:
+        return ProgressSink()
+    if isinstance(kind, ProgressSink):
+        return kind
+    if kind == "none":
+        return ProgressSink()
+    if kind in ("auto", "plain"):
+        return PlainProgress()
+    raise UsageError(
+        f"progress={kind!r}: choose auto, plain or none, or pass a ProgressSink "
+        "(the CLI's `progress` rich passes svqcast.cli.progress.RichProgress)"
+    )

@@ -36,7 +36,8 @@ STATE_VERSION = 1
 
 @dataclass
 class EarlyStopping:
-    """The official rule (spec 1c): stop after `patience` epochs strictly worse than the best.
+    """The official rule (docs/reference/official-behaviour.md §5.4): stop after `patience`
+    epochs strictly worse than the best.
 
     * ``val < best``: a strict improvement; the counter resets.
     * ``val > best``: the counter grows by one; training stops when it reaches `patience`.
@@ -154,7 +155,8 @@ def load_trainer_state(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise DataError(f"{path}: no trainer state to resume from") from None
     except Exception as exc:  # unpickling errors of a corrupt or foreign file
-        raise DataError(f"{path}: unreadable trainer state ({exc}); start a new run") from None
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise DataError(f"{path}: unreadable trainer state ({first[:160]}); start a new run") from None
     if payload.get("version") != STATE_VERSION:
         raise DataError(f"{path}: trainer state version {payload.get('version')} is not supported")
     return payload

@@ -1,4 +1,4 @@
-"""Learning-rate schedules of the official recipe (svq-spec.md section 1c).
+"""Learning-rate schedules of the official recipe (docs/reference/official-behaviour.md §5.3).
 
 Two schedules, with the official stepping semantics kept exactly:
 

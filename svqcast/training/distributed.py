@@ -40,14 +40,17 @@ class DistEnv:
         return self.rank == 0
 
 
-def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` takes the GPU when there is one; ``cpu`` / ``cuda`` force the choice."""
+def pick_device(preference: str, local_rank: int = 0, option: str = "`overrides` train.device=") -> torch.device:
+    """``auto`` takes the GPU when there is one; ``cpu`` / ``cuda`` force the choice.
+    `option` is how the caller's user sets the device, for the message (parameters marked
+    as in svqcast.errors)."""
     preference = preference.lower()
     if preference == "cpu":
         return torch.device("cpu")
     if preference in {"cuda", "gpu"} or (preference == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise UsageError("train.device = 'cuda' but no GPU is visible; use --set train.device=cpu")
+            raise UsageError(f"{option}{preference}: no CUDA GPU is visible to PyTorch on this machine; "
+                             f"use {option}cpu (or {option}auto)")
         return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
     if preference == "auto":
         return torch.device("cpu")
@@ -98,7 +101,10 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, sync_batchnorm: bool = Fals
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The module inside a DistributedDataParallel wrapper (the model itself otherwise)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return model.module if isinstance(model, DDP) else model
 
 
 def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:

@@ -1,0 +1,167 @@
+"""`svqcast prepare PATH --name NAME`: the user's own file -> a standard store + user catalog entry.
+
+The same store, statistics and manifest as catalog datasets (svqcast/data/prepare.py), so
+everything downstream treats NAME like a catalog name. Order of work, so that a failure
+leaves nothing behind: everything that can be checked without writing (format, variables,
+time axis, step, splits, window lengths) is checked first; the store is then built in a
+temporary directory and moved into place atomically; the catalog entry is written last.
+Frames are streamed in blocks of about 64 MB, so memory does not grow with the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svqcast import __version__
+from svqcast.data.prepare import MANIFEST, STATS, prepared_dir, root_dir
+from svqcast.data.splitting import default_windows, split_ranges
+from svqcast.data.store import StoreLayout, channel_stats, write_store
+from svqcast.data.timegrid import TimeStep, infer_step, parse_step
+from svqcast.data.usercatalog import register
+from svqcast.data.userrecord import build_record
+from svqcast.data.usersource import Source, is_url, open_source
+from svqcast.errors import UsageError
+from svqcast.fsutil import atomic_dir, check_input, check_output, sha256_file
+
+BLOCK_BYTES = 64 << 20  # frames per write/stats block: about this many bytes
+SHA_LIMIT = 1 << 30  # inputs up to 1 GB get a sha256 in the manifest; larger ones their size
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None = None,
+                 variables: list[str] | None = None, level: float | None = None, t_in: int | None = None,
+                 t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
+                 force: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Prepare `source` as user dataset `name` under `root`; return the store directory."""
+    say = log or (lambda _m: None)
+    _check_name(name, root, force)
+    check_output(root_dir(root) / name, overwrite=True, kind="dir")  # a file there, read-only root: exit 2
+    if "://" not in str(source):
+        check_input(source)  # a FIFO or device would block the reader forever
+    src = open_source(source, variables=variables, level=level)
+    step = _step(src, time_step)
+    window = default_windows(src.kind, t_in, t_out)
+    ranges = split_ranges(src.times, splits, window, step)
+    for note in src.notes:
+        say(f"note: {note}")
+    target = prepared_dir(name, root)
+    with _clean_on_failure(root_dir(root), name):
+        with atomic_dir(target, overwrite=force) as tmp:
+            _write_splits(tmp, name, src, ranges, say)
+            _write_stats(tmp, name, src)
+            files = source_fingerprints(src)
+            _write_manifest(tmp, name, ranges, files)
+        register(build_record(name, src, step, window, ranges, files), root)
+    say(f"prepared {name} in {target}")
+    return target
+
+
+def _check_name(name: str, root: str | os.PathLike[str] | None, force: bool) -> None:
+    from svqcast.data.catalog import CATALOG
+    from svqcast.data.usercatalog import load_records
+
+    if not _NAME.fullmatch(name or ""):
+        raise UsageError(f"`name` {name!r}: use lower-case letters, digits, '.', '_' or '-' (at most 64)")
+    if name in CATALOG:
+        raise UsageError(f"`name` {name}: that is a catalog dataset; choose another name")
+    exists = name in load_records(root) or (root_dir(root) / name).exists()
+    if exists and not force:
+        raise UsageError(f"dataset {name!r} already exists in {root_dir(root)}; use `force` to replace it")
+
+
+def _step(src: Source, given: str | None) -> TimeStep | None:
+    if not src.is_datetime:
+        if given is not None:
+            raise UsageError("`time_step` applies to data with a calendar time axis, not to frame data")
+        return None
+    return infer_step(src.times, f"{src.path}: time", parse_step(given) if given else None)
+
+
+@contextlib.contextmanager
+def _clean_on_failure(base: Path, name: str) -> Iterator[None]:
+    """Remove the folders this call created if it fails (the data root stays as it was)."""
+    created = [p for p in (base, base / name) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in reversed(created):
+            with contextlib.suppress(OSError):
+                if p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+                elif p == base / name:
+                    shutil.rmtree(p, ignore_errors=True)
+        raise
+
+
+def _block(src: Source) -> int:
+    c, h, w = len(src.channels), len(src.coords[src.dims[0]]), len(src.coords[src.dims[1]])
+    return max(1, BLOCK_BYTES // max(1, 4 * c * h * w))
+
+
+class _Range:
+    """frames[a:b] of a source, re-based at 0 (what write_store slices)."""
+
+    def __init__(self, frames: Any, a: int, b: int) -> None:
+        self.frames, self.a, self.b = frames, a, b
+
+    def __len__(self) -> int:
+        return self.b - self.a
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        lo, hi, _ = sl.indices(len(self))
+        return self.frames[slice(self.a + lo, self.a + hi)]
+
+
+def _write_splits(tmp: Path, name: str, src: Source, ranges: dict[str, tuple[int, int]],
+                  say: Callable[[str], None]) -> None:
+    for split, (a, b) in ranges.items():
+        layout = StoreLayout(dataset=name, split=split, dims=src.dims, coords=src.coords,
+                             coord_units=src.coord_units, channels=src.channels, units=src.units,
+                             time_kind="datetime" if src.is_datetime else "frame", dtype=src.dtype,
+                             attrs={"official_validation": np.int32(0), "source": os.path.basename(str(src.path))})
+        say(f"writing {split}.nc ({b - a} frames)")
+        write_store(tmp / f"{split}.nc", layout, _Range(src.frames, a, b), src.times[a:b], chunk=_block(src))
+
+
+def _write_stats(tmp: Path, name: str, src: Source) -> None:
+    mean, std, count = channel_stats(tmp / "train.nc", chunk=_block(src))
+    stats = {"dataset": name, "computed_on": "train", "channels": src.channels, "units": src.units,
+             "mean": mean, "std": std, "count_per_channel": count,
+             "normalisation": "zscore" if src.kind != "video" else "none"}
+    (tmp / STATS).write_text(json.dumps(stats, indent=2) + "\n")
+
+
+def source_fingerprints(src: Source) -> dict[str, dict[str, Any]]:
+    """Input file -> {bytes, sha256 (files up to 1 GB)}; remote stores -> {url}."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in src.files:
+        p = Path(f)
+        if is_url(f) or not p.exists():
+            out[f] = {"remote": True}
+        elif p.is_dir():
+            out[f] = {"bytes": sum(q.stat().st_size for q in p.rglob("*") if q.is_file())}
+        else:
+            size = p.stat().st_size
+            out[str(p.resolve())] = {"bytes": size, "sha256": sha256_file(p) if size <= SHA_LIMIT else None}
+    return out
+
+
+def _write_manifest(tmp: Path, name: str, ranges: dict[str, tuple[int, int]],
+                    sources: dict[str, dict[str, Any]]) -> None:
+    files = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
+             for f in sorted(p.name for p in tmp.iterdir())}
+    manifest = {"dataset": name, "svqcast_version": __version__, "store_version": 1, "official_validation": False,
+                "splits": list(ranges), "frames": {k: b - a for k, (a, b) in ranges.items()},
+                "sources": {k: v.get("sha256") or f"bytes:{v.get('bytes')}" for k, v in sources.items()},
+                "select": {"ranges": {k: list(v) for k, v in ranges.items()}}, "files": files, "user": True}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+

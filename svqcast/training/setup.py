@@ -1,0 +1,232 @@
+"""What a training run needs before its first step: the run directory and config, the
+datasets, seeding, the loss, data provenance, and the Ctrl-C flag.
+
+The epoch loop itself is in :mod:`svqcast.training.loop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+from svqcast.config import Config, load_config
+from svqcast.errors import UsageError
+from svqcast.models.fastpath import autocast_context
+from svqcast.training.state import STATE_NAME
+
+LOSSES = ("mae", "mse", "huber")
+PRECISIONS = ("32", "bf16")
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def seed_everything(seed: int) -> None:
+    """The official seeding: the same seed to random, numpy and torch on every rank."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Deterministic kernels (bit-identical reruns; slower on GPU)."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+
+
+def criterion(name: str) -> LossFn:
+    """Plain mean over all elements, as the official ``nn.L1Loss`` / ``nn.MSELoss``."""
+    if name == "mae":
+        return F.l1_loss
+    if name == "mse":
+        return F.mse_loss
+    if name == "huber":
+        return F.huber_loss  # delta 1.0 = nn.HuberLoss()
+    raise UsageError(f"train.loss: unknown '{name}'; choose one of {', '.join(LOSSES)}")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast for "bf16", nothing for "32" (svqcast.models.fastpath)."""
+    return autocast_context(device, precision)
+
+
+def git_commit() -> str | None:
+    """The commit of the svqcast source tree, when it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def data_provenance(dataset: Dataset, spec_dict: Mapping[str, Any]) -> dict[str, str | None]:
+    """What identifies the training data, for the checkpoint's provenance.
+
+    ``data_manifest_sha256`` is the sha256 of the prepared store's ``manifest.json`` when
+    training reads a prepared store; the store is verified against its manifest first,
+    because its statistics are about to be written into the checkpoint. Custom datasets
+    (``train(datasets=...)``) have no store: ``data_hash`` is then the sha256 of their
+    data spec, else it names the manifest.
+    """
+    from svqcast.data.prepare import MANIFEST, verify
+    from svqcast.data.windows import WindowDataset
+    from svqcast.fsutil import sha256_file
+
+    if isinstance(dataset, WindowDataset):
+        store = Path(dataset.path).parent
+        verify(store)
+        manifest = sha256_file(store / MANIFEST)
+        return {"data_manifest_sha256": manifest, "data_hash": f"manifest-sha256:{manifest}"}
+    canon = json.dumps(dict(spec_dict), sort_keys=True, default=str).encode()
+    return {"data_manifest_sha256": None, "data_hash": "spec-sha256:" + hashlib.sha256(canon).hexdigest()}
+
+
+class SkipSampler(Sampler[int]):
+    """Wraps a sampler and drops its first `skip` indices (resuming a partial epoch).
+
+    One instance serves every epoch: the loop sets `skip` before each epoch, so the
+    DataLoader (and its persistent workers) is built once."""
+
+    def __init__(self, base: Sampler[int], skip: int = 0) -> None:
+        self.base = base
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        for i, idx in enumerate(self.base):
+            if i >= self.skip:
+                yield idx
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
+
+
+def resolve_run(
+    config: str | Path | Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | Iterable[str] | None,
+    run_dir: str | Path | None,
+    resume: str | Path | None,
+) -> tuple[Config, Path, bool]:
+    """Decide the config, the run directory and whether to resume.
+
+    * ``resume=None``: a new run; its directory must not already hold one.
+    * ``resume="auto"``: continue the run in ``run_dir`` if it has a trainer state, else start.
+    * ``resume=DIR``: continue the run in DIR (its stored config wins; overrides apply on top).
+    """
+    if resume is not None and str(resume) != "auto":
+        run = Path(resume)
+        if not (run / STATE_NAME).is_file():
+            raise UsageError(f"`resume` {run}: no {STATE_NAME} there; is it a svqcast run directory?")
+        resuming = True
+    else:
+        if run_dir is None:
+            if config is None:
+                raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
+            run = Path("runs") / str(load_config(config).get("name", "run"))
+        else:
+            run = Path(run_dir)
+        resuming = resume is not None and (run / STATE_NAME).is_file()
+        if not resuming and (run / STATE_NAME).is_file():
+            raise UsageError(f"{run} already holds a run; continue it with `resume` auto, or choose another `run_dir`")
+    from svqcast.fsutil import check_output
+
+    check_output(run, overwrite=True, kind="dir")  # a file, a FIFO or an unwritable place: exit 2
+    if resuming:
+        from svqcast.config import read_json_config
+
+        stored = read_json_config(run / "config.json", "the run's config")
+        if config is not None and str(resume) == "auto":
+            given = load_config(config).get("name")
+            if given != stored.get("name"):
+                raise UsageError(f"`resume` auto: {run} holds a run of '{stored.get('name')}', not '{given}'; "
+                                 "drop `preset`/`config` to continue it, or choose another `run_dir`")
+        return load_config(stored, overrides), run, True
+    if config is None:
+        raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
+    return load_config(config, overrides), run, False
+
+
+def build_datasets(cfg: Config) -> tuple[Dataset, Dataset]:
+    """Training and validation splits of ``data.dataset`` for the model's T_in / T_out."""
+    from svqcast.data import get_split_dataset
+
+    model_cfg, data_cfg = cfg["model"], cfg["data"]
+    kwargs: dict[str, Any] = {
+        "t_in": int(model_cfg["in_shape"][0]),
+        "t_out": int(model_cfg.get("out_frames", model_cfg["in_shape"][0])),
+        "root": data_cfg.get("root") or None,
+    }
+    if data_cfg.get("official_validation"):
+        kwargs["official_validation"] = True
+    name = str(data_cfg["dataset"])
+    return get_split_dataset(name, "train", **kwargs), get_split_dataset(name, "val", **kwargs)
+
+
+def check_shapes(cfg: Config, ds: Dataset) -> None:
+    """The model's ``in_shape`` (C, H, W) must match what the dataset yields."""
+    x, y = ds[0]
+    want = [int(v) for v in cfg["model"]["in_shape"]]
+    got = [int(v) for v in x.shape]
+    if got != want:
+        raise UsageError(
+            f"model.in_shape {want} does not match the dataset's input clips {got}; "
+            f"use `overrides` model.in_shape={got} (and a matching model) or another preset"
+        )
+    t_out = int(cfg["model"].get("out_frames", want[0]))
+    if int(y.shape[0]) != t_out:
+        raise UsageError(f"model.out_frames {t_out} does not match the dataset's targets {list(y.shape)}")
+
+
+def default_model_fn(cfg: Config) -> torch.nn.Module:
+    from svqcast.models.factory import build_model_from_config
+
+    return build_model_from_config(cfg)
+
+
+def model_card(cfg: Config, provenance: Mapping[str, Any], which: str) -> str:
+    """The checkpoint's README.md: the one card builder `models push` uses too."""
+    from svqcast.modelcard import training_card
+
+    return training_card(cfg, provenance, which)
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop checks after every step (all ranks agree
+    on it at log points); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __enter__(self) -> StopFlag:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
