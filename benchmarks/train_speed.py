@@ -17,7 +17,7 @@ run one at a time):
 * `loss`: a short fixed training run (same seed, same batches) of the bundled model's preset
   on the bundled ERA5 sample, fp32 vs bf16: final validation losses and their gap.
 * `profile`: a torch.profiler table (top operators by self CPU time) of one training step of
-  the main preset at batch 4, fp32 and bf16: where the time goes.
+  the main preset (`--profile-batch`, default 4), fp32, bf16 and official: where the time goes.
 
 Usage: .venv/bin/python benchmarks/train_speed.py [--quick] [--parts main families loss profile]
 """
@@ -120,8 +120,9 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
     out: dict[str, Any] = {}
-    for v in (Variant("fp32", PRESET, 4), Variant("bf16", PRESET, 4, "bf16"),
-              Variant("official", PRESET, 4, fused_svq=False, fused_attn=False)):
+    b = args.profile_batch
+    for v in (Variant("fp32", PRESET, b), Variant("bf16", PRESET, b, "bf16"),
+              Variant("official", PRESET, b, fused_svq=False, fused_attn=False)):
         step, _ = build_step(v)
         step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -159,6 +160,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bf16-rounds", type=int, default=2, help="rounds of emulated (non-native) bf16 variants")
     p.add_argument("--loss-steps", type=int, default=60)
     p.add_argument("--profile-rows", type=int, default=25)
+    p.add_argument("--profile-batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="also time torch.compile variants (slow first call)")
     p.add_argument("--bf16-everywhere", action="store_true", help="bf16 variants at every batch even when emulated")

@@ -25,6 +25,22 @@ from svqcast.fsutil import atomic_dir, sha256_file
 from svqcast.modelcard import best_val_row, model_card
 
 PACKAGE = Path(__file__).resolve().parents[1] / "svqcast"
+REPRODUCE = """
+## Reproduce
+
+```bash
+nice -n 10 svqcast train --preset {preset} --set train.num_threads=2 --run-dir runs/bundled
+svqcast evaluate runs/bundled --per-lead-time --format json > runs/bundled/evaluation.json
+python scripts/bundle_model.py runs/bundled runs/bundled/evaluation.json
+```
+
+## Limitations
+
+- One month of one region (23 training days): a demonstration of the tool, not an operational
+  forecast. Its margin over "same hour yesterday" is small at the longest leads (+12 h: about 2 %).
+- It needs the last 24 h of input (25 hourly frames) before the initialisation time.
+- Beyond 12 h `svqcast predict` rolls the model out autoregressively; errors grow faster there.
+"""
 LABELS = {"model": "**this model**", "persistence": "persistence", "same_hour_yesterday": "same hour yesterday",
           "climatology": "climatology (train, hour of day)"}
 
@@ -104,14 +120,16 @@ def main() -> None:
     description = (
         f"Small SimVP gSTA + SVQ (learnable {m['codebook_size']}-code codebook; hid_S {m['hid_S']}, hid_T "
         f"{m['hid_T']}, N_T {m['N_T']}) forecasting ERA5 hourly 2 m temperature over the UK (32 x 48 at "
-        f"0.25 deg) 12 h ahead from the previous {m['in_shape'][0]} h, as the change from the same hour "
-        f"yesterday (model.residual = \"{m.get('residual', 'none')}\"). Trained by svqcast's own `svqcast "
+        f"0.25 deg) 12 h ahead from the last {m['in_shape'][0] - 1} h ({m['in_shape'][0]} hourly frames), as the "
+        f"change from the same hour yesterday plus a persisting share of today's anomaly (model.residual = "
+        f"\"{m.get('residual', 'none')}\"). Trained by svqcast's own `svqcast "
         f"train --preset {meta.get('preset')}` ({args.overrides}) on the embedded `era5-uk-t2m` sample: train "
         "1-23 March 2019, early stopping on validation 24-26 March, tested on 27-31 March. A demonstration "
         "model: one month of one region is far too little data for an operational forecast."
     )
     card = model_card(meta, name=args.name, scores_table=scores_table(ev), best_val=best_val_row(args.run),
                       description=description, licence="apache-2.0")
+    card += REPRODUCE.format(preset=meta.get("preset"))
     card += (
         "\n## Data licence\n\nTrained on ERA5 (Hersbach et al. 2020, doi:10.1002/qj.3803): contains modified "
         "Copernicus Climate Change Service information 2019 (CC-BY-4.0).\n"

@@ -63,6 +63,8 @@ def _t64(a: ArrayLike) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- SSIM / PSNR / LPIPS
+# Hand-written on purpose: the paper's SSIM is scikit-image's legacy variant, and computing it
+# batched in torch avoids a heavy dependency at run time (scikit-image is only the test oracle).
 
 
 def ssim_frames(

@@ -150,7 +150,7 @@ def reference_scores(
     if len(ds) == 0:
         raise DataError(f"{name}/{split}: no samples")
     x0, _ = ds[0]
-    weights = spatial_weights(spec.dims, spec.coords, tuple(x0.shape[-2:]))
+    weights = spatial_weights(spec.dims, spec.coords, (int(x0.shape[-2]), int(x0.shape[-1])))
     mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 1, -1, 1, 1)
     std = np.asarray(spec.std, dtype=np.float64).reshape(1, 1, -1, 1, 1)
     names = ("persistence", ref.name)

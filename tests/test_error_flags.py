@@ -99,3 +99,27 @@ def test_every_marked_parameter_has_a_flag() -> None:
     unknown = [f"{where}:{line}: `{name}`" for where, line, text in _error_messages()
                for name in PARAM_MARK.findall(text) if name not in NOT_PARAMETERS and flag_for(name) is None]
     assert not unknown, "\n".join(unknown)
+
+
+def test_commands_take_their_options_from_the_vocabulary() -> None:
+    """Every option and argument is declared in cli/options.py, and every flag a command
+    accepts is one `flag_for` knows, so the error printer can name it."""
+    import click
+    import typer
+
+    from svqcast.cli import options
+    from svqcast.cli.main import app
+
+    inline = [f"{path.name}:{n}" for path in sorted((PACKAGE / "cli").glob("*.py")) if path.name != "options.py"
+              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+              if "typer.Option(" in line or "typer.Argument(" in line]
+    assert not inline, inline
+
+    def flags(command: click.Command) -> set[str]:
+        found = {o for p in command.params if isinstance(p, click.Option) for o in p.opts if o.startswith("--")}
+        for sub in getattr(command, "commands", {}).values():
+            found |= flags(sub)
+        return found
+
+    completion = {"--install-completion", "--show-completion", "--help"}
+    assert flags(typer.main.get_command(app)) - completion <= options._FLAGS

@@ -306,7 +306,7 @@ CASES = [
     Case("evaluate-store-stats-edited", ["evaluate", "{A}/tiny", "--root", "{A}/st_stats", "--max-batches", "1"],
          3, "--force"),
     Case("evaluate-store-no-manifest", ["evaluate", "{A}/tiny", "--root", "{A}/st_nomanifest", "--max-batches",
-                                        "1"], 3, "--force", owner="H7"),
+                                        "1"], 3, "--force"),
     Case("train-store-stats-edited", [*TR, "--set", "data.root={A}/st_stats"], 3, "--force"),
     Case("train-store-flipped", [*TR, "--set", "data.root={A}/st_flip"], 3, "--force"),
     # ---- models convert (classes 1, 8, 10, 12, 14)

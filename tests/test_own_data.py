@@ -76,6 +76,20 @@ def test_nh_netcdf_prepare_train_evaluate_predict(tmp_path: Path, root: Path, ca
         assert ds["z"].shape[-2:] == (29, 49)
         assert str(ds["valid_time"].values.ravel()[0])[:10] == "2020-07-01"  # one calendar year on
 
+    # publishing: the card names the user dataset, its source file and digest
+    from svqcast.hub import push_model
+
+    sent: dict = {}
+
+    def fake_upload(folder: Path, repo_id: str, revision, private: bool, message: str) -> str:
+        sent.update({p.name: p.read_bytes() for p in folder.iterdir()})
+        return f"https://hub.example/{repo_id}/commit/abc"
+
+    push_model(run, "me/nh-z", upload=fake_upload)
+    card = sent["README.md"].decode()
+    assert "dataset: `nh`" in card and "prepared with `svqcast prepare` from `nh.nc`" in card
+    assert entry["sha256"] in card and "padded to the encoder stride" in card
+
 
 def _json_list(out: str) -> list:
     return json.loads(out[out.index("["):])

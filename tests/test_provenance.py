@@ -42,6 +42,14 @@ def test_checkpoints_record_the_manifest_sha256(trained) -> None:
         assert prov["data_hash"] == f"manifest-sha256:{expected}"
 
 
+def test_checkpoint_cards_describe_the_data(trained) -> None:
+    run, _ = trained
+    for sub in ("best", "last"):
+        card = (run / sub / "README.md").read_text()
+        assert "variables ['t2m'] in ['K']" in card
+        assert "lat 32 x lon 48; time step 1 h" in card
+
+
 def test_forecast_file_carries_the_manifest_sha256(trained, tmp_path: Path, capsys) -> None:
     import netCDF4
     from _predict_fixtures import open_sample

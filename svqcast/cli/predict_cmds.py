@@ -164,7 +164,7 @@ def _predict(
         Layout, typer.Option("--layout", help="cf (default, CF-1.8), wb2 (WeatherBench2), valid-time (CDO).")
     ] = Layout.cf,
     device: Annotated[Device, typer.Option("--device", help="auto (GPU when visible), cpu or cuda.")] = Device.auto,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Initialisations per network call.")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Initialisations per network call.")] = 8,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (slow first call).")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Only validate the input against the model and report.")

@@ -50,24 +50,7 @@ def get_split_dataset(
     entry = get_entry(name, root)
     idx_in, idx_out = resolve_offsets(entry, t_in, t_out)
     directory = prepared_dir(name, root, official_validation)
-    if entry.is_user and (official_validation or not is_prepared(directory)):
-        raise DataError(f"user dataset {name}: " + ("has no official split; drop `official_validation`"
-                        if official_validation else f"its store in {directory} is missing; re-run "
-                        f"`svqcast prepare {entry.source} --name {name} --force`"))
-    if entry.embedded and is_prepared(directory) and _stale(entry, directory):
-        with _PREPARE_LOCK:  # the shipped sample changed (new svqcast version): rebuild
-            prepare(name, root, official_validation=official_validation, force=True)
-    if not is_prepared(directory):
-        if not entry.embedded:
-            flag = " --official-validation" if official_validation else ""
-            raise DataError(f"{name} is not prepared in {directory.parent}: run `svqcast download {name}` "
-                            f"and `svqcast prepare {name}{flag}` (or pass root=)")
-        with _PREPARE_LOCK:
-            try:
-                prepare(name, root, official_validation=official_validation)
-            except OSError:  # another process (e.g. a DDP rank) finished first
-                if not is_prepared(directory):
-                    raise
+    _ensure_prepared(entry, name, directory, root, official_validation)
     file_split = "test" if (official_validation and split == "val") else split
     _verify(directory, verify)
     path = directory / f"{file_split}.nc"
@@ -103,6 +86,35 @@ def get_split_dataset(
         extra=spec_extra(entry),
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+
+
+def _ensure_prepared(entry: DatasetEntry, name: str, directory: Path, root: str | os.PathLike[str] | None,
+                     official_validation: bool) -> None:
+    """Make sure `directory` holds a complete store: embedded samples are prepared on first use
+    (or rebuilt when the shipped sample changed); anything else must have been prepared."""
+    if entry.is_user and (official_validation or not is_prepared(directory)):
+        raise DataError(f"user dataset {name}: " + ("has no official split; drop `official_validation`"
+                        if official_validation else f"its store in {directory} is missing; re-run "
+                        f"`svqcast prepare {entry.source} --name {name} --force`"))
+    if entry.embedded and is_prepared(directory) and _stale(entry, directory):
+        with _PREPARE_LOCK:  # the shipped sample changed (new svqcast version): rebuild
+            prepare(name, root, official_validation=official_validation, force=True)
+    if directory.exists() and not is_prepared(directory):
+        # stores are published atomically with their manifest, so a store without one was
+        # altered after the fact: never rebuild or use it silently
+        raise DataError(f"{directory}: the prepared store has no manifest.json (altered or incomplete); "
+                        f"re-run `svqcast prepare {name} --force`")
+    if not is_prepared(directory):
+        if not entry.embedded:
+            flag = " --official-validation" if official_validation else ""
+            raise DataError(f"{name} is not prepared in {directory.parent}: run `svqcast download {name}` "
+                            f"and `svqcast prepare {name}{flag}` (or pass root=)")
+        with _PREPARE_LOCK:
+            try:
+                prepare(name, root, official_validation=official_validation)
+            except OSError:  # another process (e.g. a DDP rank) finished first
+                if not is_prepared(directory):
+                    raise
 
 
 _VERIFIED: set[tuple[object, ...]] = set()

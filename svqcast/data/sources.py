@@ -1,5 +1,8 @@
 """Downloads: HTTP(S) with resume and verification, safe archive extraction, WeatherBench 2 zarr.
 
+Hand-written on purpose: the upstream servers are plain HTTP(S) file hosts (no Hub), and no small
+library does Range resume + sha256 + safe zip extraction together with svqcast's exit codes.
+
 Every HTTP fetch streams into `<dest>.part`, resumes an existing `.part` with an HTTP Range
 request, checks the size against Content-Length (and a known size), checks sha256 against
 a known digest or the digest recorded in `<dest>.sha256` on the first download, and only

@@ -41,7 +41,7 @@ CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 _CONV_FAMILIES = frozenset({"gsta", "tau", "van", "moganet", "convnext", "hornet", "convmixer", "incepu", "poolformer"})
 CHANNELS_LAST_WINS: dict[tuple[str, bool], frozenset[str]] = {
     ("bf16", True): _CONV_FAMILIES,
-    ("bf16", False): frozenset(),  # filled from the families benchmark (docs/benchmarks.md)
+    ("bf16", False): frozenset({"incepu", "swin", "vit", "poolformer", "uniformer", "mlpmixer"}),  # docs/benchmarks.md
     ("32", True): frozenset(),  # fp32 default path stays unchanged
     ("32", False): frozenset(),
 }
@@ -124,10 +124,6 @@ def compile_model(net: nn.Module, enabled: bool, *, mode: str | None = None) -> 
     if not hasattr(torch, "compile"):
         raise UsageError("--compile needs torch >= 2.0; upgrade torch or drop --compile")
     return torch.compile(net, mode=mode)  # type: ignore[return-value]
-
-
-#: `svqcast predict --batch-size` default: initialisations per network call.
-PREDICT_BATCH_SIZE = 16
 
 
 def configure_forecaster(

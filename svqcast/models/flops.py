@@ -1,5 +1,8 @@
 """FLOP counting in the fvcore convention, without fvcore.
 
+Hand-written on purpose: fvcore is unmaintained, traces with the JIT and pulls iopath/yacs; the
+paper's Table 12 numbers need its exact convention, which this module reproduces (fvcore is a test oracle).
+
 The paper's Table 12 (and OpenSTL) reports `fvcore.nn.FlopCountAnalysis(model.eval(),
 torch.ones(1, T, C, H, W)).total()`. fvcore counts one multiply-add as one flop for
 conv / linear / matmul / mm / bmm / addmm / einsum, plus rough costs for a few other ops

@@ -53,7 +53,7 @@ def sampling_generator(n: int, reverse: bool = False) -> list[bool]:
     return list(reversed(samplings)) if reverse else samplings
 
 
-RESIDUALS = ("none", "last", "yesterday")
+RESIDUALS = ("none", "last", "yesterday", "anomaly")
 
 
 def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | None:
@@ -65,7 +65,11 @@ def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | 
     * ``"yesterday"``: the input frame `period` frames before each output's time (with
       hourly data and period 24, the same hour one day earlier), or a whole number of
       periods before when an output lies more than one period ahead. Needs T >= period so
-      that frame is among the inputs.
+      that frame is among the inputs;
+    * ``"anomaly"``: as ``"yesterday"``, and :class:`SimVP` adds a learned fraction (one per
+      output frame) of the change between the last input frame and the frame one period
+      before it -- "today is warmer than yesterday, and that persists for a while". Needs
+      T > period.
     """
     if residual not in RESIDUALS:
         raise UsageError(f"model.residual: unknown '{residual}'; use one of {', '.join(RESIDUALS)}")
@@ -73,9 +77,10 @@ def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | 
         return None
     if residual == "last":
         return [t - 1] * t
-    if period < 1 or t < period:
-        raise UsageError(f"model.residual = 'yesterday' needs model.in_shape[0] (T_in = {t}) >= "
-                         f"model.residual_period ({period}); lengthen the input or use residual = 'last'")
+    need = period + (residual == "anomaly")
+    if period < 1 or t < need:
+        raise UsageError(f"model.residual = '{residual}' needs model.in_shape[0] (T_in = {t}) >= {need} "
+                         f"(model.residual_period {period}); lengthen the input or use residual = 'last'")
     return [t - 1 + j + 1 - period * -(-(j + 1) // period) for j in range(t)]
 
 
@@ -160,7 +165,8 @@ class SimVP(nn.Module):
     DistributedDataParallel) returns a :class:`ModelOutput` with the quantizer's auxiliary
     loss and diagnostics. Nothing is kept on the module between calls. With `residual`
     (see :func:`residual_base_index`) each network call adds an input frame to its output,
-    so the network learns the change from a simple forecast; it adds no parameters.
+    so the network learns the change from a simple forecast; it adds no parameters, except
+    `residual_gain` (one per output frame) for ``residual = "anomaly"``.
     """
 
     def __init__(
@@ -195,6 +201,9 @@ class SimVP(nn.Module):
         self.dec = Decoder(hid_S, c, N_S, spatio_kernel_dec)
         self.quantizer = quantizer
         self.hid = translator
+        if residual == "anomaly":  # fades linearly over one period to start with; then learned
+            p = self.residual_period
+            self.residual_gain = nn.Parameter(torch.tensor([max(0.0, 1 - (j + 1) / p) for j in range(int(t))]))
         if self._base_index is not None:
             # start exactly at the base forecast: the network learns a correction to it
             nn.init.zeros_(self.dec.readout.weight)
@@ -227,6 +236,9 @@ class SimVP(nn.Module):
         y = self.dec(z, skip)[..., :h, :w].reshape(b, t, c, h, w)
         if self._base_index is not None:  # model.residual: the network predicts the change
             y = y + x[:, self._base_index]
+            if self.residual == "anomaly":
+                change = x[:, -1:] - x[:, -1 - self.residual_period : -self.residual_period]
+                y = y + self.residual_gain.view(1, -1, 1, 1, 1).to(y.dtype) * change
         return y, q
 
     def step(self, x: torch.Tensor) -> torch.Tensor:

@@ -199,11 +199,12 @@ def default_model_fn(cfg: Config) -> torch.nn.Module:
     return build_model_from_config(cfg)
 
 
-def model_card(cfg: Config, provenance: Mapping[str, Any], which: str) -> str:
+def model_card(cfg: Config, provenance: Mapping[str, Any], which: str,
+               data_spec: Mapping[str, Any] | None = None) -> str:
     """The checkpoint's README.md: the one card builder `models push` uses too."""
     from svqcast.modelcard import training_card
 
-    return training_card(cfg, provenance, which)
+    return training_card(cfg, provenance, which, data_spec)
 
 
 class StopFlag:
