@@ -86,12 +86,19 @@ TABLE_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 }
 
 
+def _toml(value: Any) -> str:
+    """A --set value as typed on the command line (strings quoted, booleans lower-case)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["| preset | overrides | epochs | fwd GMAC / forecast (fused / official) | est. GPU h (fused) | est. GPU h (official SVQ) |",
+    lines = ["| preset | overrides | epochs | fwd GMAC / forecast (fused / official) | est. GPU h (fused) "
+             "| est. GPU h (official SVQ) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        ovr = " ".join(f"`--set {k}={json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v}`"
-                       for k, v in r["overrides"].items()) or "–"
+        ovr = " ".join(f"`--set {k}={_toml(v)}`" for k, v in r["overrides"].items()) or "–"
         if "gpu_hours" in r:
             h, ho = f"{r['gpu_hours']:.1f}", f"{r['gpu_hours_official']:.1f}"
         else:

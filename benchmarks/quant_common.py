@@ -106,7 +106,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def ratio(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
-    return summary([a / b for a, b in zip(num, den)])
+    return summary([a / b for a, b in zip(num, den, strict=True)])  # paired by round
 
 
 def child_peak(script: Path, args: list[str], timeout: float = 900) -> dict[str, Any]:

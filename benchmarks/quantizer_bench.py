@@ -171,7 +171,8 @@ def part_b(a: argparse.Namespace, script: Path) -> list[dict[str, Any]]:
         del modules
         for k in kinds:
             peak = qc.child_peak(script, [k, str(n), "1", str(a.threads)])
-            row[k] = {"fwd_bwd_s": qc.summary(times[k]), "peak_increase_mb": peak.get("peak_increase_mb", peak.get("error"))}
+            row[k] = {"fwd_bwd_s": qc.summary(times[k]),
+                      "peak_increase_mb": peak.get("peak_increase_mb", peak.get("error"))}
         if "svq-official" in kinds:
             row["official_over_fused"] = qc.ratio(times["svq-official"], times["svq"])
             last_official = (n, row["svq-official"]["fwd_bwd_s"]["median"])
@@ -194,7 +195,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-exp", type=int, default=6)
     ap.add_argument("--max-exp", type=int, default=16)
-    ap.add_argument("--max-seconds", type=float, default=20.0, help="stop SVQ-raw / official SVQ beyond this predicted time")
+    ap.add_argument("--max-seconds", type=float, default=20.0,
+                    help="stop SVQ-raw / official SVQ beyond this predicted time")
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="budget = this x MemAvailable")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
-import copy
 import datetime as dt
 import json
 import math
@@ -837,7 +836,8 @@ def headline(data: Mapping[str, Any], ds: str) -> str:
     parts = []
     for key in ("svq-learnable", "svq-frozen"):
         if key in per:
-            bits = [f"{metric.upper()} {_pct(c)} ({c['verdict']})" for metric, c in sorted(per[key].items(), reverse=True)]
+            bits = [f"{metric.upper()} {_pct(c)} ({c['verdict']})"
+                    for metric, c in sorted(per[key].items(), reverse=True)]
             parts.append(f"{labels.get(key, key)}: " + ", ".join(bits))
     detail = "; ".join(parts)
     if all(v == "not enough seeds" for v in verdicts):
@@ -862,7 +862,8 @@ def frozen_headline(data: Mapping[str, Any], ds: str) -> str | None:
              and c["b"] == "svq-learnable"]
     if not comps:
         return None
-    bits = ", ".join(f"{c['metric'].upper()} {_pct(c)} ({c['verdict']})" for c in sorted(comps, key=lambda c: c["metric"], reverse=True))
+    bits = ", ".join(f"{c['metric'].upper()} {_pct(c)} ({c['verdict']})"
+                     for c in sorted(comps, key=lambda c: c["metric"], reverse=True))
     return f"**{ds}**, frozen − learnable codebook: {bits}."
 
 
@@ -880,7 +881,7 @@ def make_plots(data: Mapping[str, Any], img_dir: Path) -> list[Path]:
     datasets = sorted({r["dataset"] for r in data.get("runs", []) if r.get("status") == "ok"})
     if datasets:
         fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-        for ax, ds in zip(axes[0], datasets):
+        for ax, ds in zip(axes[0], datasets, strict=True):
             keys = [m.key for m in MAIN_MODELS if ok_runs(data, ds, m.key)]
             for i, key in enumerate(keys):
                 vals = metric_values(data, ds, key, "rmse")
@@ -1000,7 +1001,8 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
              "SimVP baseline with MSE. SimVP with MAE is the like-for-like reference for SVQ, SimVP with "
              "MSE the one for the VQ baselines. The VQ baselines keep the official configs' settings "
              f"([quantizers.md](quantizers.md): VQ codebook 1024, GRVQ 8 residual layers x 2 groups) on the "
-             f"{budget.get('hid_S', '?')}-dimensional latent tokens; SVQ uses N = 10000 with the preset's codebook init.")
+             f"{budget.get('hid_S', '?')}-dimensional latent tokens; SVQ uses N = 10000 with the preset's "
+             "codebook init.")
     L.append(f"* Verdict rule: a difference counts as real only if Welch's t-test gives p < {ALPHA} "
              "**and** the difference of the means is larger than the combined standard deviation "
              "√(s₁² + s₂²); otherwise it is reported as within noise. With 3 seeds this is a "
@@ -1021,7 +1023,8 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
     for ds in agg:
         desc = settings.get("dataset_descriptions", DATASETS).get(ds, "")
         unit = display_unit(units.get(ds))
-        L += [f"## {ds}", "", f"{desc}. Test split; scores in {unit or UNIT_WORDS.get(ds, 'the units of the data')}.", ""]
+        unit_words = unit or UNIT_WORDS.get(ds, "the units of the data")
+        L += [f"## {ds}", "", f"{desc}. Test split; scores in {unit_words}.", ""]
         metric_cols = [(m, name) for m, name in METRICS
                        if any(agg[ds][k][m]["n"] for k in agg[ds])]
         head = ["model", "seeds"] + [f"test {name}" for _, name in metric_cols] + \
@@ -1041,7 +1044,7 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
                 L.append("| " + " | ".join([f"*{name}*", "–"] + [fmt(ref.get(m)) for m, _ in metric_cols]
                                           + ["–", "–", "–"]) + " |")
         L.append("")
-        for key, sk in sorted((data.get("skipped") or {}).items()):
+        for _key, sk in sorted((data.get("skipped") or {}).items()):
             if sk.get("dataset") == ds:
                 L.append(f"*{labels.get(sk['model'], sk['model'])} was not run on {ds}*: see "
                          "[Models not run](#models-not-run).")
@@ -1089,7 +1092,7 @@ def render_report(data: Mapping[str, Any], img_paths: Sequence[Path] = (), doc_d
     skipped = data.get("skipped") or {}
     if skipped:
         L += ["## Models not run", ""]
-        for key, sk in sorted(skipped.items()):
+        for _key, sk in sorted(skipped.items()):
             line = f"* **{labels.get(sk['model'], sk['model'])} on {sk['dataset']}**: {sk['reason']}."
             if sk.get("step_seconds") is not None:
                 line += (f" Measured on this machine ({sk.get('threads')} thread): its first training step took "

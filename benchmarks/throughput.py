@@ -130,8 +130,8 @@ def run_memory(names: Sequence[str], steps: int, threads: int) -> dict[str, Any]
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "mem.json"
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_memory", name, str(steps), str(out)],
-                                  env=_thread_env(threads), capture_output=True, text=True)
+            argv = [sys.executable, str(Path(__file__).resolve()), "_memory", name, str(steps), str(out)]
+            proc = subprocess.run(argv, env=_thread_env(threads), capture_output=True, text=True)
             if proc.returncode != 0 or not out.exists():
                 results[name] = {"config": name, "error": (proc.stderr or proc.stdout)[-1500:],
                                  "returncode": proc.returncode}
@@ -165,7 +165,8 @@ def run_timing(names: Sequence[str], rounds: int, steps: int, warmup: int, threa
                 train_step(model, opt, loss_fn, x, y)
             elapsed = time.perf_counter() - t0
             sps[name] = x.shape[0] * steps / elapsed
-            print(f"round {r + 1}/{rounds} {name}: {sps[name]:.3f} samples/s ({elapsed / steps:.2f} s/step)", flush=True)
+            print(f"round {r + 1}/{rounds} {name}: {sps[name]:.3f} samples/s ({elapsed / steps:.2f} s/step)",
+                  flush=True)
         per_round.append(sps)
     summary = {name: spread([rd[name] for rd in per_round]) for name in names}
     ratios = {}

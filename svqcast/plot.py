@@ -185,7 +185,7 @@ def pick_init(fc: Any, var: str, init_time: str | None, file: Any) -> tuple[int,
     if init_time is None:
         notes = [] if times.size == 1 else [
             f"{file} holds {times.size} initialisations ({span}); plotting the first, "
-            "choose another with --init-time"]
+            "choose another with `init_time`"]
         return 0, notes
     try:
         wanted = pd.Timestamp(init_time).to_datetime64().astype("datetime64[ns]")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from _cli import run_cli
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 TCW = TEST_DATA / "ecmwf_tcw_2002-07_daily_32x64.nc"
@@ -128,17 +129,7 @@ class Server:
         self.httpd.server_close()
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the svqcast CLI in-process: (exit code, stdout, stderr)."""
-    from svqcast.cli.main import run
-
-    try:
-        run(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = run_cli  # the in-process CLI runner, under the name the data tests import
 
 
 # ---- the in-repository copies against the full-size shared originals --------------------

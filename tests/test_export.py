@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run_cli
 from _predict_fixtures import SAMPLE
 
 INIT = "2019-03-29T00:00"
@@ -115,16 +116,9 @@ def test_data_spec_alone_normalises_and_denormalises(exports: dict[str, Path], t
 
 def test_cli_validate_reports_and_fails_above_tolerance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("onnxruntime")
-    from svqcast.cli import main
 
     def run(*args: object) -> tuple[int, str, str]:
-        try:
-            main.run([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(args, capsys)
 
     code, out, err = run("models", "export", "--format", "onnx", "-o", tmp_path / "ok", "--validate",
                          "--report-format", "json")

@@ -22,6 +22,7 @@ from pathlib import Path
 import huggingface_hub
 import huggingface_hub.constants  # noqa: F401  (read before any test changes HF_* variables)
 import pytest
+from _cli import run_cli
 from _predict_fixtures import make_tiny_checkpoint
 
 from svqcast.errors import DataError, NetworkError, UsageError
@@ -83,16 +84,7 @@ def _lay_out_cache(cache: Path, ckpt: Path, repo: str = REPO, commit: str = COMM
     return snap
 
 
-def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from svqcast.cli import main
-
-    try:
-        main.run(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+_run_cli = run_cli
 
 
 # --------------------------------------------------------------------------- registry

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run_cli
 from _predict_fixtures import era5_spec, open_sample
 
 from svqcast.errors import MissingExtraError
@@ -31,16 +32,7 @@ def forecast_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    from svqcast.cli import main
-
-    try:
-        main.run([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+_run = run_cli
 
 
 def test_plot_with_truth_scores_match_oracle(forecast_file: Path, tmp_path: Path, capsys) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from _cli import run_cli
 from _predict_fixtures import SAMPLE, make_tiny_checkpoint, open_sample
 
 INIT = "2019-03-29T00:00"
@@ -33,16 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from svqcast.cli import main
-
-    try:
-        main.run([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 REQUIRED_GLOBAL = ("Conventions", "source", "history", "references", "title")

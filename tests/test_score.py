@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from _cli import run_cli
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import DataError
@@ -219,21 +220,14 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_cli_json_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from svqcast.cli import main
 
     lat, lon = np.arange(55.0, 50.0, -1.0), np.arange(0.0, 6.0, 1.0)
     ds, _ = _forecast(lat, lon)
     write_forecast(ds, tmp_path / "f.nc")
     _truth(lat, lon, _hourly("2019-12-31T00", "2020-01-06T00")).to_netcdf(tmp_path / "truth.nc")
 
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main.run([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+    def run(*args: object) -> tuple[int, str, str]:
+        return run_cli(args, capsys)
 
     code, out, err = run("score", tmp_path / "f.nc", "--truth", tmp_path / "truth.nc", "--format", "json")
     assert code == 0 and err == ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from svqcast.cli.counting import counted
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
     DatasetArg,
@@ -252,8 +254,9 @@ def prepare_cmd(
     from svqcast.data.usersource import looks_like_path
 
     if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
-        target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
-                              t_in, t_out, time_step, split)
+        with counted("preparing (frames written)", fmt) as progress:
+            target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
+                                  t_in, t_out, time_step, split, progress)
         dataset = str(name)
     else:
         if any(v is not None for v in (variables, level, t_in, t_out, time_step, split)):
@@ -270,7 +273,8 @@ def prepare_cmd(
 
 def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
                  years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
-                 t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None) -> Path:
+                 t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
+                 progress: Callable[[int, int], None]) -> Path:
     from svqcast.data.userprep import prepare_path
 
     if name is None:
@@ -279,7 +283,7 @@ def _prepare_own(path: str, name: str | None, root: Path | None, official_valida
         raise UsageError("--official-validation and --years apply to catalog datasets; use --split for your own data")
     wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
     return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
-                        time_step=time_step, splits=split, force=force, log=log)
+                        time_step=time_step, splits=split, force=force, log=log, progress=progress)
 
 
 def register(app: typer.Typer) -> None:

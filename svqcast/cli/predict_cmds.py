@@ -4,37 +4,39 @@ from __future__ import annotations
 
 import shlex
 import time
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 
 import typer
 
 from svqcast.cli.counting import counted
-from svqcast.cli.options import FormatOpt
+from svqcast.cli.options import (
+    AnimateOpt,
+    BatchSizeOpt,
+    CheckOpt,
+    CompileOpt,
+    Device,
+    DeviceOpt,
+    ForecastOutputOpt,
+    FormatOpt,
+    InitTimesOpt,
+    InputArg,
+    Layout,
+    LayoutOpt,
+    LeadTimeOpt,
+    ModelOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PlotFileArg,
+    PlotInitTimeOpt,
+    PlotLeadTimesOpt,
+    PlotTruthOpt,
+    StepsOpt,
+    VarMapOpt,
+    VarOpt,
+    cli_message,
+)
 from svqcast.cli.output import OutputFormat, emit, log, out_console
-
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--model",
-        "-m",
-        help="Zoo name (svqcast models list), hf://ORG/NAME@REVISION, or a checkpoint/run directory. "
-        "Default: the zoo's default model.",
-    ),
-]
-
-
-class Layout(str, Enum):
-    cf = "cf"
-    wb2 = "wb2"
-    valid_time = "valid-time"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def resolve_device(choice: Device | str) -> str:
@@ -113,7 +115,7 @@ def _forecast(fc: Any, prep: Any, n_steps: int, history: str, fmt: OutputFormat)
         return fc.predict(None, steps=n_steps, history=history, prepared=prep, progress=progress)
 
 
-def _load_forecaster(model: Optional[str], device: Device, batch_size: int, compile: bool) -> Any:
+def _load_forecaster(model: Optional[str], device: Device, batch_size: int | None, compile: bool) -> Any:
     """The model on its device, with the inference settings (svqcast.models.fastpath)."""
     from svqcast.forecast import load_model
     from svqcast.models.fastpath import configure_forecaster
@@ -140,36 +142,19 @@ def _refuse_repeated_init_times(init_time: Optional[list[str]]) -> None:
 
 
 def _predict(
-    input: Annotated[Path, typer.Argument(help="netCDF, zarr or GRIB input: a file, or a directory of files.")],
-    output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Forecast to write: NAME.nc (netCDF4) or NAME.zarr.")
-    ] = None,
+    input: InputArg,
+    output: ForecastOutputOpt = None,
     model: ModelOpt = None,
-    steps: Annotated[
-        Optional[int], typer.Option("--steps", "-n", help="Number of output frames (default: the model's T_out).")
-    ] = None,
-    lead_time: Annotated[
-        Optional[str], typer.Option("--lead-time", help="Forecast horizon instead of --steps, e.g. 24h, 2d.")
-    ] = None,
-    init_time: Annotated[
-        Optional[list[str]],
-        typer.Option("--init-time", help="Initialisation time (repeatable); default: the last time in the input."),
-    ] = None,
-    var_map: Annotated[
-        Optional[list[str]],
-        typer.Option("--var-map", help="Map an input variable to a model variable, INPUT=MODEL (repeatable).",
-                     metavar="A=B"),
-    ] = None,
-    layout: Annotated[
-        Layout, typer.Option("--layout", help="cf (default, CF-1.8), wb2 (WeatherBench2), valid-time (CDO).")
-    ] = Layout.cf,
-    device: Annotated[Device, typer.Option("--device", help="auto (GPU when visible), cpu or cuda.")] = Device.auto,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Initialisations per network call.")] = 8,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (slow first call).")] = False,
-    check: Annotated[
-        bool, typer.Option("--check", help="Only validate the input against the model and report.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+    steps: StepsOpt = None,
+    lead_time: LeadTimeOpt = None,
+    init_time: InitTimesOpt = None,
+    var_map: VarMapOpt = None,
+    layout: LayoutOpt = Layout.cf,
+    device: DeviceOpt = Device.auto,
+    batch_size: BatchSizeOpt = 8,
+    compile: CompileOpt = False,
+    check: CheckOpt = False,
+    overwrite: OverwriteOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Forecast from an input file with a trained model and write a CF-1.8 netCDF or zarr store.
@@ -221,24 +206,14 @@ def _predict(
 
 
 def _plot(
-    file: Annotated[Path, typer.Argument(help="Forecast netCDF written by svqcast predict.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Figure to write (.png, .pdf, .svg).")],
-    truth: Annotated[
-        Optional[Path], typer.Option("--truth", help="Observations (netCDF/zarr) covering the valid times.")
-    ] = None,
-    var: Annotated[Optional[str], typer.Option("--var", help="Variable to plot (default: the first).")] = None,
-    lead_time: Annotated[
-        Optional[list[str]],
-        typer.Option("--lead-time", help="Lead time(s) to map, e.g. 6h (repeatable; default: 4 spread out)."),
-    ] = None,
-    animate: Annotated[
-        Optional[Path], typer.Option("--animate", help="Also write an animated GIF over all lead times.")
-    ] = None,
-    init_time: Annotated[
-        Optional[str],
-        typer.Option("--init-time", help="Initialisation to plot when the file holds several (default: the first)."),
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing figures.")] = False,
+    file: PlotFileArg,
+    output: OutputOpt,
+    truth: PlotTruthOpt = None,
+    var: VarOpt = None,
+    lead_time: PlotLeadTimesOpt = None,
+    animate: AnimateOpt = None,
+    init_time: PlotInitTimeOpt = None,
+    overwrite: OverwriteOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Maps of forecast, truth and error per lead time, plus error against lead time.
@@ -253,7 +228,8 @@ def _plot(
         file, output, truth=truth, var=var, lead_times=lead_time or None, animate=animate, overwrite=overwrite,
         init_time=init_time,
     )
-    for note in result.get("notes", []):
+    result["notes"] = [cli_message(note) for note in result.get("notes", [])]  # parameters -> flags
+    for note in result["notes"]:
         log(f"note: {note}")
 
     def _text(r: dict[str, Any]) -> None:

@@ -40,8 +40,11 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None = None,
                  variables: list[str] | None = None, level: float | None = None, t_in: int | None = None,
                  t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
-                 force: bool = False, log: Callable[[str], None] | None = None) -> Path:
-    """Prepare `source` as user dataset `name` under `root`; return the store directory."""
+                 force: bool = False, log: Callable[[str], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Path:
+    """Prepare `source` as user dataset `name` under `root`; return the store directory.
+
+    `progress(done, total)` is called after every chunk written, counting frames over all splits."""
     say = log or (lambda _m: None)
     _check_name(name, root, force)
     check_output(root_dir(root) / name, overwrite=True, kind="dir")  # a file there, read-only root: exit 2
@@ -56,7 +59,7 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
     target = prepared_dir(name, root)
     with _clean_on_failure(root_dir(root), name):
         with atomic_dir(target, overwrite=force) as tmp:
-            _write_splits(tmp, name, src, ranges, say)
+            _write_splits(tmp, name, src, ranges, say, progress)
             _write_stats(tmp, name, src)
             files = source_fingerprints(src)
             _write_manifest(tmp, name, ranges, files)
@@ -108,28 +111,38 @@ def _block(src: Source) -> int:
 
 
 class _Range:
-    """frames[a:b] of a source, re-based at 0 (what write_store slices)."""
+    """frames[a:b] of a source, re-based at 0 (what write_store slices); each chunk read is
+    reported to `tick(frames)` so that progress follows the streaming write."""
 
-    def __init__(self, frames: Any, a: int, b: int) -> None:
-        self.frames, self.a, self.b = frames, a, b
+    def __init__(self, frames: Any, a: int, b: int, tick: Callable[[int], None]) -> None:
+        self.frames, self.a, self.b, self.tick = frames, a, b, tick
 
     def __len__(self) -> int:
         return self.b - self.a
 
     def __getitem__(self, sl: slice) -> np.ndarray:
         lo, hi, _ = sl.indices(len(self))
-        return self.frames[slice(self.a + lo, self.a + hi)]
+        block = self.frames[slice(self.a + lo, self.a + hi)]
+        self.tick(hi - lo)
+        return block
 
 
 def _write_splits(tmp: Path, name: str, src: Source, ranges: dict[str, tuple[int, int]],
-                  say: Callable[[str], None]) -> None:
+                  say: Callable[[str], None], progress: Callable[[int, int], None] | None = None) -> None:
+    total, done = sum(b - a for a, b in ranges.values()), [0]
+
+    def tick(frames: int) -> None:
+        done[0] += frames
+        if progress is not None:
+            progress(done[0], total)
+
     for split, (a, b) in ranges.items():
         layout = StoreLayout(dataset=name, split=split, dims=src.dims, coords=src.coords,
                              coord_units=src.coord_units, channels=src.channels, units=src.units,
                              time_kind="datetime" if src.is_datetime else "frame", dtype=src.dtype,
                              attrs={"official_validation": np.int32(0), "source": os.path.basename(str(src.path))})
         say(f"writing {split}.nc ({b - a} frames)")
-        write_store(tmp / f"{split}.nc", layout, _Range(src.frames, a, b), src.times[a:b], chunk=_block(src))
+        write_store(tmp / f"{split}.nc", layout, _Range(src.frames, a, b, tick), src.times[a:b], chunk=_block(src))
 
 
 def _write_stats(tmp: Path, name: str, src: Source) -> None:

@@ -112,7 +112,8 @@ def prepare_model(
             stacklevel=2,
         )
     if use_channels_last(model, prec, channels_last, device):
-        model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (documented) but torch's overloads omit it
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 
@@ -122,7 +123,7 @@ def compile_model(net: nn.Module, enabled: bool, *, mode: str | None = None) -> 
     if not enabled:
         return net
     if not hasattr(torch, "compile"):
-        raise UsageError("--compile needs torch >= 2.0; upgrade torch or drop --compile")
+        raise UsageError("`compile` needs torch >= 2.0; upgrade torch or drop `compile`")
     return torch.compile(net, mode=mode)  # type: ignore[return-value]
 
 
@@ -135,7 +136,7 @@ def configure_forecaster(
     optionally `torch.compile`. Returns `fc`."""
     if batch_size is not None:
         if int(batch_size) < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+            raise UsageError(f"`batch_size` must be at least 1, got {batch_size}")
         fc.batch_size = int(batch_size)
     param = next(iter(fc.net.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")

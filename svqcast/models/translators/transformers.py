@@ -164,6 +164,8 @@ def shift_attention_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
 class WindowAttention(Attention):
     """Attention inside ws x ws windows with a learned relative-position bias."""
 
+    relative_position_index: torch.Tensor  # a buffer (register_buffer below)
+
     def __init__(
         self, dim: int, ws: int, num_heads: int = 8, qkv_bias: bool = True, proj_drop: float = 0.0,
         fused_attn: bool | None = None,
@@ -312,6 +314,12 @@ class UniformerBlock(nn.Module):
     CBlock:  x += pos(x); x += DP(conv2(attn(conv1(BN(x))))); x += DP(mlp(BN(x)))
     SABlock: x += pos(x); tokens; x += DP(g1 * MHSA(LN(x))); x += DP(g2 * MLP(LN(x)))
     """
+
+    # the two block types fill these slots with different layers
+    norm1: nn.Module
+    attn: nn.Module
+    norm2: nn.Module
+    mlp: nn.Module
 
     def __init__(self, spec: BlockSpec, init_value: float = 1e-6) -> None:
         super().__init__()
