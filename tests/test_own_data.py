@@ -260,11 +260,14 @@ def test_any_grid_is_padded_inside_the_network_and_cropped_back() -> None:
 def test_bare_train_uses_the_default_preset_and_dataset(tmp_path: Path, root: Path, capsys,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli(["train", "--max-epochs", "1", "--set", "train.max_steps_per_epoch=2", *TINY], capsys)
+    # literally the command of the docs: one full epoch of the default preset (about 30 s here)
+    code, out, err = cli(["train", "--max-epochs", "1"], capsys)
     assert code == 0, err
     assert "default preset era5-uk-t2m_gsta_svq" in err and "era5-uk-t2m" in err
-    cfg = json.loads((tmp_path / "runs" / "era5-uk-t2m_gsta_svq" / "last" / "config.json").read_text())
-    assert cfg["config"]["data"]["dataset"] == "era5-uk-t2m" and cfg["config"]["model"]["hid_S"] == 4
+    run = tmp_path / "runs" / "era5-uk-t2m_gsta_svq"
+    cfg = json.loads((run / "last" / "config.json").read_text())
+    assert cfg["config"]["data"]["dataset"] == "era5-uk-t2m" and cfg["config"]["model"]["hid_S"] == 16
+    assert cfg["provenance"]["epoch"] == 1 and (run / "best" / "model.safetensors").is_file()
 
 
 def test_download_weatherbench_dry_run_lists_every_variable_offline(tmp_path: Path, capsys) -> None:
