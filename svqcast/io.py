@@ -88,7 +88,8 @@ def time_step(spec: DataSpec) -> np.timedelta64 | None:
 # --------------------------------------------------------------------------- opening files
 
 
-def _is_zarr_dir(path: Path) -> bool:
+def is_zarr_dir(path: Path) -> bool:
+    """A zarr store on disk (v2 or v3 metadata): what `open_input` and `svqcast prepare` open as zarr."""
     return path.is_dir() and any((path / m).exists() for m in _ZARR_MARKERS)
 
 
@@ -120,7 +121,7 @@ def _open_one(path: Path) -> Any:
     from svqcast.errors import MissingExtraError
 
     try:
-        if _is_zarr_dir(path):
+        if is_zarr_dir(path):
             return xr.open_zarr(path, consolidated=None)
         if path.suffix == ".zarr":
             raise DataError(f"{path}: not a readable zarr store (no .zgroup / zarr.json)")
@@ -138,7 +139,7 @@ def _open_one(path: Path) -> Any:
 def _directory_members(path: Path) -> list[Path]:
     members = sorted(
         p for p in path.iterdir()
-        if (p.is_file() and p.suffix.lower() in _NETCDF_SUFFIXES + _GRIB_SUFFIXES) or _is_zarr_dir(p)
+        if (p.is_file() and p.suffix.lower() in _NETCDF_SUFFIXES + _GRIB_SUFFIXES) or is_zarr_dir(p)
     )
     if not members:
         raise DataError(f"{path}: directory holds no netCDF (*.nc), GRIB (*.grib) or zarr files")
@@ -149,7 +150,7 @@ def _is_frames(path: Path) -> bool:
     from svqcast.data.usersource import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     if path.is_dir():
-        return not _is_zarr_dir(path) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+        return not is_zarr_dir(path) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
     return path.suffix.lower() in (".npy", *VIDEO_SUFFIXES)
 
 
@@ -169,7 +170,7 @@ def open_input(path: str | os.PathLike[str]) -> Any:
         from svqcast.data.userframes import frames_dataset
 
         return frames_dataset(str(path))
-    if not path.is_dir() or _is_zarr_dir(path):
+    if not path.is_dir() or is_zarr_dir(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # decoding chatter (zarr v3 metadata, time encodings)
             return _open_one(path)

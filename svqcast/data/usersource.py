@@ -20,12 +20,12 @@ import numpy as np
 
 from svqcast.errors import DataError, MissingExtraError, NetworkError, UsageError
 from svqcast.fsutil import check_input
+from svqcast.io import is_zarr_dir
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
-ZARR_MARKERS = (".zgroup", ".zattrs", "zarr.json", ".zmetadata")
 LAT_NAMES = ("lat", "latitude", "nav_lat", "rlat", "y")
 LON_NAMES = ("lon", "longitude", "nav_lon", "rlon", "x")
 TIME_NAMES = ("time", "valid_time", "t", "date", "datetime")
@@ -67,10 +67,6 @@ def looks_like_path(text: str) -> bool:
     return is_url(s) or os.path.exists(s) or any(c in s for c in "*?[") or os.sep in s or Path(s).suffix != ""
 
 
-def _is_zarr(p: Path) -> bool:
-    return p.is_dir() and any((p / m).exists() for m in ZARR_MARKERS)
-
-
 def classify(arg: str) -> tuple[str, list[str]]:
     """(format, paths): netcdf | zarr | grib | npy | video | images, or a UsageError."""
     if is_url(arg):
@@ -86,7 +82,7 @@ def classify(arg: str) -> tuple[str, list[str]]:
     if not p.exists():
         raise UsageError(f"{arg}: no such file or directory")
     check_input(p)  # a FIFO, device or socket would block the reader: exit 2
-    if _is_zarr(p):
+    if is_zarr_dir(p):
         return "zarr", [str(p)]
     if p.is_dir():
         members = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
