@@ -52,7 +52,7 @@ def get_split_dataset(
     directory = prepared_dir(name, root, official_validation)
     _ensure_prepared(entry, name, directory, root, official_validation)
     file_split = "test" if (official_validation and split == "val") else split
-    _verify(directory, verify)
+    verify_store(directory, verify)
     path = directory / f"{file_split}.nc"
     meta = read_meta(path)
     stats = read_json(directory / STATS)
@@ -117,18 +117,20 @@ def _ensure_prepared(entry: DatasetEntry, name: str, directory: Path, root: str 
                     raise
 
 
-_VERIFIED: set[tuple[object, ...]] = set()
+_VERIFIED: dict[tuple[object, ...], bool] = {}  # store fingerprint -> verified deeply
 
 
-def _verify(directory: Path, deep: bool) -> None:
-    """Check the store against its manifest; again only when a file's size or mtime changed."""
+def verify_store(directory: Path, deep: bool) -> None:
+    """Check the store against its manifest, once per state of its files (size, mtime): a deep
+    check (every sha256) also answers later shallow ones, so no file is hashed twice."""
     from svqcast.data.prepare import verify
 
-    key = (str(directory), deep, *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                                          for p in directory.iterdir() if p.is_file()))
-    if key not in _VERIFIED:
+    key = (str(directory), *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                   for p in directory.iterdir() if p.is_file()))
+    done = _VERIFIED.get(key)
+    if done is None or (deep and not done):
         verify(directory, deep=deep)
-        _VERIFIED.add(key)
+        _VERIFIED[key] = deep or bool(done)
 
 
 def spec_extra(entry: DatasetEntry) -> dict[str, object]:

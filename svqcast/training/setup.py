@@ -85,13 +85,14 @@ def data_provenance(dataset: Dataset, spec_dict: Mapping[str, Any]) -> dict[str,
     (``train(datasets=...)``) have no store: ``data_hash`` is then the sha256 of their
     data spec, else it names the manifest.
     """
-    from svqcast.data.prepare import MANIFEST, verify
+    from svqcast.data.loading import verify_store
+    from svqcast.data.prepare import MANIFEST
     from svqcast.data.windows import WindowDataset
     from svqcast.fsutil import sha256_file
 
     if isinstance(dataset, WindowDataset):
         store = Path(dataset.path).parent
-        verify(store)
+        verify_store(store, deep=True)
         manifest = sha256_file(store / MANIFEST)
         return {"data_manifest_sha256": manifest, "data_hash": f"manifest-sha256:{manifest}"}
     canon = json.dumps(dict(spec_dict), sort_keys=True, default=str).encode()
