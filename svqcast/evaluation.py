@@ -38,6 +38,7 @@ from svqcast.metrics import (
     climatology_from_dataset,
     spatial_weights,
 )
+from svqcast.models.phase import PhaseDataset, cycle_of, needs_phase
 from svqcast.refcast import SeasonalReference, seasonal_reference
 
 FORECASTS = ("model", "persistence", "climatology")  # + the seasonal-naive one where defined
@@ -257,15 +258,17 @@ def _score_batches(
 
     loader = DataLoader(_Indexed(sp.ds), batch_size=batch_size, shuffle=False)
     total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    phases = PhaseDataset(sp.ds, cycle_of(model)).phases if needs_phase(model) else None
     with torch.no_grad():
         for b, (x, y, idx) in enumerate(loader):
             if max_batches is not None and b >= max_batches:
                 break
+            extra = {} if phases is None else {"phase": torch.tensor([phases[int(i)] for i in idx], device=dev)}
             if isinstance(model, ReturnsAux):
-                out = model.forward_with_aux(x.to(dev))
+                out = model.forward_with_aux(x.to(dev), **extra)
                 pred, diagnostics = out.pred, out.diagnostics
             else:
-                pred, diagnostics = model(x.to(dev)), {}
+                pred, diagnostics = model(x.to(dev), **extra), {}
             pred = pred.float().cpu()
             probe.after_batch(diagnostics)
             sc.openstl["model"].update(pred, y)
@@ -427,18 +430,23 @@ def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def zoo_metrics(result: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
     """The `metrics` table of a zoo registry entry from an `evaluate(..., per_lead_time=True)`
-    result of a one-channel model: per forecast, OpenSTL MAE/RMSE, latitude-weighted
-    MAE/RMSE averaged over leads and per lead (lists), rounded; a test pins that the
-    registry holds exactly these numbers for the bundled model."""
-    ch = result["channels"][0]
+    result: per forecast, OpenSTL MAE and RMSE (MSE where it has none), then per channel the WB2-style MAE/RMSE averaged
+    over leads and per lead (lists), rounded; a test pins that the registry holds exactly
+    these numbers for every bundled model. Keys: ``<forecast>_<metric>[_latw][_by_lead]``
+    (``_latw`` where the weights are latitude weights), with ``_<channel>`` appended when
+    the model has more than one channel."""
+    channels = list(result["channels"])
+    wsuf = "_latw" if str(result.get("weights") or "").startswith("latitude") else ""
     out: dict[str, Any] = {"test_samples": int(result["samples"])}
     for f, sc in result["scores"].items():
         key = "test" if f == "model" else f
-        out[f"{key}_mae"] = round(float(sc["mae"]), digits)
-        out[f"{key}_rmse"] = round(float(sc["rmse"]), digits)
-        for m in ("mae", "rmse"):
-            out[f"{key}_{m}_latw"] = round(float(sc["wb2"][m][ch]), digits)
-            per = (result.get("per_lead_time") or {}).get(f)
-            if per:
-                out[f"{key}_{m}_latw_by_lead"] = [round(float(v), digits) for v in per[m][ch]]
+        for m in ("mae", "rmse" if "rmse" in sc else "mse"):  # OpenSTL reports no RMSE for flows
+            out[f"{key}_{m}"] = round(float(sc[m]), digits)
+        per = (result.get("per_lead_time") or {}).get(f)
+        for ch in channels:
+            csuf = "" if len(channels) == 1 else f"_{ch}"
+            for m in ("mae", "rmse"):
+                out[f"{key}_{m}{wsuf}{csuf}"] = round(float(sc["wb2"][m][ch]), digits)
+                if per:
+                    out[f"{key}_{m}{wsuf}_by_lead{csuf}"] = [round(float(v), digits) for v in per[m][ch]]
     return out

@@ -208,6 +208,9 @@ def export_model(ref: str | None, fmt: str, out_dir: str | os.PathLike[str], *, 
         raise UsageError(f"`tolerance` {tolerance}: must be a number >= 0")
     out = check_output(out_dir, overwrite=overwrite, kind="dir")
     net, meta, _, label = load_network(ref)
+    if getattr(net, "needs_phase", False):
+        raise UsageError(f"{label}: a climatology-residual model (model.residual = 'climatology') also needs the "
+                         "time of each sample and cannot be exported yet; use `svqcast predict` or the Python API")
     spec = DataSpec.from_dict(dict(meta.get("data_spec") or {}))
     module = _inference_module(net.float().cpu())
     example = torch.from_numpy(validation_sample(spec).x)

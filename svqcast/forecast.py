@@ -126,7 +126,8 @@ class Forecaster:
 
     # ------------------------------------------------------------------ rollout
     def rollout(
-        self, frames: np.ndarray, steps: int, progress: Callable[[int, int], None] | None = None
+        self, frames: np.ndarray, steps: int, progress: Callable[[int, int], None] | None = None,
+        phases: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[int], int]:
         """Forecast `steps` frames from physical-unit `frames` (n, T_in, C, H, W).
 
@@ -135,6 +136,8 @@ class Forecaster:
         each call reads the frames at `anchor + rel_in` and writes `anchor + rel_out`,
         then the anchor moves to the last frame written. Observed frames are never
         overwritten by forecasts. `progress(done, total)` counts (initialisation x network call).
+        `phases` (n,): for a climatology-residual network, each initialisation time's index
+        in its cycle (:meth:`phases_for`); it moves with the anchor.
         """
         import torch
 
@@ -165,7 +168,9 @@ class Forecaster:
             with torch.inference_mode():
                 for b in range(0, inp.shape[0], self.batch_size):
                     t = torch.from_numpy(np.ascontiguousarray(inp[b : b + self.batch_size])).to(device, dtype)
-                    y = self.net(t)
+                    extra = {} if phases is None else {
+                        "phase": torch.from_numpy(np.asarray(phases[b : b + self.batch_size]) + anchor).to(device)}
+                    y = self.net(t, **extra)
                     if isinstance(y, (tuple, list)):
                         y = y[0]
                     outs.append(y.detach().float().cpu().numpy())
@@ -196,6 +201,18 @@ class Forecaster:
             raise DataError(f"{self.ref}: the forecast contains non-finite values; the weights may be corrupt")
         return y.astype(np.float32), leads, calls
 
+    def phases_for(self, init_times: Any) -> np.ndarray | None:
+        """Each initialisation time's index in the network's climatology cycle, or None for
+        a network without one."""
+        from svqcast.models.phase import cycle_of, needs_phase, phase_of
+
+        if not needs_phase(self.net):
+            return None
+        step = self.spec.time_step_seconds
+        if self.spec.time_kind != "datetime" or not step:
+            raise DataError(f"{self.ref}: a climatology-residual model needs a data spec with calendar time steps")
+        return phase_of(init_times, float(step), cycle_of(self.net))
+
     # ------------------------------------------------------------------ predict
     def predict(
         self,
@@ -216,7 +233,7 @@ class Forecaster:
         """
         n_steps = self.resolve_steps(steps, lead_time)
         prep = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
-        values, leads, calls = self.rollout(prep.frames, n_steps, progress)
+        values, leads, calls = self.rollout(prep.frames, n_steps, progress, self.phases_for(prep.init_times))
         details = [f"{k} {self.meta[m]}" for k, m in (("preset", "preset"), ("weights sha256", "weights_sha256"))
                    if self.meta.get(m)]
         source = f"svqcast {__version__}; model {self.ref}" + (f" ({', '.join(details)})" if details else "")

@@ -503,6 +503,22 @@ def _is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+def _carried_card(ckpt: Path) -> str | None:
+    """The model card a checkpoint directory carries (README.md), after checking that its
+    metadata parses as a Hugging Face card; None when it has none."""
+    path = ckpt / CARD_NAME
+    if not path.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        ModelCard(text)
+    except ValueError as exc:
+        raise DataError(f"{path}: the model card's metadata does not parse ({exc}); fix or delete it") from None
+    return text
+
+
 def push_model(
     source: str | os.PathLike[str],
     repo_id: str,
@@ -514,13 +530,18 @@ def push_model(
 ) -> dict[str, Any]:
     """Upload a run's best checkpoint (or a checkpoint dir) with a generated model card.
 
-    Exactly three files are uploaded: model.safetensors, config.json and README.md (the card
-    generated now from config.json and the run's metrics). `upload` replaces the Hub call
-    (signature `upload(folder, repo_id, revision, private, commit_message) -> str`).
+    Exactly three files are uploaded: model.safetensors, config.json and README.md: the card
+    generated now from config.json and the run's metrics, or, when `source` names a bundled
+    zoo model, the card it ships with (per-lead scores, reproduce command; its metadata is
+    validated). `upload` replaces the Hub call (signature `upload(folder,
+    repo_id, revision, private, commit_message) -> str`).
     """
     if not _REPO_RE.match(repo_id):
         raise UsageError(f"`repo_id` '{repo_id}': expected ORG/NAME")
-    src = Path(source).expanduser()
+    src, carried = Path(source).expanduser(), None
+    if not src.is_dir() and str(source) in load_registry():  # a bundled zoo model: its own card
+        src = get_entry(str(source)).bundled_path() or src
+        carried = _carried_card(src)
     if not src.is_dir():
         raise UsageError(f"{src}: no such run or checkpoint directory")
     ckpt = _local_checkpoint(src)
@@ -530,7 +551,7 @@ def push_model(
     meta = read_checkpoint_meta(ckpt)
     run_dir = ckpt.parent if ckpt.name in ("best", "last") else None
     name = repo_id.split("/", 1)[1]
-    card = model_card(meta, name=name, repo_id=repo_id, best_val=_best_val(run_dir))
+    card = carried or model_card(meta, name=name, repo_id=repo_id, best_val=_best_val(run_dir))
     message = commit_message or f"Upload {name} (svqcast {__version__})"
     uploader = upload or _default_uploader
     with tempfile.TemporaryDirectory(prefix="svqcast-push-") as tmp:

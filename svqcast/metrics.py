@@ -387,6 +387,9 @@ class Climatology:
 
     * ``"dayofyear-hour"`` when the training frames span at least a full year (every day of
       the year is present): the mean of all frames sharing (day of year, time of day);
+    * ``"week"`` (time of the week, from Monday 00:00) for data whose dominant cycle is the
+      week (the half-hourly NYC flows) when the training split spans at least a week: the
+      historical average of the same half hour of the week;
     * ``"hour"`` (time of day) otherwise, e.g. the 23-day era5-uk-t2m sample, whose test
       days never occur in training: a diurnal-cycle climatology;
     * ``"mean"`` for data without a calendar (video frames): the mean training frame.
@@ -409,14 +412,20 @@ class Climatology:
         tod = (t - day).astype(np.int64)  # seconds of the day
         if mode == "hour":
             return [int(s) for s in tod]
+        if mode == "week":  # seconds since Monday 00:00 (day 0 of datetime64 is a Thursday)
+            weekday = (day.astype(np.int64) - 4) % 7
+            return [int(w) * 86_400 + int(s) for w, s in zip(weekday, tod, strict=True)]
         year = t.astype("datetime64[Y]")
         doy = (day - year.astype("datetime64[D]")).astype(np.int64)
         return [(int(d), int(s)) for d, s in zip(doy, tod, strict=True)]
 
     @classmethod
-    def from_frames(cls, frames: Iterable[tuple[np.ndarray, np.ndarray]], calendar: bool) -> Climatology:
+    def from_frames(
+        cls, frames: Iterable[tuple[np.ndarray, np.ndarray]], calendar: bool, weekly: bool = False
+    ) -> Climatology:
         """Build from ``(times, frames)`` chunks: times ``(n,)``, frames ``(n, C, H, W)``
-        in physical units; duplicate times are counted once."""
+        in physical units; duplicate times are counted once. `weekly`: key by the time of
+        the week when the frames span less than a year but at least a week."""
         seen: set[Any] = set()
         all_times: list[np.ndarray] = []
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
@@ -438,6 +447,8 @@ class Climatology:
             year = t.astype("datetime64[Y]")
             doys = set((t - year.astype("datetime64[D]")).astype(np.int64).tolist())
             mode = "dayofyear-hour" if len(doys) >= 365 else "hour"
+            if mode == "hour" and weekly and len(set(t.tolist())) >= 7:
+                mode = "week"
         sums: dict[Any, np.ndarray] = {}
         counts: dict[Any, int] = {}
         total = None
@@ -465,6 +476,7 @@ class Climatology:
         return {
             "dayofyear-hour": "day-of-year x time-of-day mean of the training split",
             "hour": "time-of-day mean of the training split (it spans less than a year)",
+            "week": "time-of-week mean of the training split (the historical average of the same slot of the week)",
             "mean": "mean training frame (no calendar)",
         }[self.mode]
 
@@ -493,7 +505,9 @@ def climatology_from_dataset(ds: Any, max_frames: int | None = None) -> Climatol
             if max_frames is not None and read >= max_frames:
                 break
 
-    return Climatology.from_frames(chunks(), calendar)
+    from svqcast.refcast import WEEKLY_KINDS
+
+    return Climatology.from_frames(chunks(), calendar, weekly=getattr(spec, "kind", "") in WEEKLY_KINDS)
 
 
 __all__ = [

@@ -99,16 +99,16 @@ def test_verdicts_do_not_overclaim():
 def _record(ds: str, model: str, seed: int, rmse: float, mae: float) -> dict:
     return {"run_id": f"{ds}/{model}/seed{seed}", "status": "ok", "dataset": ds, "model": model,
             "group": "main", "seed": seed, "preset": f"{ds}_gsta", "overrides": {}, "config": {},
-            "epochs_run": 3 + seed, "best_val": 0.5 - 0.01 * seed, "val_curve": [0.6, 0.5],
+            "epochs_run": 3 + seed, "best_val": 0.5 - 0.01 * seed, "val_loss": [0.6, 0.5 - 0.01 * seed],
+            "best_epoch": 2, "max_epochs": 40, "optimizer_steps": 300, "stop_reason": "early_stopping",
             "test": {"mae": mae, "rmse": rmse, "mse": rmse ** 2, "lat_rmse": None},
             "references": {}, "train_seconds": 10.0 + seed, "eval_seconds": 1.0, "threads": 1}
 
 
 def _synthetic_results() -> dict:
     data = study.empty_results()
-    data["settings"] = {"budget": {"epochs": 4, "patience": 2, "warmup_epochs": 1, "hid_S": 8,
-                                   "hid_T": 32, "N_T": 2, "batch_size": 16,
-                                   "steps_per_epoch": {"era5-uk-t2m": 12}},
+    data["settings"] = {"budget": {"epochs": 40, "patience": 5, "batch_size": 16, "steps_per_epoch": {}},
+                        "recipes": {"era5-uk-t2m": study.RECIPES["era5-uk-t2m"]}, "datasets": ["era5-uk-t2m"],
                         "seeds": 3, "jobs": 2, "threads_per_job": 1, "planned_runs": 9,
                         "model_labels": {k: m.label for k, m in study.ALL_MODELS.items()},
                         "dataset_descriptions": study.DATASETS}
@@ -143,7 +143,9 @@ def test_report_is_generated_from_the_json(tmp_path):
     assert "| *persistence* | – | 3.1 | 3.9 |" in text
     assert "| *climatology* | – | 2.7 | 3.4 |" in text
     assert "**3 of 9 planned**" not in text and "**9 of 9 planned**" in text
-    assert "20.6 min" in text  # 1234 s
+    assert "20.6 min" in text and "0.34 h** of the 5 h budget" in text  # 1234 s
+    # every run ended by early stopping; the column says so per model
+    assert "| 3 of 3 |" in text and "| yes |" in text
 
     # verdicts: learnable is clearly better than SimVP (diff -0.55, tiny spread); frozen is noise
     learn = study.verdict([1.5, 1.6, 1.55], [2.0, 2.2, 2.1])
@@ -158,9 +160,10 @@ def test_report_is_generated_from_the_json(tmp_path):
     assert f"{100 * learn['diff'] / 2.1:+.1f} %" in learn_row  # relative to SimVP's mean 2.1
     assert rows["| SimVP+SVQ frozen − SimVP (MAE) | RMSE"].endswith("| within noise |")
 
-    # the plot exists and is linked
-    assert (img / "study_main.png").stat().st_size > 1000
-    assert "![study_main](img/study_main.png)" in text
+    # the plots exist and are linked, the validation curves among them
+    for name in ("study_main", "study_curves"):
+        assert (img / f"{name}.png").stat().st_size > 1000
+        assert f"![{name}](img/{name}.png)" in text
 
     # changing the JSON changes the report: nothing is typed by hand
     data["runs"][0]["test"]["rmse"] = 9.0
@@ -180,21 +183,38 @@ def test_incomplete_study_says_so(tmp_path):
 def test_plan_is_main_first_seed_major_and_family_is_consistent():
     budget = study.Budget()
     specs = study.plan_runs(budget, range(3))
-    # main: 6 models on nyc-taxi + 5 on era5-uk-t2m (GRVQ skipped there); ablation: 4 configs
-    assert len(specs) == 3 * (6 + 5 + 4)
+    # main: 5 models on 3 datasets; ablation: N = 10, 1000, 100000 x frozen/learnable on nyc-bike
+    assert len(specs) == 3 * (5 * 3 + 6)
     main = [s for s in specs if s.group == "main"]
     assert specs[: len(main)] == main  # the whole main family comes before the ablation
     for group in ("main", "ablation"):
         seeds = [s.seed for s in specs if s.group == group]
         assert seeds == sorted(seeds)
     assert len({s.run_id for s in specs}) == len(specs)
-    assert not any(s.dataset == "era5-uk-t2m" and s.model == "grvq" for s in specs)
-    for s in specs:
-        assert s.overrides["model.hid_S"] == budget.hid_S
-        assert s.overrides["train.max_steps_per_epoch"] == budget.steps_per_epoch[s.dataset]
-        assert s.overrides.get("train.lr") == budget.lr.get(s.dataset)
-    (probe,) = study.plan_probes(budget, ["era5-uk-t2m", "nyc-taxi"], None)
-    assert (probe.dataset, probe.model) == ("era5-uk-t2m", "grvq")
+    assert {s.dataset for s in specs if s.group == "ablation"} == {"nyc-bike"}
+    assert {s.overrides["model.codebook_size"] for s in specs if s.group == "ablation"} == {10, 1000, 100000}
+    for s in specs:  # the zoo recipe of the dataset, full epochs, early stopping with patience 5
+        for key, value in study.RECIPES[s.dataset].items():
+            assert s.overrides[key] == value
+        assert s.overrides["train.max_steps_per_epoch"] == 0 and s.overrides["train.patience"] >= 5
+    assert study.RECIPES["nyc-taxi"]["model.residual"] == "climatology"
+
+
+def test_a_model_that_does_not_beat_climatology_is_flagged_not_compared():
+    data = _synthetic_results()
+    # climatology RMSE 3.4 / MAE 2.7: svq-frozen at RMSE ~5 has not converged
+    for r in data["runs"]:
+        if r["model"] == "svq-frozen":
+            r["test"]["rmse"], r["test"]["mae"] = 5.0 + 0.1 * r["seed"], 4.0
+    assert study.converged(data, "era5-uk-t2m", "svq-frozen") is False
+    assert study.converged(data, "era5-uk-t2m", "svq-learnable") is True
+    comps = study.comparisons(data)
+    assert comps and not any("svq-frozen" in (c["a"], c["b"]) for c in comps)
+    text = study.render_report(data)
+    row = next(line for line in text.splitlines() if line.startswith("| SimVP+SVQ frozen |"))
+    assert row.endswith("| **no: not converged** |")
+    assert "not converged: SimVP+SVQ frozen" in text
+    assert "**era5-uk-t2m**: no verdict: SimVP+SVQ frozen did not beat the climatology" in text
 
 
 def test_family_check_rejects_a_hidden_difference():
@@ -224,7 +244,7 @@ def test_smoke_one_tiny_run_through_the_api(tmp_path, monkeypatch):
     out, doc, img = tmp_path / "study.json", tmp_path / "results.md", tmp_path / "img"
     args = ["--out", str(out), "--doc", str(doc), "--img-dir", str(img), "--work-dir", str(tmp_path / "work"),
             "--datasets", "nyc-taxi", "--models", "simvp-mae", "--seeds", "1", "--epochs", "1",
-            "--warmup-epochs", "0", "--steps-per-epoch", "nyc-taxi=3", "--max-val-steps", "2",
+            "--steps-per-epoch", "nyc-taxi=3", "--max-val-steps", "2",
             "--jobs", "1"]
     assert study.main(args) == 0
     data = json.loads(out.read_text())
@@ -237,7 +257,10 @@ def test_smoke_one_tiny_run_through_the_api(tmp_path, monkeypatch):
     assert run["epochs_run"] == 1
     assert math.isfinite(run["best_val"])
     assert run["train_seconds"] > 0
-    assert run["config"]["model"]["hid_S"] == study.Budget().hid_S
+    assert run["config"]["model"]["hid_S"] == study.RECIPES["nyc-taxi"]["model.hid_S"]
+    assert run["config"]["model"]["residual"] == "climatology"
+    assert len(run["val_loss"]) == 1 and run["best_epoch"] == 1 and run["optimizer_steps"] == 3
+    assert run["stop_reason"] == "max_epochs"  # one epoch of a one-epoch cap
     assert run["config"]["train"]["max_steps_per_epoch"] == 3
     for metric in ("mae", "rmse"):
         assert run["test"][metric] is not None and run["test"][metric] > 0
@@ -252,32 +275,6 @@ def test_smoke_one_tiny_run_through_the_api(tmp_path, monkeypatch):
     after = json.loads(out.read_text())
     assert len(after["runs"]) == 1 and after["runs"][0] == json.loads(before)["runs"][0]
     assert len(after["sessions"]) == 2
-
-
-def test_cost_probe_times_a_skipped_model(monkeypatch):
-    """The probe that justifies a skipped model measures real training steps of it and of the
-    plain backbone (here a cheap stand-in: VQ on nyc-taxi)."""
-    from svqcast.config import list_presets
-
-    if "nyc-taxi_gsta" not in list_presets():
-        pytest.skip("nyc-taxi_gsta preset not available")
-    pytest.importorskip("vector_quantize_pytorch")
-    monkeypatch.setitem(study.SKIPPED, ("nyc-taxi", "vq"), "test reason")
-    probes = [p for p in study.plan_probes(study.Budget(), ["nyc-taxi"], ["vq"])]
-    assert [(p.dataset, p.model) for p in probes] == [("nyc-taxi", "vq")]
-    rec = study.probe_cost(probes[0], threads=1)
-    assert rec["reason"] == "test reason"
-    assert rec["step_seconds"] > 0 and rec["backbone_step_seconds"] > 0
-    assert rec["ratio"] == pytest.approx(rec["step_seconds"] / rec["backbone_step_seconds"])
-    steps = study.Budget().epochs * study.Budget().steps_per_epoch["nyc-taxi"]
-    assert rec["budget_steps_per_run"] == steps
-    assert rec["estimated_train_minutes_per_run"] == pytest.approx(steps * rec["step_seconds"] / 60)
-
-    data = _synthetic_results()
-    data["skipped"] = {"nyc-taxi/vq": rec}
-    text = study.render_report(data)
-    assert "## Models not run" in text and "test reason" in text
-    assert f"{rec['step_seconds']:.1f} s" in text
 
 
 def _load_throughput():

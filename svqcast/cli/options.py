@@ -191,7 +191,8 @@ ZooNameArg = Annotated[str, typer.Argument(help="Zoo model name.")]
 ZooRefArg = Annotated[str, typer.Argument(help="Zoo model name or hf://ORG/NAME@REVISION.")]
 ForceDownloadOpt = Annotated[bool, typer.Option("--force", help="Download again even if cached.")]
 PushSourceArg = Annotated[
-    Path, typer.Argument(help="Training run directory (its best/ checkpoint) or a checkpoint directory.")]
+    Path, typer.Argument(help="Training run directory (its best/ checkpoint), a checkpoint directory or a "
+                              "bundled zoo model (pushed with its own card).")]
 RepoIdOpt = Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")]
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (default main).")]
 PrivateOpt = Annotated[bool, typer.Option("--private", help="Create the repository as private.")]

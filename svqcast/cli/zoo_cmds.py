@@ -107,9 +107,10 @@ def _push(
     """Upload a checkpoint to the Hugging Face Hub with a generated model card.
 
     Uploads model.safetensors, config.json and a README.md card built from the config and the run's
-    metrics. Needs a token (HF_TOKEN or `hf auth login`).
+    metrics (a bundled zoo model keeps the card it ships with). Needs a token (HF_TOKEN or `hf auth login`).
 
     Example: svqcast models push runs/era5 --repo-id me/era5-uk-t2m-svq
+    Example: svqcast models push nyc-taxi_gsta_svq --repo-id me/nyc-taxi-svq
     """
     from svqcast.hub import push_model
 

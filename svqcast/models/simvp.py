@@ -44,7 +44,7 @@ class ReturnsAux(Protocol):
     :class:`ModelOutput` from `model(x, return_aux=True)` (the form that works through
     DistributedDataParallel). The trainer and `evaluate` use it when a model has it."""
 
-    def forward_with_aux(self, x: torch.Tensor) -> ModelOutput: ...
+    def forward_with_aux(self, x: torch.Tensor, phase: torch.Tensor | None = None) -> ModelOutput: ...
 
 
 def sampling_generator(n: int, reverse: bool = False) -> list[bool]:
@@ -53,7 +53,7 @@ def sampling_generator(n: int, reverse: bool = False) -> list[bool]:
     return list(reversed(samplings)) if reverse else samplings
 
 
-RESIDUALS = ("none", "last", "yesterday", "anomaly")
+RESIDUALS = ("none", "last", "yesterday", "anomaly", "climatology")
 
 
 def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | None:
@@ -70,6 +70,9 @@ def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | 
       output frame) of the change between the last input frame and the frame one period
       before it -- "today is warmer than yesterday, and that persists for a while". Needs
       T > period.
+    * ``"climatology"``: no input frame; :class:`SimVP` adds the training climatology at
+      each output's phase of a `period`-step cycle plus a learned fraction of the last input
+      frame's departure from it (see :mod:`svqcast.models.phase`). Any T.
     """
     if residual not in RESIDUALS:
         raise UsageError(f"model.residual: unknown '{residual}'; use one of {', '.join(RESIDUALS)}")
@@ -77,6 +80,10 @@ def residual_base_index(t: int, residual: str, period: int = 24) -> list[int] | 
         return None
     if residual == "last":
         return [t - 1] * t
+    if residual == "climatology":
+        if period < 1:
+            raise UsageError(f"model.residual_period must be at least 1, got {period}")
+        return []
     need = period + (residual == "anomaly")
     if period < 1 or t < need:
         raise UsageError(f"model.residual = '{residual}' needs model.in_shape[0] (T_in = {t}) >= {need} "
@@ -204,6 +211,10 @@ class SimVP(nn.Module):
         if residual == "anomaly":  # fades linearly over one period to start with; then learned
             p = self.residual_period
             self.residual_gain = nn.Parameter(torch.tensor([max(0.0, 1 - (j + 1) / p) for j in range(int(t))]))
+        if residual == "climatology":  # the table is filled from the training split (models.phase)
+            self.register_buffer("climatology", torch.zeros(self.residual_period, int(c), int(h), int(w)))
+            # the departure decays by a fifth per step to start with; then learned
+            self.residual_gain = nn.Parameter(torch.tensor([0.8 ** (j + 1) for j in range(int(t))]))
         if self._base_index is not None:
             # start exactly at the base forecast: the network learns a correction to it
             nn.init.zeros_(self.dec.readout.weight)
@@ -216,9 +227,37 @@ class SimVP(nn.Module):
         _, _, h, w = self.in_shape
         return self.hid_S, -(-h // self.stride), -(-w // self.stride)
 
-    def _step(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput | None]:
+    @property
+    def needs_phase(self) -> bool:
+        """True when forward needs `phase` (``residual = "climatology"``)."""
+        return self.residual == "climatology"
+
+    def _climatology_terms(
+        self, x: torch.Tensor, phase: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the inputs' departures from the climatology at their phases -- what the network
+        sees --, the base forecast: climatology at each output's phase + gain x the last
+        frame's departure)."""
+        if phase is None:
+            raise UsageError("this model forecasts departures from a climatology: call it with `phase` "
+                             "(the last input frame's index in its cycle, svqcast.models.phase.phase_of)")
+        t, p = x.shape[1], self.residual_period
+        ph = phase.to(x.device).long().view(-1, 1)
+        clim = self.get_buffer("climatology").to(x.dtype)
+        steps = torch.arange(-t + 1, t + 1, device=x.device)
+        table = clim[(ph + steps) % p]  # (B, 2T, C, H, W): the T input phases, then the T output ones
+        departures = x - table[:, :t]
+        gain = self.residual_gain.view(1, -1, 1, 1, 1).to(x.dtype)
+        return departures, table[:, t:] + gain * departures[:, -1:]
+
+    def _step(
+        self, x: torch.Tensor, phase: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, QuantizerOutput | None]:
         """One official model call (T frames in, T frames out) and the quantizer's output."""
         b, t, c, h, w = x.shape
+        base = None
+        if self.residual == "climatology":  # the network sees and predicts departures
+            x, base = self._climatology_terms(x, phase)
         frames = x.reshape(b * t, c, h, w)
         ph, pw = -h % self.stride, -w % self.stride
         if ph or pw:  # any grid: pad bottom/right to the encoder stride, crop the output back
@@ -234,16 +273,18 @@ class SimVP(nn.Module):
             q = self.quantizer(z)
             z = q.quantized
         y = self.dec(z, skip)[..., :h, :w].reshape(b, t, c, h, w)
-        if self._base_index is not None:  # model.residual: the network predicts the change
+        if base is not None:  # residual = "climatology"
+            y = y + base
+        elif self._base_index is not None:  # model.residual: the network predicts the change
             y = y + x[:, self._base_index]
             if self.residual == "anomaly":
                 change = x[:, -1:] - x[:, -1 - self.residual_period : -self.residual_period]
                 y = y + self.residual_gain.view(1, -1, 1, 1, 1).to(y.dtype) * change
         return y, q
 
-    def step(self, x: torch.Tensor) -> torch.Tensor:
+    def step(self, x: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor:
         """One official model call: T frames in, T frames out."""
-        return self._step(x)[0]
+        return self._step(x, phase)[0]
 
     def _check_input(self, x: torch.Tensor) -> None:
         t, c, h, w = self.in_shape
@@ -253,38 +294,41 @@ class SimVP(nn.Module):
                 "build the model with matching model.in_shape"
             )
 
-    def forward_with_aux(self, x: torch.Tensor) -> ModelOutput:
+    def forward_with_aux(self, x: torch.Tensor, phase: torch.Tensor | None = None) -> ModelOutput:
         """The prediction, the quantizer's auxiliary loss and its diagnostics.
 
         Roll-outs longer than T_in call the network several times; like the official code,
         the auxiliary loss and diagnostics are those of the last call. The loss is an exact
-        zero scalar without a quantizer and in eval mode.
+        zero scalar without a quantizer and in eval mode. `phase` (B,) only for
+        ``residual = "climatology"``: the last input frame's index in the cycle.
         """
         self._check_input(x)
         t_in, t_out = x.shape[1], self.out_frames
         last: QuantizerOutput | None = None
         if t_out <= t_in:
-            y, last = self._step(x)
+            y, last = self._step(x, phase)
             y = y[:, :t_out]
         else:
             preds, cur = [], x
-            for _ in range(t_out // t_in):
-                cur, last = self._step(cur)
+            for k in range(t_out // t_in):
+                cur, last = self._step(cur, None if phase is None else phase + k * t_in)
                 preds.append(cur)
             rest = t_out % t_in
             if rest:
-                cur, last = self._step(cur)
+                cur, last = self._step(cur, None if phase is None else phase + (t_out // t_in) * t_in)
                 preds.append(cur[:, :rest])
             y = torch.cat(preds, dim=1)
         aux = last.aux_loss if last is not None and self.training else y.new_zeros(())
         diagnostics = dict(last.diagnostics) if last is not None else {}
         return ModelOutput(y, aux, diagnostics)
 
-    def forward(self, x: torch.Tensor, return_aux: bool = False) -> torch.Tensor | ModelOutput:
+    def forward(
+        self, x: torch.Tensor, return_aux: bool = False, phase: torch.Tensor | None = None
+    ) -> torch.Tensor | ModelOutput:
         """The prediction tensor; with `return_aux=True` the :class:`ModelOutput`."""
-        out = self.forward_with_aux(x)
+        out = self.forward_with_aux(x, phase)
         return out if return_aux else out.pred
 
     def extra_repr(self) -> str:
-        extra = f", residual={self.residual!r}" if self._base_index is not None else ""
+        extra = f", residual={self.residual!r}" if self.residual != "none" else ""
         return f"in_shape={self.in_shape}, out_frames={self.out_frames}, post_vq={self.post_vq}{extra}"

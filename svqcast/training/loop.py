@@ -56,6 +56,7 @@ from svqcast.config import Config
 from svqcast.errors import DataError, SvqcastError, UsageError
 from svqcast.fsutil import atomic_write_text
 from svqcast.models.fastpath import compile_model, prepare_model
+from svqcast.models.phase import PhaseDataset, cycle_of, fill_climatology, needs_phase
 from svqcast.models.simvp import ReturnsAux
 from svqcast.training import distributed as D
 from svqcast.training.runlog import ProgressSink, RunLog, make_progress
@@ -263,6 +264,21 @@ def _loaders(
     return base, skip, train_loader, val_loader
 
 
+def _with_phase(model: torch.nn.Module, train_ds: Dataset, val_ds: Dataset) -> tuple[Dataset, Dataset]:
+    """For a climatology-residual model: fill its climatology from the training split and
+    make both splits yield (x, y, phase); other models see the splits unchanged."""
+    if not needs_phase(model):
+        return train_ds, val_ds
+    fill_climatology(model, train_ds)  # a resumed run then restores the saved table over it
+    period = cycle_of(model)
+    return PhaseDataset(train_ds, period), PhaseDataset(val_ds, period)
+
+
+def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(x, y) or (x, y, phase) from a loader batch."""
+    return batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+
+
 def _setup(
     cfg: Config, run: Path, resuming: bool, env: D.DistEnv, loss_fn: LossFn, prec: str,
     progress_kind: str | ProgressSink, datasets: tuple[Dataset, Dataset] | None, model_fn: ModelFn | None,
@@ -280,7 +296,7 @@ def _setup(
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
         spec = spec.for_network(int(getattr(model, "stride", 1)))
     spec_dict = spec.to_dict() if spec is not None else {}
-    sampler, skip, train_loader, val_loader = _loaders(tc, env, train_ds, val_ds)
+    sampler, skip, train_loader, val_loader = _loaders(tc, env, *_with_phase(model, train_ds, val_ds))
     steps = len(sampler) // int(tc["batch_size"])
     if int(tc.get("max_steps_per_epoch", 0)) > 0:
         steps = min(steps, int(tc["max_steps_per_epoch"]))
@@ -340,20 +356,26 @@ def _provenance(
 # --------------------------------------------------------------------------- one epoch
 
 
-def forward(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def forward(
+    net: torch.nn.Module, x: torch.Tensor, phase: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The prediction and, for models that return one, the auxiliary loss. Called as
-    ``net(x, return_aux=True)`` so that a DistributedDataParallel wrapper sees the call."""
+    ``net(x, return_aux=True)`` so that a DistributedDataParallel wrapper sees the call;
+    `phase` goes along only where the batch has one (climatology-residual models)."""
+    extra = {} if phase is None else {"phase": phase.to(x.device)}
     if isinstance(D.unwrap(net), ReturnsAux):
-        out = net(x, return_aux=True)
+        out = net(x, return_aux=True, **extra)
         return out.pred, out.aux_loss
-    return net(x), None
+    return net(x, **extra), None
 
 
-def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def train_step(
+    t: Trainer, x: torch.Tensor, y: torch.Tensor, phase: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Forward, loss, backward, optimizer and schedule step; returns (total loss, aux)."""
     x, y = x.to(t.env.device, non_blocking=True), y.to(t.env.device, non_blocking=True)
     with autocast(t.env.device, t.precision):
-        pred, aux = forward(t.net, x)
+        pred, aux = forward(t.net, x, phase)
     loss = t.loss_fn(pred.float(), y)
     total = loss + float(t.tc.get("aux_loss_weight", 1.0)) * aux.float() if aux is not None else loss
     t.optimizer.zero_grad(set_to_none=True)
@@ -386,10 +408,11 @@ def train_epoch(t: Trainer, stop: StopFlag, t0: float) -> float:
     sums = torch.tensor([p.partial_loss_sum, p.partial_aux_sum], dtype=torch.float64, device=t.env.device)
     checked = p.batch_in_epoch  # batches whose losses are known to be finite
     t.net.train()
-    for x, y in t.train_loader:
+    for batch in t.train_loader:
         if p.batch_in_epoch >= t.steps_per_epoch:
             break
-        total, aux = train_step(t, x, y)
+        x, y, phase = _unpack(batch)
+        total, aux = train_step(t, x, y, phase)
         n = int(x.shape[0])
         step_aux = aux.detach().double() if aux is not None else sums.new_zeros(())
         sums += torch.stack([total.detach().double(), step_aux]) * n
@@ -524,12 +547,13 @@ def evaluate_loss(
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=env.device)
     count = 0.0
-    for i, (x, y) in enumerate(loader):
+    for i, batch in enumerate(loader):
         if max_steps > 0 and i >= max_steps:
             break
+        x, y, phase = _unpack(batch)
         x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
         with autocast(env.device, precision):
-            pred, aux = forward(model, x)
+            pred, aux = forward(model, x, phase)
         loss = loss_fn(pred.float(), y)
         if aux is not None:
             loss = loss + aux_w * aux.float()
