@@ -38,8 +38,10 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/svq_bench.py
 
-# The SVQ study (docs/results.md): trains and scores the small model family on the embedded
-# era5-uk-t2m and nyc-taxi samples, two runs at a time; resumes where an earlier call stopped.
+# The SVQ study (docs/results.md): trains the model family at the zoo models' size to early
+# stopping on the embedded era5-uk-t2m, nyc-taxi and nyc-bike samples (3 seeds, plus the codebook
+# ablation on nyc-bike), two runs at a time; resumes where an earlier call stopped (hours: see
+# docs/results.md for the machine time so far).
 study: venv
 	$(PY) benchmarks/study.py --jobs 2 --threads 1
 

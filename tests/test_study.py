@@ -183,8 +183,9 @@ def test_incomplete_study_says_so(tmp_path):
 def test_plan_is_main_first_seed_major_and_family_is_consistent():
     budget = study.Budget()
     specs = study.plan_runs(budget, range(3))
-    # main: 5 models on 3 datasets; ablation: N = 10, 1000, 100000 x frozen/learnable on nyc-bike
-    assert len(specs) == 3 * (5 * 3 + 6)
+    # main: 5 models on 3 datasets, 3 seeds; ablation: N = 10, 1000, 100000 x frozen/learnable
+    # on nyc-bike, 2 seeds (N = 10000 is the main family's)
+    assert len(specs) == 3 * 5 * 3 + study.ABLATION_SEEDS * 6 and study.ABLATION_SEEDS >= 2
     main = [s for s in specs if s.group == "main"]
     assert specs[: len(main)] == main  # the whole main family comes before the ablation
     for group in ("main", "ablation"):
