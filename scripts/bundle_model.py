@@ -143,12 +143,20 @@ def _time_step(spec: dict) -> str:
     return f"{int(s) // 3600}h" if s % 3600 == 0 else f"{int(s) // 60}min"
 
 
-def registry_block(name: str, meta: dict, sha: str, description: str, metrics: dict, default: bool) -> str:
+def reproduce_commands(name: str, preset: str, overrides: str) -> list[str]:
+    """The commands that train, score and package this model (card and registry)."""
+    return [f"nice -n 10 svqcast train --preset {preset} {overrides} --run-dir runs/{name}",
+            f"svqcast evaluate runs/{name} --per-lead-time --format json > runs/{name}/evaluation.json",
+            f"python scripts/bundle_model.py runs/{name} runs/{name}/evaluation.json --name {name}"]
+
+
+def registry_block(name: str, meta: dict, sha: str, description: str, metrics: dict, default: bool,
+                   reproduce: str) -> str:
     spec = meta["data_spec"]
     q = json.dumps  # a JSON string is a valid TOML basic string (quotes and backslashes escaped)
     out = [f'[models."{name}"]', f"description = {q(description)}", f'preset = "{meta.get("preset")}"',
            f'bundled = "zoo/bundled/{name}"', f'sha256 = "{sha}"',
-           f"licence = {q(PROFILES[spec['dataset']]['licence'])}"]
+           f"licence = {q(PROFILES[spec['dataset']]['licence'])}", f"reproduce = {q(reproduce)}"]
     out += ["default = true"] if default else []
     out += [f'[models."{name}".data]', f'dataset = "{spec["dataset"]}"',
             f"variables = {json.dumps(spec['variables'])}", f"units = {json.dumps(spec['units'])}",
@@ -196,10 +204,8 @@ def main() -> None:
     description = describe(meta, args.overrides)
     card = model_card(meta, name=args.name, scores_table=scores_table(ev, meta["data_spec"]),
                       best_val=best_val_row(args.run), description=description, licence="apache-2.0")
-    card += (f"\n## Reproduce\n\n```bash\nnice -n 10 svqcast train --preset {meta.get('preset')} "
-             f"{args.overrides} --run-dir runs/{args.name}\nsvqcast evaluate runs/{args.name} --per-lead-time "
-             f"--format json > runs/{args.name}/evaluation.json\npython scripts/bundle_model.py runs/{args.name} "
-             f"runs/{args.name}/evaluation.json --name {args.name}\n```\n\nThese weights: "
+    commands = reproduce_commands(args.name, str(meta.get("preset")), args.overrides)
+    card += ("\n## Reproduce\n\n```bash\n" + "\n".join(commands) + "\n```\n\nThese weights: "
              f"{training_time(args.run, int(meta['config']['train']['epochs']))}.\n\n"
              f"## Limitations\n\n{prof['limits']}\n"
              f"\n## Data licence\n\n{prof['data_licence']}\n")
@@ -209,7 +215,8 @@ def main() -> None:
         shutil.copy2(best / CONFIG_NAME, tmp / CONFIG_NAME)
         (tmp / CARD_NAME).write_text(card, encoding="utf-8")
     short = description.split(". Trained")[0]
-    print(registry_block(args.name, meta, sha256_file(target / WEIGHTS_NAME), short, zoo_metrics(ev), args.default))
+    print(registry_block(args.name, meta, sha256_file(target / WEIGHTS_NAME), short, zoo_metrics(ev), args.default,
+                         " && ".join(commands)))
 
 
 if __name__ == "__main__":

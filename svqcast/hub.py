@@ -69,6 +69,7 @@ class ZooEntry:
     default: bool = False
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    reproduce: str = ""  # the commands that produced the weights
     source: str = ""  # which registry file defined it
 
     def bundled_path(self) -> Path | None:

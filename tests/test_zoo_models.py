@@ -101,6 +101,8 @@ def test_bundled_model_is_ready_to_push_with_its_card(name: str) -> None:
     assert parsed.data.library_name == "svqcast" and parsed.data.license == "apache-2.0"
     assert "by lead time" in card and "## Reproduce" in card and f"--preset {get_entry(name).preset}" in card
     assert result["weights_sha256"] == get_entry(name).sha256
+    # the registry entry carries the commands that reproduced the weights
+    assert f"svqcast train --preset {get_entry(name).preset} " in get_entry(name).reproduce
 
 
 def test_flow_forecast_uses_the_phase_of_its_initialisation_time(data_dir) -> None:

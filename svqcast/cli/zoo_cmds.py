@@ -66,7 +66,7 @@ def _info(
 
     def _text(r: dict[str, Any]) -> None:
         out_console.print(f"[bold]{r['name']}[/bold]{' (default)' if r['default'] else ''}: {r['description']}")
-        for key in ("preset", "repo_id", "revision", "sha256", "licence", "bundled"):
+        for key in ("preset", "repo_id", "revision", "sha256", "licence", "bundled", "reproduce"):
             if r.get(key):
                 out_console.print(f"  {key}: {r[key]}")
         where = "bundled" if r["bundled_available"] else ("cached" if r["cached"] else "needs download")
