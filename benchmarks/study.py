@@ -874,7 +874,7 @@ def _plot_curves(plt: Any, data: Mapping[str, Any], datasets: Sequence[str], pat
                 if r.get("best_epoch"):
                     ax.plot([r["best_epoch"]], [curve[r["best_epoch"] - 1]], "x", color=f"C{j}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation loss (the run's own loss, normalised units)")
+        ax.set_ylabel("validation loss (normalised units)")
         ax.set_yscale("log")
         ax.set_title(ds)
         ax.legend(fontsize=7)
@@ -961,6 +961,7 @@ def _status_lines(data: Mapping[str, Any]) -> list[str]:
                    sum(1 for s in design if s.dataset == ds)) for ds in settings.get("datasets", [])}
     if per_ds:
         L.append("* Finished runs per dataset: " + ", ".join(f"{d} {n} of {m}" for d, (n, m) in per_ds.items()) + ".")
+        L += _remaining_lines(data, per_ds)
     hours = settings.get("budget_hours", BUDGET_HOURS)
     L.append(f"* Machine time so far: **{wall / 3600:.2f} h** of the {hours:g} h budget, over "
              f"{len(data.get('sessions', []))} session(s), {settings.get('jobs', '?')} run(s) at a time with "
@@ -970,6 +971,26 @@ def _status_lines(data: Mapping[str, Any]) -> list[str]:
              + (f", commit `{machine['git_commit'][:10]}`" if machine.get("git_commit") else "") + ".")
     L.append(f"* Last updated {data.get('updated', '?')}.")
     return L + [""]
+
+
+def _remaining_lines(data: Mapping[str, Any], per_ds: Mapping[str, tuple[int, int]]) -> list[str]:
+    """What the runs still to do would cost, from the mean wall time of the finished runs of
+    the same dataset (train + evaluation, per run, while another run shared the machine)."""
+    parts, total = [], 0.0
+    for ds, (done, planned) in per_ds.items():
+        secs = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in data.get("runs", [])
+                if r.get("status") == "ok" and r["dataset"] == ds]
+        if done < planned and secs:
+            est = (planned - done) * (math.fsum(secs) / len(secs))
+            total += est
+            parts.append(f"{ds} {planned - done} runs x {math.fsum(secs) / len(secs) / 60:.1f} min")
+        elif done < planned:
+            parts.append(f"{ds} {planned - done} runs (no run finished yet to time them)")
+    if not parts:
+        return []
+    jobs = max(1, int(data.get("settings", {}).get("jobs") or 1))
+    return [f"* Still to run: {'; '.join(parts)}: about {total / 3600 / jobs:.1f} h of machine time at "
+            f"{jobs} run(s) at a time, for the datasets already timed."]
 
 
 def _setup_lines(data: Mapping[str, Any]) -> list[str]:
@@ -986,8 +1007,8 @@ def _setup_lines(data: Mapping[str, Any]) -> list[str]:
                  f"validation loss with patience {budget.get('patience')}, at most {budget.get('epochs')} "
                  f"epochs, batch {budget.get('batch_size')}; the best-validation checkpoint is scored on the "
                  "test split.")
-    if settings.get("command"):
-        L.append(f"* Command: `{settings['command']}` (what `make study` runs, resuming if interrupted).")
+    L.append("* `make study` runs the whole design (resuming: finished runs are kept)"
+             + (f"; the last invocation was `{settings['command']}`." if settings.get("command") else "."))
     L.append(f"* Seeds per model: {settings.get('seeds', '?')} (the ablation's new runs: "
              f"{settings.get('ablation_seeds', ABLATION_SEEDS)}). Scores are mean ± sample standard "
              "deviation (ddof = 1) over seeds, in physical units.")

@@ -239,7 +239,7 @@ class SimVP(nn.Module):
         sees --, the base forecast: climatology at each output's phase + gain x the last
         frame's departure)."""
         if phase is None:
-            raise UsageError("this model forecasts departures from a climatology: call it with `phase` "
+            raise UsageError("this model forecasts departures from a climatology: call it with phase=... "
                              "(the last input frame's index in its cycle, svqcast.models.phase.phase_of)")
         t, p = x.shape[1], self.residual_period
         ph = phase.to(x.device).long().view(-1, 1)
