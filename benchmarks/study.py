@@ -964,8 +964,8 @@ def _status_lines(data: Mapping[str, Any]) -> list[str]:
         L += _remaining_lines(data, per_ds)
     hours = settings.get("budget_hours", BUDGET_HOURS)
     L.append(f"* Machine time so far: **{wall / 3600:.2f} h** of the {hours:g} h budget, over "
-             f"{len(data.get('sessions', []))} session(s), {settings.get('jobs', '?')} run(s) at a time with "
-             f"{settings.get('threads_per_job', '?')} thread(s) each ({wall / 60:.1f} min).")
+             f"{len(data.get('sessions', []))} invocation(s) of the script, {settings.get('jobs', '?')} run(s) "
+             f"at a time with {settings.get('threads_per_job', '?')} thread(s) each ({wall / 60:.1f} min).")
     L.append(f"* Machine: {machine.get('nproc', '?')} CPU cores ({machine.get('cpu', '?')}), "
              f"torch {machine.get('torch', '?')}, svqcast {machine.get('svqcast', '?')}"
              + (f", commit `{machine['git_commit'][:10]}`" if machine.get("git_commit") else "") + ".")
