@@ -481,6 +481,14 @@ class Climatology:
         }[self.mode]
 
 
+def target_samples(n: int, t_out: int) -> list[int]:
+    """Samples ``0, s, 2s, ...`` (``s = t_out``) and the last one: with contiguous targets
+    their target frames cover every frame that can be a target, each once (or nearly)."""
+    step = max(1, int(t_out))
+    idx = list(range(0, n, step))
+    return idx + [n - 1] if n and idx[-1] != n - 1 else idx
+
+
 def climatology_from_dataset(ds: Any, max_frames: int | None = None) -> Climatology:
     """Climatology of a split dataset's target frames, in physical units.
 
@@ -494,10 +502,7 @@ def climatology_from_dataset(ds: Any, max_frames: int | None = None) -> Climatol
 
     def chunks() -> Iterable[tuple[np.ndarray, np.ndarray]]:
         read = 0
-        idx = list(range(0, len(ds), step))
-        if len(ds) and idx[-1] != len(ds) - 1:
-            idx.append(len(ds) - 1)
-        for i in idx:
+        for i in target_samples(len(ds), step):
             _, y = ds.raw(i)
             _, ty = ds.times(i)
             yield np.asarray(ty), np.asarray(y)
@@ -518,6 +523,7 @@ __all__ = [
     "acc_single",
     "channel_groups",
     "climatology_from_dataset",
+    "target_samples",
     "lat_weights",
     "lpips_frames",
     "openstl_metrics",

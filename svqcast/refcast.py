@@ -62,15 +62,14 @@ class ObservationRecord:
     """
 
     def __init__(self, datasets: list[Any], cache: int = 64) -> None:
+        from svqcast.metrics import target_samples
+
         self.datasets = datasets
         self.where: dict[int, tuple[int, int, int]] = {}
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._size = cache
         for k, ds in enumerate(datasets):
-            n = len(ds)
-            step = max(1, int(ds.spec.t_out))
-            idx = list(range(0, n, step)) + ([n - 1] if n and (n - 1) % step else [])
-            for i in idx:
+            for i in target_samples(len(ds), int(ds.spec.t_out)):
                 tin, tout = ds.times(i)
                 for pos, t in enumerate(np.concatenate([tin, tout])):
                     self.where.setdefault(int(np.datetime64(t, "ns").astype(np.int64)), (k, i, pos))

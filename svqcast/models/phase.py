@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from svqcast.errors import UsageError
+from svqcast.metrics import target_samples
 
 #: the origin of every cycle: a Monday, at midnight UTC
 CYCLE_ORIGIN = np.datetime64("1970-01-05T00:00:00", "s")
@@ -84,11 +85,7 @@ def fill_climatology(model: torch.nn.Module, train_ds: Any) -> int:
     sums = torch.zeros_like(buf, dtype=torch.float64)
     counts = torch.zeros(period, dtype=torch.float64)
     seen: set[int] = set()
-    stride = max(1, int(train_ds.spec.t_out))
-    idx = list(range(0, len(train_ds), stride))
-    if len(train_ds) and idx[-1] != len(train_ds) - 1:
-        idx.append(len(train_ds) - 1)
-    for i in idx:
+    for i in target_samples(len(train_ds), int(train_ds.spec.t_out)):
         _, y = train_ds[i]
         times = np.asarray(train_ds.times(i)[1])
         for frame, t in zip(y, times.astype("datetime64[s]"), strict=True):
