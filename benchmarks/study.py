@@ -24,7 +24,9 @@ Outputs: `results/study.json` (one record per run: resolved config, seed, the va
 the reference forecasts; the wall time per session) and `docs/results.md` + `docs/img/study_*.png`,
 generated *from the JSON* (`--report-only` regenerates them without training). The study is
 resumable across sessions: runs already in the JSON are skipped, `--time-budget-min` stops
-starting new runs after a while, and every session's wall time is recorded.
+starting new runs after a while, and every session's wall time is recorded. Two invocations may
+share the JSON (saves merge under a lock, and a run another one finished is not started again);
+machine time is the union of the sessions' wall-clock intervals.
 
 Why child processes: each run gets a fresh interpreter with a fixed thread count, so runs can go
 two at a time on two cores without OpenMP oversubscription, and a crash costs one run, not the
@@ -46,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,22 +345,103 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def save_results(data: Mapping[str, Any], path: Path) -> None:
-    """Atomic: a study interrupted mid-write keeps the previous, complete file."""
+    """Atomic, and safe to share: two invocations (two sessions, or one per dataset) may write
+    the same file. Under an exclusive lock, the runs, sessions and references already on disk
+    that this invocation does not hold are merged in first (runs are only ever added), then the
+    file is replaced in one rename, so a study interrupted mid-write keeps the previous file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, dict):
-        data["updated"] = _now()
-    payload = dict(data)
-    payload["updated"] = _now()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _locked(path):
+        if isinstance(data, dict):
+            merge_from_disk(data, path)
+            data["updated"] = _now()
+        payload = dict(data)
+        payload["updated"] = _now()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(payload, fh, indent=1, sort_keys=False, default=_json_default)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An advisory lock on a sidecar file (never on the JSON itself, which is replaced)."""
+    import fcntl
+
+    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _session_key(session: Mapping[str, Any]) -> tuple[Any, Any]:
+    return session.get("start"), session.get("pid")
+
+
+def merge_from_disk(data: dict[str, Any], path: Path) -> None:
+    """Add to `data` what another invocation saved in `path` meanwhile: runs this one does not
+    hold (a finished run wins over a failed one), other sessions, references and units."""
+    if not path.exists():
+        return
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=False, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        disk = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable: the atomic replace below restores a complete file
+    if disk.get("schema") != SCHEMA:
+        return
+    ours = {r["run_id"]: r for r in data.setdefault("runs", [])}
+    for run in disk.get("runs", []):
+        mine = ours.get(run["run_id"])
+        if mine is None or (mine.get("status") != "ok" and run.get("status") == "ok"):
+            ours[run["run_id"]] = run
+    data["runs"] = list(ours.values())
+    keys = {_session_key(s) for s in data.setdefault("sessions", [])}
+    data["sessions"] += [s for s in disk.get("sessions", []) if _session_key(s) not in keys]
+    data["sessions"].sort(key=lambda s: s.get("start") or "")
+    data["wall_seconds"] = machine_seconds(data["sessions"])
+    for ds, refs in (disk.get("references") or {}).items():
+        for name, scores in refs.items():
+            data.setdefault("references", {}).setdefault(ds, {}).setdefault(name, scores)
+    for ds, units in (disk.get("units") or {}).items():
+        data.setdefault("units", {}).setdefault(ds, units)
+
+
+def machine_seconds(sessions: Iterable[Mapping[str, Any]]) -> float:
+    """Machine time of the study: the length of the union of the sessions' wall-clock
+    intervals, so that two invocations running side by side are not counted twice. A session
+    without a parsable start counts its whole wall time."""
+    spans: list[tuple[float, float]] = []
+    loose = 0.0
+    for s in sessions:
+        wall = float(s.get("wall_seconds") or 0.0)
+        try:
+            start = dt.datetime.fromisoformat(str(s.get("start"))).timestamp()
+        except ValueError:
+            loose += wall
+            continue
+        spans.append((start, start + wall))
+    total, end = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return loose + total
+
+
+def done_on_disk(path: Path) -> set[str]:
+    """The finished runs in `path` now (another invocation may have added some)."""
+    with contextlib.suppress(OSError, ValueError):
+        disk = json.loads(path.read_text())
+        if disk.get("schema") == SCHEMA:
+            return done_ids(disk)
+    return set()
 
 
 def _json_default(obj: Any) -> Any:
@@ -585,7 +668,7 @@ def _finish_run(data: dict[str, Any], record: dict[str, Any], session: dict[str,
     data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
     session["runs_done"] += record["status"] == "ok"
     session["wall_seconds"] = time.perf_counter() - t0
-    data["wall_seconds"] = sum(s.get("wall_seconds") or 0.0 for s in data["sessions"])
+    data["wall_seconds"] = machine_seconds(data["sessions"])
     _update_references(data, record)
     save_results(data, out)
     msg = (f"test {fmt(record['test'].get('rmse'))} RMSE, {record['epochs_run']} epochs "
@@ -614,7 +697,8 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
             get_split_dataset(ds, "train")
     print(f"study: {len(specs)} runs planned, {len(specs) - len(todo)} already done, "
           f"{len(todo)} to go ({args.jobs} at a time, {args.threads} thread(s) each)", flush=True)
-    session = {"start": _now(), "end": None, "wall_seconds": 0.0, "runs_done": 0, "stopped_early": False}
+    session = {"start": _now(), "pid": os.getpid(), "end": None, "wall_seconds": 0.0, "runs_done": 0,
+               "stopped_early": False}
     data["sessions"].append(session)
     save_results(data, args.out)
     t0 = time.perf_counter()
@@ -626,6 +710,9 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
         while pending or running:
             while pending and len(running) < args.jobs and time.perf_counter() < deadline:
                 spec = pending.pop(0)
+                if spec.run_id in done_on_disk(args.out):  # finished by another invocation
+                    print(f"[{_now()}] skip  {spec.run_id}: already in {args.out}", flush=True)
+                    continue
                 print(f"[{_now()}] start {spec.run_id}", flush=True)
                 running[pool.submit(run_in_child, spec, work_dir, args.threads, log_dir)] = spec
             if not running:
@@ -635,7 +722,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
                 running.pop(fut)
                 _finish_run(data, fut.result(), session, t0, args.out, log_dir)
     session.update(stopped_early=bool(pending), end=_now(), wall_seconds=time.perf_counter() - t0)
-    data["wall_seconds"] = sum(s.get("wall_seconds") or 0.0 for s in data["sessions"])
+    data["wall_seconds"] = machine_seconds(data["sessions"])
     save_results(data, args.out)
     if pending:
         print(f"study: time budget reached with {len(pending)} runs not started; run again to resume", flush=True)

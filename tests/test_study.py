@@ -231,6 +231,38 @@ def test_family_check_rejects_a_hidden_difference():
         study.check_family(specs, resolve)
 
 
+def test_two_invocations_sharing_the_json_lose_nothing(tmp_path):
+    """Two invocations load the file, each finishes other runs and saves: the file ends with
+    both sets of runs and both sessions, and a failed run is replaced by a finished one."""
+    out = tmp_path / "study.json"
+    first, second = study.empty_results(), study.empty_results()
+    first["sessions"] = [{"start": "2026-01-01T00:00:00+00:00", "pid": 1, "wall_seconds": 600.0}]
+    second["sessions"] = [{"start": "2026-01-01T00:05:00+00:00", "pid": 2, "wall_seconds": 600.0}]
+    first["runs"] = [_record("nyc-bike", "vq", 0, 4.9, 2.1)]
+    failed = dict(_record("nyc-bike", "vq", 1, 4.9, 2.1), status="failed")
+    second["runs"] = [_record("era5-uk-t2m", "vq", 0, 1.4, 0.9), failed]
+    study.save_results(first, out)
+    first["runs"].append(_record("nyc-bike", "vq", 1, 4.8, 2.0))
+    study.save_results(second, out)  # knows nothing of the first's runs
+    study.save_results(first, out)
+    disk = json.loads(out.read_text())
+    runs = {r["run_id"]: r["status"] for r in disk["runs"]}
+    assert runs == {"nyc-bike/vq/seed0": "ok", "nyc-bike/vq/seed1": "ok", "era5-uk-t2m/vq/seed0": "ok"}
+    assert [s["pid"] for s in disk["sessions"]] == [1, 2]
+    # 00:00-00:10 and 00:05-00:15 overlap by 5 minutes: 15 minutes of machine time, not 20
+    assert disk["wall_seconds"] == pytest.approx(900.0)
+    assert study.done_on_disk(out) == set(runs)
+    assert study.done_on_disk(tmp_path / "missing.json") == set()
+
+
+def test_machine_time_is_the_union_of_sessions():
+    sessions = [{"start": "2026-01-01T00:00:00+00:00", "wall_seconds": 100.0},
+                {"start": "2026-01-01T00:00:50+00:00", "wall_seconds": 20.0},  # inside the first
+                {"start": "2026-01-01T01:00:00+00:00", "wall_seconds": 30.0},
+                {"start": "not a time", "wall_seconds": 7.0}]
+    assert study.machine_seconds(sessions) == pytest.approx(137.0)
+
+
 # ------------------------------------------------------------------------------- end to end
 
 
