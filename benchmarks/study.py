@@ -753,7 +753,8 @@ REFERENCES = ("persistence", "same_hour_yesterday", "same_time_last_week", "clim
 def fmt(x: float | None, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
-    return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:.0f}"
+    # `g` would write 1007 as 1.01e+03 at 3 digits: whole numbers that need more digits stay whole
+    return f"{x:.{digits}g}" if abs(x) < 10 ** digits - 0.5 else f"{x:.0f}"
 
 
 def fmt_pm(s: Mapping[str, Any], digits: int = 4) -> str:

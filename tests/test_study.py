@@ -255,6 +255,13 @@ def test_two_invocations_sharing_the_json_lose_nothing(tmp_path):
     assert study.done_on_disk(tmp_path / "missing.json") == set()
 
 
+def test_numbers_in_the_report_never_use_exponents_for_whole_seconds():
+    assert [study.fmt(1007, 3), study.fmt(12345), study.fmt(999.4, 3), study.fmt(999.6, 3)] == \
+        ["1007", "12345", "999", "1000"]
+    assert [study.fmt(0.123456), study.fmt(2.5), study.fmt(None), study.fmt(float("nan"))] == \
+        ["0.1235", "2.5", "–", "–"]
+
+
 def test_machine_time_is_the_union_of_sessions():
     sessions = [{"start": "2026-01-01T00:00:00+00:00", "wall_seconds": 100.0},
                 {"start": "2026-01-01T00:00:50+00:00", "wall_seconds": 20.0},  # inside the first
