@@ -805,6 +805,7 @@ def aggregate(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
             row["converged"] = converged(data, ds, model)
             row["n"] = len(runs)
             row["seeds"] = sorted(r["seed"] for r in runs)
+            row["best_epochs"] = [r.get("best_epoch") for r in sorted(runs, key=lambda r: r["seed"])]
             out.setdefault(ds, {})[model] = row
     return out
 
@@ -1116,7 +1117,8 @@ def _model_row(ds: str, key: str, row: Mapping[str, Any], labels: Mapping[str, s
                metric_cols: Sequence[tuple[str, str]]) -> str:
     flag = {True: "yes", False: "**no: not converged**", None: "–"}[row["converged"]]
     cells = [labels.get(key, key), str(row["n"])] + [fmt_pm(row[m]) for m, _ in metric_cols] + [
-        fmt_pm(row["epochs_run"], 3), f"{row['early_stops']} of {row['n']}", fmt_pm(row["best_val"]),
+        fmt_pm(row["epochs_run"], 3), ", ".join(str(e) for e in row["best_epochs"]),
+        f"{row['early_stops']} of {row['n']}", fmt_pm(row["best_val"]),
         fmt_pm(row["train_seconds"], 3), flag]
     return "| " + " | ".join(cells) + " |"
 
@@ -1129,7 +1131,8 @@ def _dataset_section(data: Mapping[str, Any], ds: str, agg: Mapping[str, Any]) -
     L = [f"## {ds}", "", f"{desc}. Test split; scores in {unit or UNIT_WORDS.get(ds, 'the units of the data')}.", ""]
     metric_cols = [(m, name) for m, name in METRICS if any(agg[ds][k][m]["n"] for k in agg[ds])]
     head = ["model", "seeds"] + [f"test {name}" for _, name in metric_cols] + [
-        "epochs run", "ended by early stopping", "best val loss", "train s / run", "beats climatology"]
+        "epochs run", "best epoch (per seed)", "ended by early stopping", "best val loss", "train s / run",
+        "beats climatology"]
     L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     L += [_model_row(ds, m.key, agg[ds][m.key], labels, metric_cols)
           for m in MAIN_MODELS + ABLATION_MODELS if m.key in agg[ds]]
@@ -1137,7 +1140,7 @@ def _dataset_section(data: Mapping[str, Any], ds: str, agg: Mapping[str, Any]) -
         ref = data.get("references", {}).get(ds, {}).get(name)
         if ref:
             L.append("| " + " | ".join([f"*{name}*", "–"] + [fmt(ref.get(m)) for m, _ in metric_cols]
-                                      + ["–"] * 5) + " |")
+                                      + ["–"] * 6) + " |")
     L.append("")
     ds_comps = [c for c in comparisons(data) if c["dataset"] == ds]
     if ds_comps:

@@ -144,8 +144,8 @@ def test_report_is_generated_from_the_json(tmp_path):
     assert "| *climatology* | – | 2.7 | 3.4 |" in text
     assert "**3 of 9 planned**" not in text and "**9 of 9 planned**" in text
     assert "20.6 min" in text and "0.34 h** of the 5 h budget" in text  # 1234 s
-    # every run ended by early stopping; the column says so per model
-    assert "| 3 of 3 |" in text and "| yes |" in text
+    # every run ended by early stopping at its best epoch + patience; the columns say so per seed
+    assert "| 2, 2, 2 | 3 of 3 |" in text and "| yes |" in text
 
     # verdicts: learnable is clearly better than SimVP (diff -0.55, tiny spread); frozen is noise
     learn = study.verdict([1.5, 1.6, 1.55], [2.0, 2.2, 2.1])
