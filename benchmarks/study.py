@@ -353,9 +353,9 @@ def save_results(data: Mapping[str, Any], path: Path) -> None:
     with _locked(path):
         if isinstance(data, dict):
             merge_from_disk(data, path)
-            data["updated"] = _now()
-        payload = dict(data)
-        payload["updated"] = _now()
+        payload = {**data, "updated": _now()}
+        if isinstance(data, dict):
+            data["updated"] = payload["updated"]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
@@ -1070,9 +1070,9 @@ def _remaining_lines(data: Mapping[str, Any], per_ds: Mapping[str, tuple[int, in
         secs = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in data.get("runs", [])
                 if r.get("status") == "ok" and r["dataset"] == ds]
         if done < planned and secs:
-            est = (planned - done) * (math.fsum(secs) / len(secs))
-            total += est
-            parts.append(f"{ds} {planned - done} runs x {math.fsum(secs) / len(secs) / 60:.1f} min")
+            per_run = math.fsum(secs) / len(secs)
+            total += (planned - done) * per_run
+            parts.append(f"{ds} {planned - done} runs x {per_run / 60:.1f} min")
         elif done < planned:
             parts.append(f"{ds} {planned - done} runs (no run finished yet to time them)")
     if not parts:

@@ -523,11 +523,11 @@ __all__ = [
     "acc_single",
     "channel_groups",
     "climatology_from_dataset",
-    "target_samples",
     "lat_weights",
     "lpips_frames",
     "openstl_metrics",
     "psnr_frames",
     "spatial_weights",
     "ssim_frames",
+    "target_samples",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError, UsageError
+from svqcast.metrics import target_samples
 
 DAY_SECONDS = 86_400
 WEEK_SECONDS = 7 * DAY_SECONDS
@@ -62,8 +63,6 @@ class ObservationRecord:
     """
 
     def __init__(self, datasets: list[Any], cache: int = 64) -> None:
-        from svqcast.metrics import target_samples
-
         self.datasets = datasets
         self.where: dict[int, tuple[int, int, int]] = {}
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
