@@ -659,7 +659,26 @@ def _settings(args: argparse.Namespace, budget: Budget, specs: Sequence[RunSpec]
             "model_labels": {k: m.label for k, m in ALL_MODELS.items()}, "dataset_descriptions": DATASETS,
             "ablation_dataset": ABLATION_DATASET, "ablation_sizes": list(ABLATION_SIZES),
             "ablation_seeds": ABLATION_SEEDS,
-            "command": " ".join(["benchmarks/study.py", *getattr(args, "argv", [])])}
+            "command": portable_command(getattr(args, "argv", []))}
+
+
+#: options whose values are paths on the machine that ran the study (not in the repository)
+LOCAL_PATH_OPTIONS = ("--work-dir", "--out", "--doc", "--img-dir")
+
+
+def portable_command(argv: Sequence[str]) -> str:
+    """The invocation as the report shows it: without options that name local paths, so the
+    committed JSON and report never point outside the repository."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LOCAL_PATH_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in LOCAL_PATH_OPTIONS)):
+            kept.append(arg)
+    return " ".join(["benchmarks/study.py", *kept])
 
 
 def _finish_run(data: dict[str, Any], record: dict[str, Any], session: dict[str, Any], t0: float,

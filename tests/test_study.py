@@ -262,6 +262,11 @@ def test_numbers_in_the_report_never_use_exponents_for_whole_seconds():
         ["0.1235", "2.5", "–", "–"]
 
 
+def test_recorded_command_names_no_local_paths():
+    argv = ["--jobs", "2", "--work-dir", "/scratch/x", "--out=/tmp/s.json", "--time-budget-min", "5"]
+    assert study.portable_command(argv) == "benchmarks/study.py --jobs 2 --time-budget-min 5"
+
+
 def test_machine_time_is_the_union_of_sessions():
     sessions = [{"start": "2026-01-01T00:00:00+00:00", "wall_seconds": 100.0},
                 {"start": "2026-01-01T00:00:50+00:00", "wall_seconds": 20.0},  # inside the first
