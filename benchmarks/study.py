@@ -397,8 +397,14 @@ def merge_from_disk(data: dict[str, Any], path: Path) -> None:
         return  # unreadable: the atomic replace below restores a complete file
     if disk.get("schema") != SCHEMA:
         return
-    ours = {r["run_id"]: r for r in data.setdefault("runs", [])}
+    superseded = {_record_key(r): r for r in [*disk.get("superseded", []), *data.get("superseded", [])]}
+    if superseded:
+        data["superseded"] = sorted(superseded.values(), key=lambda r: (r["run_id"], r.get("finished") or ""))
+    # a record replaced by a rerun (here or in another invocation) never comes back
+    ours = {r["run_id"]: r for r in data.setdefault("runs", []) if _record_key(r) not in superseded}
     for run in disk.get("runs", []):
+        if _record_key(run) in superseded:
+            continue
         mine = ours.get(run["run_id"])
         if mine is None or (mine.get("status") != "ok" and run.get("status") == "ok"):
             ours[run["run_id"]] = run
@@ -412,6 +418,22 @@ def merge_from_disk(data: dict[str, Any], path: Path) -> None:
             data.setdefault("references", {}).setdefault(ds, {}).setdefault(name, scores)
     for ds, units in (disk.get("units") or {}).items():
         data.setdefault("units", {}).setdefault(ds, units)
+
+
+def _record_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    """One run record: a rerun keeps the run_id, so its finish time tells the two apart."""
+    return record["run_id"], str(record.get("finished"))
+
+
+def supersede(data: dict[str, Any], record: dict[str, Any], reason: str) -> None:
+    """Put a rerun's `record` in place of the run it redoes; the old record moves, whole, to
+    `data["superseded"]` (its curve, scores and cost stay on file, out of the comparisons)."""
+    record["rerun_reason"] = reason
+    for old in data["runs"]:
+        if old["run_id"] == record["run_id"] and old.get("status") == "ok" and old is not record:
+            data.setdefault("superseded", []).append({**old, "superseded_reason": reason,
+                                                      "superseded_by_finished": record.get("finished")})
+    data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
 
 
 def machine_seconds(sessions: Iterable[Mapping[str, Any]]) -> float:
@@ -436,12 +458,12 @@ def machine_seconds(sessions: Iterable[Mapping[str, Any]]) -> float:
     return loose + total
 
 
-def done_on_disk(path: Path) -> set[str]:
+def done_on_disk(path: Path, rerun: str | None = None) -> set[str]:
     """The finished runs in `path` now (another invocation may have added some)."""
     with contextlib.suppress(OSError, ValueError):
         disk = json.loads(path.read_text())
         if disk.get("schema") == SCHEMA:
-            return done_ids(disk)
+            return done_ids(disk, rerun)
     return set()
 
 
@@ -455,8 +477,10 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def done_ids(data: Mapping[str, Any]) -> set[str]:
-    return {r["run_id"] for r in data.get("runs", []) if r.get("status") == "ok"}
+def done_ids(data: Mapping[str, Any], rerun: str | None = None) -> set[str]:
+    """Finished runs; with `rerun`, only those already redone for that reason (see `--rerun`)."""
+    return {r["run_id"] for r in data.get("runs", [])
+            if r.get("status") == "ok" and (rerun is None or r.get("rerun_reason") == rerun)}
 
 
 def _now() -> str:
@@ -683,9 +707,13 @@ def portable_command(argv: Sequence[str]) -> str:
 
 
 def _finish_run(data: dict[str, Any], record: dict[str, Any], session: dict[str, Any], t0: float,
-                out: Path, log_dir: Path) -> None:
-    """Merge one finished run into the results and save them (atomic)."""
-    data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
+                out: Path, log_dir: Path, rerun: str | None = None) -> None:
+    """Merge one finished run into the results and save them (atomic). A failed rerun leaves
+    the run it was meant to replace in place."""
+    if rerun and record["status"] == "ok":
+        supersede(data, record, rerun)
+    elif not (rerun and record["run_id"] in done_ids(data)):
+        data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
     session["runs_done"] += record["status"] == "ok"
     session["wall_seconds"] = time.perf_counter() - t0
     data["wall_seconds"] = machine_seconds(data["sessions"])
@@ -709,7 +737,8 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"{args.out} was made with budget {data['settings']['budget']}; "
                          f"this invocation asks for {settings['budget']}. Use another --out.")
     data["settings"], data["machine"] = settings, machine_info()
-    todo = [s for s in specs if s.run_id not in done_ids(data)]
+    rerun = args.rerun or None
+    todo = [s for s in specs if s.run_id not in done_ids(data, rerun)]
     if todo:  # prepare the embedded samples once, here, rather than racing in two children
         from svqcast.data import get_split_dataset
 
@@ -718,7 +747,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
     print(f"study: {len(specs)} runs planned, {len(specs) - len(todo)} already done, "
           f"{len(todo)} to go ({args.jobs} at a time, {args.threads} thread(s) each)", flush=True)
     session = {"start": _now(), "pid": os.getpid(), "end": None, "wall_seconds": 0.0, "runs_done": 0,
-               "stopped_early": False}
+               "stopped_early": False, **({"rerun_reason": rerun} if rerun else {})}
     data["sessions"].append(session)
     save_results(data, args.out)
     t0 = time.perf_counter()
@@ -730,7 +759,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
         while pending or running:
             while pending and len(running) < args.jobs and time.perf_counter() < deadline:
                 spec = pending.pop(0)
-                if spec.run_id in done_on_disk(args.out):  # finished by another invocation
+                if spec.run_id in done_on_disk(args.out, rerun):  # finished by another invocation
                     print(f"[{_now()}] skip  {spec.run_id}: already in {args.out}", flush=True)
                     continue
                 print(f"[{_now()}] start {spec.run_id}", flush=True)
@@ -740,7 +769,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 running.pop(fut)
-                _finish_run(data, fut.result(), session, t0, args.out, log_dir)
+                _finish_run(data, fut.result(), session, t0, args.out, log_dir, rerun)
     session.update(stopped_early=bool(pending), end=_now(), wall_seconds=time.perf_counter() - t0)
     data["wall_seconds"] = machine_seconds(data["sessions"])
     save_results(data, args.out)
@@ -1332,6 +1361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-val-steps", type=int, default=0, help="cap on validation batches (0 = none)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (child processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--rerun", metavar="REASON", default="",
+                   help="train the selected runs again even if finished; each new run replaces the old "
+                        "one, which moves to 'superseded' with REASON (rerun with the same REASON to resume)")
     p.add_argument("--time-budget-min", type=float, default=0.0,
                    help="start no new run after this many minutes (0 = no limit); rerun to resume")
     return p

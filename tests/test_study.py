@@ -255,6 +255,33 @@ def test_two_invocations_sharing_the_json_lose_nothing(tmp_path):
     assert study.done_on_disk(tmp_path / "missing.json") == set()
 
 
+def test_a_rerun_replaces_its_run_and_keeps_the_old_one_as_superseded(tmp_path):
+    """`--rerun REASON`: the new record replaces the old in the comparisons, the old one moves
+    whole to `superseded`, a later save (or another invocation holding the old record) never
+    brings it back, and the rerun resumes by skipping only the runs already redone."""
+    out = tmp_path / "study.json"
+    data = study.empty_results()
+    old = dict(_record("era5-uk-t2m", "vq", 0, 1.3, 0.9), finished="2026-11-30T21:38:38+00:00")
+    other = dict(_record("era5-uk-t2m", "vq", 1, 1.4, 1.0), finished="2026-11-30T22:00:00+00:00")
+    data["runs"] = [old, other]
+    study.save_results(data, out)
+    stale = json.loads(out.read_text())  # an invocation that loaded the file before the rerun
+    assert study.done_ids(data, "fast codebook") == set()
+    new = dict(_record("era5-uk-t2m", "vq", 0, 1.25, 0.85), finished="2026-12-01T04:00:00+00:00")
+    study.supersede(data, new, "fast codebook")
+    study.save_results(data, out)
+    study.save_results(stale, out)  # merges the disk (with the supersession) into the stale copy
+    disk = json.loads(out.read_text())
+    runs = {r["run_id"]: r for r in disk["runs"]}
+    assert runs["era5-uk-t2m/vq/seed0"]["test"]["rmse"] == 1.25
+    assert runs["era5-uk-t2m/vq/seed0"]["rerun_reason"] == "fast codebook"
+    assert len(disk["runs"]) == 2
+    assert [(r["run_id"], r["test"]["rmse"], r["superseded_reason"]) for r in disk["superseded"]] == [
+        ("era5-uk-t2m/vq/seed0", 1.3, "fast codebook")]
+    assert study.done_on_disk(out, "fast codebook") == {"era5-uk-t2m/vq/seed0"}
+    assert study.done_on_disk(out) == {"era5-uk-t2m/vq/seed0", "era5-uk-t2m/vq/seed1"}
+
+
 def test_numbers_in_the_report_never_use_exponents_for_whole_seconds():
     assert [study.fmt(1007, 3), study.fmt(12345), study.fmt(999.4, 3), study.fmt(999.6, 3)] == \
         ["1007", "12345", "999", "1000"]

@@ -104,3 +104,78 @@ def test_importing_svqcast_does_not_need_the_extra() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# ---- the fast codebook forward against the library's own (the oracle) -------------------------
+
+FAST_KINDS = ["vq", "rvq", "grvq", "mhvq"]  # the VectorQuantize family; FSQ / LFQ have no codebook
+
+
+def _twins(kind: str, dim: int, options: dict | None = None):
+    from svqcast.models.quantizers.baselines import VQBaseline
+
+    torch.manual_seed(0)
+    lib = VQBaseline(kind, dim, options, fast=False)
+    torch.manual_seed(0)
+    fast = VQBaseline(kind, dim, options, fast=True)
+    fast.load_state_dict(lib.state_dict())
+    return lib, fast
+
+
+@pytest.mark.parametrize("kind", FAST_KINDS)
+def test_fast_codebook_matches_the_library_through_training_steps(kind: str) -> None:
+    """Same indices, outputs, losses, input gradients and EMA buffers over three training steps
+    (the EMA moves the codebook each step, so later steps test the updated state too)."""
+    from svqcast.models.quantizers.fast_codebook import FastCodebook
+
+    lib, fast = _twins(kind, 16)
+    assert fast.fast_codebooks >= 1 and lib.fast_codebooks == 0
+    assert any(isinstance(m, FastCodebook) for m in fast.modules())
+    assert not any(isinstance(m, FastCodebook) for m in lib.modules())
+    lib.train(), fast.train()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        z = torch.randn(5, 16, 6, 7, generator=gen)
+        za, zb = z.clone().requires_grad_(), z.clone().requires_grad_()
+        assert torch.equal(lib.code_indices(z), fast.code_indices(z))
+        a, b = lib(za), fast(zb)
+        torch.testing.assert_close(b.quantized, a.quantized, rtol=0, atol=2e-6)
+        torch.testing.assert_close(b.aux_loss, a.aux_loss, rtol=1e-6, atol=1e-7)
+        (a.quantized.square().mean() + a.aux_loss).backward()
+        (b.quantized.square().mean() + b.aux_loss).backward()
+        torch.testing.assert_close(zb.grad, za.grad, rtol=1e-5, atol=1e-8)
+        assert float(a.diagnostics["codebook_usage"]) == float(b.diagnostics["codebook_usage"])
+    sa, sb = lib.state_dict(), fast.state_dict()
+    assert sa.keys() == sb.keys()  # checkpoints stay interchangeable with the library path
+    for key in sa:
+        torch.testing.assert_close(sb[key], sa[key], rtol=1e-5, atol=1e-6)
+
+
+def test_fast_codebook_is_bit_exact_for_the_single_codebook_vq() -> None:
+    lib, fast = _twins("vq", 8)
+    lib.train(), fast.train()
+    z = torch.randn(4, 8, 9, 11)
+    for _ in range(2):
+        assert torch.equal(fast(z).quantized, lib(z).quantized)
+    assert torch.equal(fast.lib._codebook.cluster_size, lib.lib._codebook.cluster_size)
+
+
+def test_nearest_codes_blocks_agree_with_a_float64_argmin() -> None:
+    """The blockwise search is the nearest code, whatever the block size (float64 oracle)."""
+    from svqcast.models.quantizers.fast_codebook import nearest_codes
+
+    gen = torch.Generator().manual_seed(2)
+    x, e = torch.randn(2, 300, 5, generator=gen), torch.randn(2, 40, 5, generator=gen)
+    oracle = torch.cdist(x.double(), e.double()).argmin(dim=-1)
+    for block in (1, 7, 64, 300, 4096):
+        assert torch.equal(nearest_codes(x, e, block=block), oracle)
+
+
+def test_fast_path_falls_back_where_it_does_not_apply() -> None:
+    """Cosine distance and a distance-consuming loss keep the library's forward."""
+    from svqcast.models.quantizers.baselines import VQBaseline
+
+    assert VQBaseline("vq", 8, {"use_cosine_sim": True}).fast_codebooks == 0
+    assert VQBaseline("vq", 8, {"commitment_use_cross_entropy_loss": True}).fast_codebooks == 0
+    assert VQBaseline("vq", 8, {"stochastic_sample_codes": True}).fast_codebooks == 0
+    assert VQBaseline("vq", 8).fast_codebooks == 1

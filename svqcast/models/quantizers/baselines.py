@@ -16,6 +16,10 @@ releases changed some defaults, which we pin back to the 1.12.5 behaviour:
 
 Each preset can override any library keyword in `[model.vq_options]`.
 
+The library's Euclidean codebooks run through `fast_codebook.FastCodebook` where their
+configuration allows: the same indices, outputs and EMA updates, about 8x less time at the
+study's ERA5 size (see that module and `benchmarks/vq_bench.py`).
+
 Input to the library is the token sequence (BT, H'W', C'), as in the official wrapper
 (LFQ got the NCHW map there, which it flattens to the same tokens). The auxiliary loss is
 the library's loss reduced as the official wrapper reduced it (mean over residual layers
@@ -84,7 +88,8 @@ class VQBaseline(Quantizer):
     The library module is `self.lib`, so its state-dict keys are `lib.<library keys>`.
     """
 
-    def __init__(self, kind: str, dim: int, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, kind: str, dim: int, options: Mapping[str, Any] | None = None,
+                 fast: bool = True) -> None:
         super().__init__()
         if kind not in BASELINE_SETTINGS:
             raise UsageError(f"unknown VQ baseline '{kind}'; choose one of {sorted(BASELINE_SETTINGS)}")
@@ -100,6 +105,11 @@ class VQBaseline(Quantizer):
             self.lib: nn.Module = getattr(lib, cls_name)(dim=dim, **kwargs)
         except TypeError as exc:
             raise UsageError(f"model.vq_options for '{kind}': {exc}") from None
+        self.fast_codebooks = 0
+        if fast:  # same numbers as the library's forward, without the (tokens x codes) tensors
+            from svqcast.models.quantizers.fast_codebook import install_fast_codebooks
+
+            self.fast_codebooks = install_fast_codebooks(self.lib)
 
     def _run(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> quantized tokens, indices (tokens, layers), loss (scalar, before the eval rule)."""
@@ -141,7 +151,8 @@ class VQBaseline(Quantizer):
             self.train(was_training)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, dim={self.dim}, codebook_size={self.codebook_size}"
+        return (f"kind={self.kind}, dim={self.dim}, codebook_size={self.codebook_size}, "
+                f"fast_codebooks={self.fast_codebooks}")
 
 
 def _builder(kind: str):
