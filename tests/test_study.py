@@ -280,6 +280,37 @@ def test_a_rerun_replaces_its_run_and_keeps_the_old_one_as_superseded(tmp_path):
         ("era5-uk-t2m/vq/seed0", 1.3, "fast codebook")]
     assert study.done_on_disk(out, "fast codebook") == {"era5-uk-t2m/vq/seed0"}
     assert study.done_on_disk(out) == {"era5-uk-t2m/vq/seed0", "era5-uk-t2m/vq/seed1"}
+    # the report: the redone run differs from the old one, and the cost counts current runs only
+    assert study.rerun_agreement(disk) == (0, 1)
+    assert study.run_cost_hours(disk["runs"], jobs=2) == pytest.approx((11.0 + 12.0) / 3600 / 2)
+    lines = " ".join(study._rerun_lines(disk, 5.0))
+    assert "1 run(s) were redone" in lines and "0 of 1 redone" in lines and "fast codebook" in lines
+    same = dict(new, finished="2026-12-02T00:00:00+00:00")  # a rerun that reproduces the run exactly
+    study.supersede(disk, same, "again")
+    assert study.rerun_agreement({"runs": disk["runs"], "superseded": disk["superseded"][-1:]}) == (1, 1)
+
+
+def test_a_stale_copy_of_another_sessions_record_never_shrinks_it(tmp_path):
+    """Two invocations at once: each holds the other's session record from its last merge. The
+    saved file keeps each session's latest (longest) record, and a live session dict is updated
+    in place, so the machine time is never undercounted."""
+    out = tmp_path / "study.json"
+    a, b = study.empty_results(), study.empty_results()
+    sa = {"start": "2026-01-01T00:00:00+00:00", "pid": 1, "wall_seconds": 0.0, "runs_done": 0, "end": None}
+    sb = {"start": "2026-01-01T00:10:00+00:00", "pid": 2, "wall_seconds": 0.0, "runs_done": 0, "end": None}
+    a["sessions"], b["sessions"] = [sa], [sb]
+    study.save_results(a, out)
+    study.save_results(b, out)  # b now holds a's record with 0 s
+    study.save_results(a, out)  # a now holds b's record with 0 s
+    sa.update(wall_seconds=1800.0, runs_done=3, end="2026-01-01T00:30:00+00:00")
+    study.save_results(a, out)
+    sb.update(wall_seconds=2400.0, runs_done=4, end="2026-01-01T00:50:00+00:00")
+    study.save_results(b, out)  # holds the stale 0 s copy of a's session
+    study.save_results(a, out)  # holds the stale 0 s copy of b's session
+    disk = json.loads(out.read_text())
+    assert [(s["pid"], s["wall_seconds"], s["runs_done"]) for s in disk["sessions"]] == [(1, 1800.0, 3), (2, 2400.0, 4)]
+    assert disk["wall_seconds"] == pytest.approx(3000.0)  # 00:00-00:50
+    assert a["sessions"][0] is sa and b["sessions"][1] is sb  # live records stay the same objects
 
 
 def test_numbers_in_the_report_never_use_exponents_for_whole_seconds():

@@ -179,3 +179,25 @@ def test_fast_path_falls_back_where_it_does_not_apply() -> None:
     assert VQBaseline("vq", 8, {"commitment_use_cross_entropy_loss": True}).fast_codebooks == 0
     assert VQBaseline("vq", 8, {"stochastic_sample_codes": True}).fast_codebooks == 0
     assert VQBaseline("vq", 8).fast_codebooks == 1
+
+
+@pytest.mark.parametrize(("kind", "options"), [
+    ("mhvq", {"separate_codebook_per_head": True}),  # one codebook per head: the batched gather
+    ("vq", {"threshold_ema_dead_code": 2}),  # dead codes re-drawn from the batch (same RNG draws)
+    ("vq", {"kmeans_init": True}),  # k-means on the first batch, then the EMA
+])
+def test_fast_codebook_matches_the_library_in_other_configurations(kind: str, options: dict) -> None:
+    lib, fast = _twins(kind, 16, options)
+    assert fast.fast_codebooks >= 1
+    lib.train(), fast.train()
+    for step in range(3):
+        z = torch.randn(3, 16, 5, 6, generator=torch.Generator().manual_seed(10 + step))
+        torch.manual_seed(99)
+        a = lib(z)
+        torch.manual_seed(99)
+        b = fast(z)
+        torch.testing.assert_close(b.quantized, a.quantized, rtol=0, atol=2e-6)
+        torch.testing.assert_close(b.aux_loss, a.aux_loss, rtol=1e-6, atol=1e-7)
+    sa, sb = lib.state_dict(), fast.state_dict()
+    for key in sa:
+        torch.testing.assert_close(sb[key], sa[key], rtol=1e-5, atol=1e-6)
