@@ -109,6 +109,13 @@ def ratio(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
     return summary([a / b for a, b in zip(num, den, strict=True)])  # paired by round
 
 
+def child_argv() -> list[str] | None:
+    """The arguments after `--child` when this process is a `child_peak` child, else None."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return sys.argv[2:]
+    return None
+
+
 def child_peak(script: Path, args: list[str], timeout: float = 900) -> dict[str, Any]:
     """Run `script --child ARGS` in a fresh interpreter and parse its last JSON line."""
     env = dict(os.environ)

@@ -200,8 +200,8 @@ def main() -> None:
     ap.add_argument("--mem-fraction", type=float, default=0.5, help="budget = this x MemAvailable")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
+    if (child_args := qc.child_argv()) is not None:
+        child(child_args)
         return
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

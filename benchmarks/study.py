@@ -440,6 +440,11 @@ def supersede(data: dict[str, Any], record: dict[str, Any], reason: str) -> None
         if old["run_id"] == record["run_id"] and old.get("status") == "ok" and old is not record:
             data.setdefault("superseded", []).append({**old, "superseded_reason": reason,
                                                       "superseded_by_finished": record.get("finished")})
+    put_run(data, record)
+
+
+def put_run(data: dict[str, Any], record: dict[str, Any]) -> None:
+    """`record` becomes the one record of its run_id in `data["runs"]`."""
     data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
 
 
@@ -720,7 +725,7 @@ def _finish_run(data: dict[str, Any], record: dict[str, Any], session: dict[str,
     if rerun and record["status"] == "ok":
         supersede(data, record, rerun)
     elif not (rerun and record["run_id"] in done_ids(data)):
-        data["runs"] = [r for r in data["runs"] if r["run_id"] != record["run_id"]] + [record]
+        put_run(data, record)
     session["runs_done"] += record["status"] == "ok"
     session["wall_seconds"] = time.perf_counter() - t0
     data["wall_seconds"] = machine_seconds(data["sessions"])
@@ -1123,8 +1128,13 @@ def run_cost_hours(runs: Iterable[Mapping[str, Any]], jobs: int) -> float:
     """Machine hours of a set of runs: their wall time (train + evaluation, each measured while
     another run shared the machine) divided by the runs at a time. For the finished study this
     is what `make study` from scratch costs on this machine."""
-    secs = math.fsum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in runs if r.get("status") == "ok")
+    secs = math.fsum(run_seconds(r) for r in runs if r.get("status") == "ok")
     return secs / 3600 / max(1, jobs)
+
+
+def run_seconds(record: Mapping[str, Any]) -> float:
+    """Wall time of one run: training plus evaluation."""
+    return record.get("train_seconds", 0.0) + record.get("eval_seconds", 0.0)
 
 
 def rerun_agreement(data: Mapping[str, Any]) -> tuple[int, int]:
@@ -1144,7 +1154,7 @@ def rerun_agreement(data: Mapping[str, Any]) -> tuple[int, int]:
 def _rerun_lines(data: Mapping[str, Any], hours: float) -> list[str]:
     superseded = data.get("superseded", [])
     jobs = max(1, int(data.get("settings", {}).get("jobs") or 1))
-    runs = [r for r in data.get("runs", []) if r.get("status") == "ok"]
+    runs = data.get("runs", [])
     L = []
     if superseded:
         reasons = sorted({r.get("superseded_reason", "?") for r in superseded})
@@ -1164,7 +1174,7 @@ def _remaining_lines(data: Mapping[str, Any], per_ds: Mapping[str, tuple[int, in
     the same dataset (train + evaluation, per run, while another run shared the machine)."""
     parts, total = [], 0.0
     for ds, (done, planned) in per_ds.items():
-        secs = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in data.get("runs", [])
+        secs = [run_seconds(r) for r in data.get("runs", [])
                 if r.get("status") == "ok" and r["dataset"] == ds]
         if done < planned and secs:
             per_run = math.fsum(secs) / len(secs)

@@ -88,8 +88,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="1 = how the study runs each job")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--no-memory", action="store_true", help="skip the child-process peak-RSS runs")
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2:])
+    if (child_args := qc.child_argv()) is not None:
+        child(child_args)
         return
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -49,7 +49,7 @@ _Base: Any = vqp.Codebook if vqp is not None and hasattr(vqp, "Codebook") else n
 def fast_codebook_supported() -> bool:
     """Whether the installed library has the `Codebook.forward` this module reproduces."""
     cls = getattr(vqp, "Codebook", None)
-    if cls is None:
+    if cls is None or not all(hasattr(vqp, f) for f in ("batched_bincount", "ema_inplace", "accum_grad_")):
         return False
     params = tuple(inspect.signature(cls.forward).parameters)
     return params == _EXPECTED_FORWARD_PARAMS
@@ -132,8 +132,7 @@ class FastCodebook(_Base):
         self.init_embed_(flatten)
         embed = (self.embed if self.learnable_codebook else self.embed.detach()).float()
         ind = nearest_codes(flatten, embed)
-        index = ind.unsqueeze(-1).expand(-1, -1, embed.shape[-1])
-        quantize = embed.gather(1, index) if embed.shape[0] > 1 else embed[0][ind[0]].unsqueeze(0)
+        quantize = embed.gather(1, ind.unsqueeze(-1).expand(-1, -1, embed.shape[-1]))
         if self.training and update_usage and not freeze_codebook and (ema_update or
                                                                         self.has_dead_code_replacement):
             self._update_from_indices(flatten, ind, ema_update, ema_update_weight, accum_ema_update)
@@ -146,8 +145,7 @@ class FastCodebook(_Base):
     def _update_from_indices(self, flatten, ind, ema_update, ema_update_weight, accum_ema_update):
         """The library's `update_codebook`, with the one-hot sums replaced by index sums."""
         h, c = ind.shape[0], self.codebook_size
-        cluster_size = torch.stack([torch.bincount(ind[i], minlength=c) for i in range(h)])
-        cluster_size = cluster_size.to(flatten.dtype)
+        cluster_size = vqp.batched_bincount(ind, minlength=c).to(flatten.dtype)
         embed_sum = flatten.new_zeros(h, c, flatten.shape[-1])
         for i in range(h):
             embed_sum[i].index_add_(0, ind[i], flatten[i])
