@@ -304,74 +304,98 @@ def render_section(data: Mapping[str, Any]) -> str:
          f"load average at the start {', '.join(_f(v, 2) for v in m.get('load_average', []))}.", ""]
     t = data.get("timing")
     if t:
-        L += ["**Method.** One process builds the three variants (the two SVQ variants share one set of "
-              "weights; `svq-materialised` is the same model with `model.quantizer.fused = False`, the "
-              f"official formulation that builds the tokens x N weights). After {t['warmup_steps']} untimed "
-              f"step(s) each, {t['rounds']} round(s) of {t['steps_per_round']} timed training step(s) per variant "
-              "run interleaved (A B C, then C B A, ...); a step is forward, L1/MSE loss + quantizer loss, "
-              f"backward and an Adam step on a fixed random batch, {t['threads']} thread(s). Quoted: the "
-              "median over rounds [min–max]; ratios are medians of the per-round ratios [min–max].", "",
-              "| variant | preset | samples/s | s/step |", "|---|---|---|---|"]
-        for name, sp in t["samples_per_s"].items():
-            bs = t["batch_size"]
-            secs = {"median": bs / sp["median"], "min": bs / sp["max"], "max": bs / sp["min"]}
-            L.append(f"| {name} | `{data['configs'][name]['preset']}` | {_spread_text(sp)} | {_spread_text(secs)} |")
-        L += ["", "| ratio of samples/s | median [min–max] over rounds | target | met |", "|---|---|---|---|"]
-        targets = {"svq-fused/simvp": (TARGETS["fused_vs_simvp_min"], "fused_vs_simvp"),
-                   "svq-fused/svq-materialised": (TARGETS["fused_vs_materialised_min"], "fused_vs_materialised")}
-        for key, sp in t["ratios"].items():
-            tgt = targets.get(key)
-            met = (data.get("targets_met") or {}).get(tgt[1]) if tgt else None
-            L.append(f"| {key} | {_spread_text(sp)} | {'>= ' + _f(tgt[0]) if tgt else '–'} | "
-                     f"{'yes' if met else 'no' if met is False else '–'} |")
-        L += ["", f"Measured {t.get('measured', '?')}; load average after the timing "
-                  f"{', '.join(_f(v, 2) for v in t.get('load_average_after', []))}.", ""]
-        hist = data.get("timing_history") or []
-        if hist:
-            L += ["Every timing run in `results/throughput.json` (the table above is the last one):", "",
-                  "| run | variants | rounds x steps | svq-fused/simvp | svq-fused/svq-materialised |",
-                  "|---|---|---|---|---|"]
-            for i, h in enumerate([*hist, {"timing": t, "targets_met": data.get("targets_met")}], 1):
-                ht = h["timing"]
-                cells = [_spread_text(ht["ratios"][k]) if k in ht["ratios"] else "–"
-                         for k in ("svq-fused/simvp", "svq-fused/svq-materialised")]
-                L.append(f"| {i} ({ht.get('measured', '?')}) | {', '.join(ht['samples_per_s'])} | "
-                         f"{ht['rounds']} x {ht['steps_per_round']} | " + " | ".join(cells) + " |")
-            L.append("")
+        L += _timing_lines(data, t) + _timing_history_lines(data, t)
     mem = data.get("memory")
     if mem:
-        L += ["**Peak memory** of a training step, each variant in a fresh child process: VmHWM is reset "
-              "(`5` written to `/proc/self/clear_refs`) after the model, optimizer and batch are built, "
-              "and the table gives VmHWM minus the RSS at that moment (Adam's state is allocated "
-              "in the measured step).", "",
-              "| variant | RSS after construction | peak RSS | increase during the step(s) |", "|---|---|---|---|"]
-        for name, r in mem.items():
-            if "error" in r:
-                L.append(f"| {name} | – | – | failed (exit {r.get('returncode')}) |")
-            else:
-                L.append(f"| {name} | {r['rss_after_construction_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB | "
-                         f"**{r['peak_increase_mb']:.0f} MB** ({r['steps']} step(s)) |")
-        L += ["", f"Measured {data.get('memory_measured', '?')} (load average "
-                  f"{', '.join(_f(v, 2) for v in data.get('memory_load_average', []))}; memory does not "
-                  "depend on the load).", ""]
+        L += _memory_lines(data, mem)
     pr = data.get("predict")
     if pr:
-        L += [f"**`svqcast predict`** with the bundled model `{pr['model']}` on `{pr['input']}` "
-              f"({pr['steps']} hourly steps per forecast, {pr['threads']} thread(s)); median [min–max] over "
-              "repeats after one warm-up call. CLI rows are whole processes (start-up, model load with "
-              "sha256 check, input validation, netCDF write).", "",
-              "| how | forecasts per call | seconds per call | forecasts/s |", "|---|---|---|---|"]
-        names = {"api_single": "Python API, `load_model().predict(ds)`",
-                 "api_batch": f"Python API, {pr['n_init_batch']} init times in one call",
-                 "cli_single": "`svqcast predict IN -o OUT.nc`",
-                 "cli_batch": f"`svqcast predict` with {pr['n_init_batch']} `--init-time`"}
-        for key, label in names.items():
-            r = pr.get(key)
-            if r:
-                L.append(f"| {label} | {r['forecasts_per_call']} | {_spread_text(r['seconds_per_call'])} | "
-                         f"{_spread_text(r['forecasts_per_s'])} |")
-        L.append("")
+        L += _predict_lines(pr)
     return "\n".join(L)
+
+
+def _timing_lines(data: Mapping[str, Any], t: Mapping[str, Any]) -> list[str]:
+    """The training-throughput method, the samples/s per variant and the ratios against their targets."""
+    L = ["**Method.** One process builds the three variants (the two SVQ variants share one set of "
+         "weights; `svq-materialised` is the same model with `model.quantizer.fused = False`, the "
+         f"official formulation that builds the tokens x N weights). After {t['warmup_steps']} untimed "
+         f"step(s) each, {t['rounds']} round(s) of {t['steps_per_round']} timed training step(s) per variant "
+         "run interleaved (A B C, then C B A, ...); a step is forward, L1/MSE loss + quantizer loss, "
+         f"backward and an Adam step on a fixed random batch, {t['threads']} thread(s). Quoted: the "
+         "median over rounds [min–max]; ratios are medians of the per-round ratios [min–max].", "",
+         "| variant | preset | samples/s | s/step |", "|---|---|---|---|"]
+    for name, sp in t["samples_per_s"].items():
+        bs = t["batch_size"]
+        secs = {"median": bs / sp["median"], "min": bs / sp["max"], "max": bs / sp["min"]}
+        L.append(f"| {name} | `{data['configs'][name]['preset']}` | {_spread_text(sp)} | {_spread_text(secs)} |")
+    L += ["", "| ratio of samples/s | median [min–max] over rounds | target | met |", "|---|---|---|---|"]
+    targets = {"svq-fused/simvp": (TARGETS["fused_vs_simvp_min"], "fused_vs_simvp"),
+               "svq-fused/svq-materialised": (TARGETS["fused_vs_materialised_min"], "fused_vs_materialised")}
+    for key, sp in t["ratios"].items():
+        tgt = targets.get(key)
+        met = (data.get("targets_met") or {}).get(tgt[1]) if tgt else None
+        L.append(f"| {key} | {_spread_text(sp)} | {'>= ' + _f(tgt[0]) if tgt else '–'} | "
+                 f"{'yes' if met else 'no' if met is False else '–'} |")
+    L += ["", f"Measured {t.get('measured', '?')}; load average after the timing "
+              f"{', '.join(_f(v, 2) for v in t.get('load_average_after', []))}.", ""]
+    return L
+
+
+def _timing_history_lines(data: Mapping[str, Any], t: Mapping[str, Any]) -> list[str]:
+    """One row per timing run kept in the JSON, the current one (`t`) last; nothing without history."""
+    hist = data.get("timing_history") or []
+    if not hist:
+        return []
+    L = ["Every timing run in `results/throughput.json` (the table above is the last one):", "",
+         "| run | variants | rounds x steps | svq-fused/simvp | svq-fused/svq-materialised |",
+         "|---|---|---|---|---|"]
+    for i, h in enumerate([*hist, {"timing": t, "targets_met": data.get("targets_met")}], 1):
+        ht = h["timing"]
+        cells = [_spread_text(ht["ratios"][k]) if k in ht["ratios"] else "–"
+                 for k in ("svq-fused/simvp", "svq-fused/svq-materialised")]
+        L.append(f"| {i} ({ht.get('measured', '?')}) | {', '.join(ht['samples_per_s'])} | "
+                 f"{ht['rounds']} x {ht['steps_per_round']} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
+def _memory_lines(data: Mapping[str, Any], mem: Mapping[str, Any]) -> list[str]:
+    """The peak memory of a training step per variant."""
+    L = ["**Peak memory** of a training step, each variant in a fresh child process: VmHWM is reset "
+         "(`5` written to `/proc/self/clear_refs`) after the model, optimizer and batch are built, "
+         "and the table gives VmHWM minus the RSS at that moment (Adam's state is allocated "
+         "in the measured step).", "",
+         "| variant | RSS after construction | peak RSS | increase during the step(s) |", "|---|---|---|---|"]
+    for name, r in mem.items():
+        if "error" in r:
+            L.append(f"| {name} | – | – | failed (exit {r.get('returncode')}) |")
+        else:
+            L.append(f"| {name} | {r['rss_after_construction_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB | "
+                     f"**{r['peak_increase_mb']:.0f} MB** ({r['steps']} step(s)) |")
+    L += ["", f"Measured {data.get('memory_measured', '?')} (load average "
+              f"{', '.join(_f(v, 2) for v in data.get('memory_load_average', []))}; memory does not "
+              "depend on the load).", ""]
+    return L
+
+
+def _predict_lines(pr: Mapping[str, Any]) -> list[str]:
+    """`svqcast predict` throughput of the bundled model, through the API and the CLI."""
+    L = [f"**`svqcast predict`** with the bundled model `{pr['model']}` on `{pr['input']}` "
+         f"({pr['steps']} hourly steps per forecast, {pr['threads']} thread(s)); median [min–max] over "
+         "repeats after one warm-up call. CLI rows are whole processes (start-up, model load with "
+         "sha256 check, input validation, netCDF write).", "",
+         "| how | forecasts per call | seconds per call | forecasts/s |", "|---|---|---|---|"]
+    names = {"api_single": "Python API, `load_model().predict(ds)`",
+             "api_batch": f"Python API, {pr['n_init_batch']} init times in one call",
+             "cli_single": "`svqcast predict IN -o OUT.nc`",
+             "cli_batch": f"`svqcast predict` with {pr['n_init_batch']} `--init-time`"}
+    for key, label in names.items():
+        r = pr.get(key)
+        if r:
+            L.append(f"| {label} | {r['forecasts_per_call']} | {_spread_text(r['seconds_per_call'])} | "
+                     f"{_spread_text(r['forecasts_per_s'])} |")
+    L.append("")
+    return L
 
 
 def write_section(data: Mapping[str, Any], doc: Path) -> None:

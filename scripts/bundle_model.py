@@ -9,7 +9,7 @@ card (README.md) with the model's scores next to every simple reference `svqcast
 reports (persistence, same hour yesterday / same time last week, the training climatology),
 overall and at every lead time, and prints the [models."<name>"] block for
 svqcast/zoo/registry.toml. Nothing here invents numbers: every one comes from the `svqcast
-evaluate` JSON (`svqcast.evaluation.zoo_metrics` for the registry, which
+evaluate` JSON (`svqcast.verify.evaluation.zoo_metrics` for the registry, which
 tests/test_zoo_models.py recomputes for every bundled model).
 """
 
@@ -21,11 +21,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from svqcast.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_checkpoint_meta
 from svqcast.data.catalog import get_entry
-from svqcast.evaluation import zoo_metrics
 from svqcast.fsutil import atomic_dir, sha256_file
-from svqcast.modelcard import best_val_row, model_card
+from svqcast.verify.evaluation import zoo_metrics
+from svqcast.zoo.card import best_val_row, model_card
+from svqcast.zoo.checkpoint import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_checkpoint_meta
 
 PACKAGE = Path(__file__).resolve().parents[1] / "svqcast"
 LABELS = {"model": "**this model**", "persistence": "persistence", "same_hour_yesterday": "same hour yesterday",

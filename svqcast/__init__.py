@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from svqcast._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "get_split_dataset": "svqcast.api",
     "prepare_dataset": "svqcast.api",
     "convert_openstl": "svqcast.api",
-    "Forecaster": "svqcast.forecast",
+    "Forecaster": "svqcast.forecast.forecaster",
     "DataSpec": "svqcast.data.spec",
     "SimVP": "svqcast.models.simvp",
     "ModelOutput": "svqcast.models.simvp",
@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; nothing is imported at run
     from svqcast.errors import NetworkError as NetworkError
     from svqcast.errors import SvqcastError as SvqcastError
     from svqcast.errors import UsageError as UsageError
-    from svqcast.forecast import Forecaster as Forecaster
+    from svqcast.forecast.forecaster import Forecaster as Forecaster
     from svqcast.models.quantizers.base import Quantizer as Quantizer
     from svqcast.models.quantizers.base import QuantizerOutput as QuantizerOutput
     from svqcast.models.quantizers.svq import SVQ as SVQ

@@ -26,7 +26,7 @@ def build_model(
 def load_model(ref: str | Path | None = None, *, device: str = "cpu"):
     """A `Forecaster` for a zoo name, `hf://org/repo@rev` or a checkpoint/run directory
     (None: the zoo's default model); `.predict(xarray obj, steps=...)` -> CF xarray.Dataset."""
-    from svqcast.forecast import load_model as _load_model
+    from svqcast.forecast.forecaster import load_model as _load_model
 
     return _load_model(ref, device=device)
 
@@ -58,7 +58,7 @@ def evaluate(
     """Score a run dir / checkpoint dir / zoo model on a dataset split: OpenSTL-compatible
     and WeatherBench2-style scores of the model, persistence and climatology (a JSON-ready
     dict; see docs/evaluation.md)."""
-    from svqcast.evaluation import evaluate as _evaluate
+    from svqcast.verify.evaluation import evaluate as _evaluate
 
     return _evaluate(ref, dataset, split, per_lead_time, compat, **kwargs)
 
@@ -96,7 +96,7 @@ def prepare_dataset(name: str, root: str | Path | None = None, **kwargs: Any) ->
 def convert_openstl(checkpoint: str | Path, preset: str | Path, out_dir: str | Path, **kwargs: Any) -> dict:
     """`svqcast models convert openstl`: OpenSTL / SVQ-Forecasting .pth -> svqcast checkpoint
     directory (weights-only load, strict key mapping; see docs/convert.md)."""
-    from svqcast.convert import convert_openstl as _convert
+    from svqcast.zoo.convert import convert_openstl as _convert
 
     return _convert(checkpoint, preset, out_dir, **kwargs)
 

@@ -28,6 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from svqcast.errors import DataError, UsageError
+from svqcast.fsutil import check_input
 
 Config = dict[str, Any]
 PRESET_PACKAGE = "svqcast.presets"
@@ -58,7 +59,6 @@ def preset_path(name: str) -> Path:
 
 
 def _read_toml(path: Path) -> Config:
-    from svqcast.fsutil import check_input
 
     check_input(path, "config")  # a FIFO would block the reader
     try:
@@ -351,7 +351,7 @@ def validate_config(cfg: Mapping[str, Any], source: str = "", error: type[Except
         raise error(f"{source + ': ' if source else ''}{exc}") from None
 
 
-#: Top-level keys of a checkpoint's config.json (svqcast.checkpoint writes exactly these).
+#: Top-level keys of a checkpoint's config.json (svqcast.zoo.checkpoint writes exactly these).
 CHECKPOINT_KEYS = {"format_version", "svqcast_version", "preset", "config", "data_spec", "provenance",
                    "weights_sha256"}
 

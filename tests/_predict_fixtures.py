@@ -63,8 +63,8 @@ def tiny_config() -> dict[str, Any]:
 def make_tiny_checkpoint(directory: Path, ds: Any | None = None, seed: int = 0) -> Path:
     import torch
 
-    from svqcast.checkpoint import save_checkpoint
     from svqcast.models.factory import build_model_from_config
+    from svqcast.zoo.checkpoint import save_checkpoint
 
     ds = open_sample() if ds is None else ds
     cfg = tiny_config()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from svqcast import __version__
+from svqcast._version import __version__
 
 
 def _svqcast(*args: str, env_debug: bool = False) -> subprocess.CompletedProcess[str]:

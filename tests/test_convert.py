@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import svqcast
-from svqcast.checkpoint import load_checkpoint
 from svqcast.cli.main import run
-from svqcast.convert import openstl_to_svqcast_key, svqcast_to_openstl_key
 from svqcast.models.translators import TRANSLATOR_NAMES
+from svqcast.zoo.checkpoint import load_checkpoint
+from svqcast.zoo.convert import openstl_to_svqcast_key, svqcast_to_openstl_key
 
 TINY = [
     "model.in_shape=[4, 1, 16, 16]",

@@ -13,8 +13,9 @@ import pytest
 import xarray as xr
 from test_data_fixtures import Server, cli, write_wb_year, zip_folder
 
+from svqcast.data.archives import extract_archive
 from svqcast.data.catalog import WB2_HTTPS
-from svqcast.data.sources import extract_archive, mirror_url
+from svqcast.data.downloads import mirror_url
 
 T2M_PATH = "/s/m1524895/download?path=%2F5.625deg%2F2m_temperature&files=2m_temperature_5.625deg.zip"
 
@@ -235,7 +236,7 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
     np.testing.assert_array_equal(stored["data"].values[:, k], want)
     assert int(stored.attrs["raw_steps"]) == 6 * int(sel.sum())  # in hours, for the official rule
     # block-by-block copy (several blocks, a short last one) gives the same store contents
-    from svqcast.data.sources import fetch_wb2, plan_download
+    from svqcast.data.downloads import fetch_wb2, plan_download
 
     plan = plan_download("weatherbench-m", root, years=(2017, 2017), source="wb2", mirror=server.url)
     small = fetch_wb2(plan, plan.wb2_url, tmp_path / "small.zarr", block=5)
@@ -248,7 +249,7 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
 
 
 def test_plan_variables_years_and_sources(tmp_path):
-    from svqcast.data.sources import plan_download
+    from svqcast.data.downloads import plan_download
     from svqcast.errors import UsageError
 
     plan = plan_download("weatherbench-s-uv10", tmp_path, variables=["v10"], years=(2015, 2016))

@@ -12,7 +12,8 @@ import xarray as xr
 from test_data_fixtures import write_wb_year
 
 from svqcast.data import get_split_dataset
-from svqcast.data.prepare import prepare, verify
+from svqcast.data.prepare import prepare
+from svqcast.data.storedir import verify
 from svqcast.errors import DataError
 
 SEL = {"years": {"train": [2016, 2017], "val": [2018, 2018], "test": [2019, 2019]}}

@@ -15,8 +15,8 @@ from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare
 from svqcast.data.readers import read_flow_npz, read_hkl_array, read_human_meta, read_netcdf_variable, read_taxibj_h5
 from svqcast.data.samples import sample_path
-from svqcast.data.video import read_avi, read_avi_info
 from svqcast.errors import DataError
+from svqcast.sources.video import read_avi, read_avi_info
 
 
 def _kth_frames() -> np.ndarray:

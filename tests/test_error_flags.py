@@ -31,8 +31,8 @@ def _library_error(call) -> str:
 
 def _cases():
     from svqcast.config import parse_overrides
-    from svqcast.data.sources import parse_years
-    from svqcast.io import parse_var_map
+    from svqcast.data.downloads import parse_years
+    from svqcast.sources.lexicon import parse_var_map
 
     return [
         (lambda: parse_var_map(["sst"]), "`var_map`", "--var-map"),

@@ -73,8 +73,8 @@ def test_train_then_evaluate_through_cli(trained) -> None:
     assert 1.0 <= q["perplexity_2"] <= 10000 and 0.0 <= q["active_fraction_3"] <= q["active_fraction_2"] <= 1.0
 
     # independent float64 recomputation of the model's OpenSTL RMSE and persistence's WB2 RMSE
-    from svqcast.checkpoint import load_checkpoint
     from svqcast.data import get_split_dataset
+    from svqcast.zoo.checkpoint import load_checkpoint
 
     old = os.environ.get("SVQCAST_DATA_DIR")
     os.environ["SVQCAST_DATA_DIR"] = env["SVQCAST_DATA_DIR"]

@@ -20,7 +20,7 @@ INIT = "2019-03-29T00:00"
 def _pytorch_reference(x: np.ndarray) -> np.ndarray:
     import torch
 
-    from svqcast.forecast import load_network
+    from svqcast.forecast.forecaster import load_network
 
     net, _, _, _ = load_network(None)
     with torch.no_grad():
@@ -30,7 +30,7 @@ def _pytorch_reference(x: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from svqcast.export import export_model
+    from svqcast.forecast.export import export_model
 
     root = tmp_path_factory.mktemp("exports")
     out = {}
@@ -46,7 +46,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "pt2"])
 def test_each_format_matches_pytorch_on_a_real_sample(fmt: str, exports: dict[str, Path]) -> None:
-    from svqcast.export import load_exported, validation_sample
+    from svqcast.forecast.export import load_exported, validation_sample
 
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
@@ -66,7 +66,7 @@ def test_each_format_matches_pytorch_on_a_real_sample(fmt: str, exports: dict[st
 
 def _spec_of_bundled() -> object:
     from svqcast.data.spec import DataSpec
-    from svqcast.forecast import load_network
+    from svqcast.forecast.forecaster import load_network
 
     _, meta, _, _ = load_network(None)
     return DataSpec.from_dict(dict(meta["data_spec"]))

@@ -132,7 +132,7 @@ def _stores(assets: Path) -> None:
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from svqcast.io import build_forecast_dataset
+    from svqcast.forecast.writer import build_forecast_dataset
 
     a = tmp_path_factory.mktemp("assets")
     obs = xr.open_dataset(SAMPLE).load()
@@ -144,7 +144,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fc = build_forecast_dataset(values, era5_spec(obs), np.array(["2019-03-29T00", "2019-03-29T01"],
                                 dtype="datetime64[ns]"), range(1, 7), source="t", history="t",
                                 trained_steps=12, model_ref="oracle")
-    from svqcast.io import write_forecast
+    from svqcast.forecast.writer import write_forecast
 
     write_forecast(fc, a / "fc.nc")
     shutil.copy(a / "fc.nc", a / "fc_as.png")  # a forecast under a figure's name: self-overwrite bait

@@ -92,7 +92,7 @@ _run_cli = run_cli
 
 
 def test_packaged_registry_parses_and_pins_everything() -> None:
-    from svqcast.hub import load_registry
+    from svqcast.zoo.registry import load_registry
 
     reg = load_registry()
     for entry in reg.values():
@@ -104,7 +104,7 @@ def test_packaged_registry_parses_and_pins_everything() -> None:
 
 
 def test_bad_registry_entries_are_data_errors(env: Path, tmp_path: Path, monkeypatch) -> None:
-    from svqcast.hub import load_registry
+    from svqcast.zoo.registry import load_registry
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[models.x]\ndescription = "d"\npreset = "p"\nrepo_id = "a/b"\n')  # no revision
@@ -117,7 +117,7 @@ def test_bad_registry_entries_are_data_errors(env: Path, tmp_path: Path, monkeyp
 
 
 def test_unknown_model_suggests(env: Path) -> None:
-    from svqcast.hub import resolve_checkpoint
+    from svqcast.zoo.hub import resolve_checkpoint
 
     with pytest.raises(UsageError, match="models list"):
         resolve_checkpoint("no-such-model")
@@ -135,7 +135,7 @@ def test_offline_load_from_a_hub_cache(env: Path, ckpt: Path, tmp_path: Path, mo
     fc = svqcast.load_model("tiny-era5")
     assert fc.spec.dataset == "era5-uk-t2m" and fc.t_out == 12
     for ref in (f"hf://{REPO}", f"hf://{REPO}@main", f"hf://{REPO}@{COMMIT}"):
-        from svqcast.hub import resolve_checkpoint
+        from svqcast.zoo.hub import resolve_checkpoint
 
         assert resolve_checkpoint(ref) == snap
     code, out, _ = _run_cli(["models", "list", "tiny", "--format", "json"], capsys)
@@ -171,7 +171,7 @@ def test_offline_without_cache_is_exit_4_naming_download(env: Path, ckpt: Path, 
     assert code == 4
     assert "tiny-era5" in err and "svqcast models download tiny-era5" in err
     with pytest.raises(NetworkError):
-        from svqcast.hub import resolve_checkpoint
+        from svqcast.zoo.hub import resolve_checkpoint
 
         resolve_checkpoint(f"hf://{REPO}@main")
 
@@ -283,7 +283,7 @@ def test_hub_serving_different_weights_is_refused(env: Path, ckpt: Path, tmp_pat
 
 
 def test_hf_ref_with_unknown_revision_is_usage_error(env: Path, ckpt: Path, monkeypatch) -> None:
-    from svqcast.hub import resolve_checkpoint
+    from svqcast.zoo.hub import resolve_checkpoint
 
     files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}
     with _Hub(files) as hub:
@@ -297,7 +297,7 @@ def test_hf_ref_with_unknown_revision_is_usage_error(env: Path, ckpt: Path, monk
 
 
 def test_push_uploads_exactly_the_checkpoint_and_a_generated_card(ckpt: Path, tmp_path: Path) -> None:
-    from svqcast.hub import push_model
+    from svqcast.zoo.hub import push_model
 
     run = tmp_path / "run"
     shutil.copytree(ckpt, run / "best")
@@ -332,7 +332,7 @@ def test_push_uploads_exactly_the_checkpoint_and_a_generated_card(ckpt: Path, tm
 
 
 def test_push_refuses_bad_input(ckpt: Path, tmp_path: Path, env: Path, monkeypatch, capsys) -> None:
-    from svqcast.hub import push_model
+    from svqcast.zoo.hub import push_model
 
     with pytest.raises(UsageError, match="ORG/NAME"):
         push_model(ckpt, "no-slash", upload=lambda *a: "x")
@@ -348,13 +348,13 @@ def test_push_refuses_bad_input(ckpt: Path, tmp_path: Path, env: Path, monkeypat
 
 
 def _bundled_names() -> list[str]:
-    from svqcast.hub import list_models
+    from svqcast.zoo.registry import list_models
 
     return [e.name for e in list_models() if e.bundled]
 
 
 def test_the_zoo_has_a_bundled_default() -> None:
-    from svqcast.hub import default_model_name, get_entry
+    from svqcast.zoo.registry import default_model_name, get_entry
 
     entry = get_entry(default_model_name())
     assert entry.bundled and entry.bundled_path() is not None
@@ -366,7 +366,7 @@ def test_the_zoo_has_a_bundled_default() -> None:
 @pytest.mark.parametrize("name", _bundled_names())
 def test_every_bundled_model_loads_and_its_card_matches(name: str, env: Path, capsys) -> None:
     import svqcast
-    from svqcast.hub import get_entry
+    from svqcast.zoo.registry import get_entry
 
     entry = get_entry(name)
     fc = svqcast.load_model(name)
@@ -425,7 +425,7 @@ def test_an_unreachable_hub_is_never_retried(env: Path, monkeypatch) -> None:
     asked for the cache (local_files_only), so none of its retry loops runs."""
     import huggingface_hub
 
-    from svqcast.hub import resolve_checkpoint
+    from svqcast.zoo.hub import resolve_checkpoint
 
     calls: list[dict] = []
 
@@ -441,7 +441,7 @@ def test_an_unreachable_hub_is_never_retried(env: Path, monkeypatch) -> None:
 
 
 def test_hub_404_is_not_found_not_unreachable(env: Path, ckpt: Path) -> None:
-    from svqcast.hub import resolve_checkpoint
+    from svqcast.zoo.hub import resolve_checkpoint
 
     with _Hub({}) as hub, pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_ENDPOINT", hub.url)
@@ -451,7 +451,7 @@ def test_hub_404_is_not_found_not_unreachable(env: Path, ckpt: Path) -> None:
 
 
 def test_empty_revision_is_refused() -> None:
-    from svqcast.hub import parse_hf_ref
+    from svqcast.zoo.hub import parse_hf_ref
 
     with pytest.raises(UsageError, match="empty revision"):
         parse_hf_ref("hf://org/name@")
@@ -459,7 +459,7 @@ def test_empty_revision_is_refused() -> None:
 
 
 def test_local_sha_mismatch_does_not_blame_the_registry(ckpt: Path, tmp_path: Path) -> None:
-    from svqcast.hub import verify_checkpoint_integrity
+    from svqcast.zoo.hub import verify_checkpoint_integrity
 
     local = tmp_path / "local"
     shutil.copytree(ckpt, local)
@@ -473,7 +473,7 @@ def test_local_sha_mismatch_does_not_blame_the_registry(ckpt: Path, tmp_path: Pa
 
 
 def test_nonexistent_path_does_not_suggest_an_hf_ref() -> None:
-    from svqcast.hub import resolve_checkpoint
+    from svqcast.zoo.hub import resolve_checkpoint
 
     with pytest.raises(UsageError) as info:
         resolve_checkpoint("/nonexistent")
@@ -486,10 +486,10 @@ def test_hub_module_assigns_no_huggingface_hub_attribute() -> None:
     """No patching: hub.py and modelcard.py never assign to anything reached from huggingface_hub."""
     import ast
 
-    import svqcast.hub
-    import svqcast.modelcard
+    import svqcast.zoo.card
+    import svqcast.zoo.hub
 
-    for module in (svqcast.hub, svqcast.modelcard):
+    for module in (svqcast.zoo.hub, svqcast.zoo.card):
         tree = ast.parse(Path(module.__file__).read_text())
         hf_names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                     and (n.module or "").startswith("huggingface_hub") for a in n.names}
@@ -508,8 +508,8 @@ def test_hub_module_assigns_no_huggingface_hub_attribute() -> None:
 def test_card_is_valid_hub_card_data_with_eval_results(ckpt: Path) -> None:
     from huggingface_hub import ModelCard
 
-    from svqcast.checkpoint import read_checkpoint_meta
-    from svqcast.modelcard import model_card, training_card
+    from svqcast.zoo.card import model_card, training_card
+    from svqcast.zoo.checkpoint import read_checkpoint_meta
 
     meta = read_checkpoint_meta(ckpt)
     card = ModelCard(model_card(meta, name="tiny", metrics={"test_mae": 1.25, "test_rmse": 1.5, "note": "x"}))

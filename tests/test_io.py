@@ -11,15 +11,12 @@ import xarray as xr
 from _predict_fixtures import era5_spec, open_sample
 
 from svqcast.errors import DataError, UsageError
-from svqcast.io import (
-    build_forecast_dataset,
-    convert_units,
-    open_input,
-    parse_lead_time,
-    parse_var_map,
-    prepare_input,
-    write_forecast,
-)
+from svqcast.forecast.inputs import prepare_input
+from svqcast.forecast.writer import build_forecast_dataset, write_forecast
+from svqcast.sources.leadtime import parse_lead_time
+from svqcast.sources.lexicon import parse_var_map
+from svqcast.sources.opener import open_dataset
+from svqcast.units import convert_units
 
 INIT = "2019-03-29T00:00"
 
@@ -170,7 +167,7 @@ def test_directory_of_files_and_zarr(tmp_path: Path, ds, spec, reference) -> Non
     parts.mkdir()
     ds.sel(time=slice("2019-03-27", "2019-03-28")).to_netcdf(parts / "a.nc")
     ds.sel(time=slice("2019-03-29", "2019-03-31")).to_netcdf(parts / "b.nc")
-    merged = open_input(parts)
+    merged = open_dataset(parts)
     assert merged.sizes["time"] == 24 * 5
     prep = prepare_input(parts, spec, init_time=INIT)
     np.testing.assert_array_equal(prep.frames[0, :, 0], reference)
@@ -335,7 +332,7 @@ def test_noleap_calendar_is_converted_and_360_day_refused(tmp_path: Path, ds, sp
 def test_all_leap_is_refused_only_when_it_has_a_day_gregorian_lacks() -> None:
     import cftime
 
-    from svqcast.timeaxis import validate_time_axis
+    from svqcast.sources.timeaxis import validate_time_axis
 
     fine = np.array([cftime.DatetimeAllLeap(2020, 2, 29, h) for h in range(3)])
     assert validate_time_axis(fine).values[0] == np.datetime64("2020-02-29T00", "ns")

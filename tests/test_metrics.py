@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from svqcast.data.climatology import Climatology
 from svqcast.data.samples import sample_path
 from svqcast.errors import MissingExtraError
-from svqcast.metrics import (
-    Climatology,
+from svqcast.verify.metrics import (
     OpenSTLScores,
     WB2Scores,
     acc_single,

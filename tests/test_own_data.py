@@ -77,7 +77,7 @@ def test_nh_netcdf_prepare_train_evaluate_predict(tmp_path: Path, root: Path, ca
         assert str(ds["valid_time"].values.ravel()[0])[:10] == "2020-07-01"  # one calendar year on
 
     # publishing: the card names the user dataset, its source file and digest
-    from svqcast.hub import push_model
+    from svqcast.zoo.hub import push_model
 
     sent: dict = {}
 
@@ -192,7 +192,7 @@ def test_converted_official_checkpoint_with_data_forecasts_and_scores(tmp_path: 
 
     import svqcast
     from svqcast.config import parse_overrides
-    from svqcast.convert import svqcast_to_openstl_key
+    from svqcast.zoo.convert import svqcast_to_openstl_key
 
     src = tmp_path / "nh.nc"
     files.nh_netcdf(src, units=True)

@@ -12,8 +12,8 @@ import xarray as xr
 from test_data_fixtures import cli
 
 from svqcast.data.splitting import Window, split_ranges
-from svqcast.data.timegrid import calendar_frames, infer_step, parse_step, shift_months
 from svqcast.errors import DataError, UsageError
+from svqcast.sources.calendars import calendar_frames, infer_step, parse_step, shift_months
 
 
 def _dt(values: list[str]) -> np.ndarray:

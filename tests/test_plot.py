@@ -19,7 +19,7 @@ INIT = np.datetime64("2019-03-29T00:00", "ns")
 @pytest.fixture(scope="module")
 def forecast_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A forecast file of 6 leads whose values are the truth + a known pattern."""
-    from svqcast.io import build_forecast_dataset, write_forecast
+    from svqcast.forecast.writer import build_forecast_dataset, write_forecast
 
     obs = open_sample()
     truth = obs["t2m"].sel(time=slice("2019-03-29T01", "2019-03-29T06")).values.astype(np.float32)
@@ -68,7 +68,7 @@ def test_plot_with_truth_scores_match_oracle(forecast_file: Path, tmp_path: Path
 
 
 def test_plot_without_truth_and_lead_selection(forecast_file: Path, tmp_path: Path, capsys) -> None:
-    from svqcast.plot import plot_forecast
+    from svqcast.verify.plot import plot_forecast
 
     res = plot_forecast(forecast_file, tmp_path / "a.png", lead_times=["2h", "6h"])
     assert res["lead_times_mapped"] == ["2h", "6h"] and res["scores"] == []
@@ -81,7 +81,7 @@ def test_plot_without_truth_and_lead_selection(forecast_file: Path, tmp_path: Pa
 
 
 def test_missing_matplotlib_is_a_missing_extra_error(forecast_file: Path, tmp_path: Path, monkeypatch) -> None:
-    from svqcast.plot import plot_forecast
+    from svqcast.verify.plot import plot_forecast
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(MissingExtraError, match=r"svqcast\[plot\]"):
@@ -92,7 +92,7 @@ def test_missing_matplotlib_is_a_missing_extra_error(forecast_file: Path, tmp_pa
 def test_multi_init_files_say_so_and_init_time_picks_one(tmp_path: Path, capsys) -> None:
     """Issue 11: a file with several initialisations is not silently plotted (and scored) at its
     first; --init-time picks one, and its scores are that initialisation's."""
-    from svqcast.io import build_forecast_dataset, write_forecast
+    from svqcast.forecast.writer import build_forecast_dataset, write_forecast
 
     obs = open_sample()
     inits = np.array(["2019-03-29T00", "2019-03-29T03"], dtype="datetime64[ns]")

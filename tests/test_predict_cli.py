@@ -248,7 +248,7 @@ def test_autoregressive_rollout_feeds_forecasts_back(t_out: int) -> None:
 
     import torch
 
-    from svqcast.forecast import Forecaster
+    from svqcast.forecast.forecaster import Forecaster
 
     class Echo(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

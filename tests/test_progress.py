@@ -27,7 +27,7 @@ def test_evaluate_reports_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from svqcast.cli import main
 
     monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path / "data"))
-    from svqcast.evaluation import evaluate
+    from svqcast.verify.evaluation import evaluate
 
     calls: list[tuple[int, int]] = []
     result = evaluate("era5-uk-t2m_gsta_svq", max_batches=2, batch_size=4, device="cpu",

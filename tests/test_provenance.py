@@ -20,7 +20,7 @@ TINY = {
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A one-epoch run on the embedded ERA5 sample (prepared into a private data dir)."""
     import svqcast
-    from svqcast.data.prepare import MANIFEST, prepared_dir
+    from svqcast.data.storedir import MANIFEST, prepared_dir
 
     base = tmp_path_factory.mktemp("prov")
     mp = pytest.MonkeyPatch()

@@ -35,9 +35,9 @@ def test_unknown_names_raise_attribute_error() -> None:
 
 def test_functions_stay_functions_after_their_modules_are_imported() -> None:
     """`svqcast.train` / `svqcast.evaluate` are the API functions, not modules: the
-    implementation modules are svqcast.training and svqcast.evaluation."""
+    implementation modules are svqcast.training and svqcast.verify.evaluation."""
     importlib.import_module("svqcast.training.loop")
-    importlib.import_module("svqcast.evaluation")
+    importlib.import_module("svqcast.verify.evaluation")
     for name in ("train", "evaluate", "predict", "load_model", "build_model"):
         assert inspect.isfunction(getattr(svqcast, name)), name
     assert not hasattr(svqcast, "_CallableModule")

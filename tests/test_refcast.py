@@ -23,7 +23,7 @@ DAYS = 10
 
 def test_same_hour_yesterday_and_persistence_match_a_direct_computation(tmp_path: Path) -> None:
     from svqcast.data import get_split_dataset
-    from svqcast.refcast import reference_scores
+    from svqcast.verify.references import reference_scores
 
     got = reference_scores("era5-uk-t2m", "test", root=tmp_path)
     obs = open_sample()["t2m"].astype(np.float64)
@@ -47,7 +47,7 @@ def test_same_hour_yesterday_and_persistence_match_a_direct_computation(tmp_path
 
 
 def test_period_and_lags_by_time_step_and_kind() -> None:
-    from svqcast.refcast import DAY_SECONDS, WEEK_SECONDS, seasonal_lags, seasonal_period_seconds
+    from svqcast.verify.references import DAY_SECONDS, WEEK_SECONDS, seasonal_lags, seasonal_period_seconds
 
     def spec(kind: str, step: float | None, time_kind: str = "datetime") -> SimpleNamespace:
         return SimpleNamespace(kind=kind, time_step_seconds=step, time_kind=time_kind)

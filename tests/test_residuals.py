@@ -131,8 +131,8 @@ def test_climatology_residual_is_the_cycle_mean_plus_the_decaying_departure() ->
 
 def test_fill_climatology_is_the_half_hour_of_week_mean_of_training_targets(tmp_path, monkeypatch) -> None:
     from svqcast.data import get_split_dataset
-    from svqcast.metrics import climatology_from_dataset
-    from svqcast.models.phase import PhaseDataset, fill_climatology, phase_of
+    from svqcast.data.climatology import PhaseDataset, climatology_from_dataset, fill_climatology
+    from svqcast.models.phase import phase_of
 
     monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path))
     ds = get_split_dataset("nyc-taxi", "train", t_in=4, t_out=4)
@@ -163,7 +163,7 @@ def test_fill_climatology_is_the_half_hour_of_week_mean_of_training_targets(tmp_
 
 def test_climatology_residual_refuses_data_without_a_calendar(tmp_path, monkeypatch) -> None:
     from svqcast.data import get_split_dataset
-    from svqcast.models.phase import PhaseDataset
+    from svqcast.data.climatology import PhaseDataset
 
     monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path))
     ds = get_split_dataset("kth-walking", "train")

@@ -18,8 +18,8 @@ from _cli import run_cli
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import DataError
-from svqcast.io import build_forecast_dataset, write_forecast
-from svqcast.scoring import score_forecast
+from svqcast.forecast.writer import build_forecast_dataset, write_forecast
+from svqcast.verify.scoring import score_forecast
 
 STEP_H = 6
 INITS = np.array(["2020-01-01T00", "2020-01-01T12", "2020-01-02T06", "2020-01-03T18"], dtype="datetime64[ns]")
@@ -172,7 +172,7 @@ def test_every_layout_and_a_larger_truth_grid_give_the_same_scores(tmp_path: Pat
 
 
 def test_frame_data_get_openstl_image_metrics(tmp_path: Path) -> None:
-    from svqcast.metrics import psnr_frames, ssim_frames
+    from svqcast.verify.metrics import psnr_frames, ssim_frames
 
     rng = np.random.default_rng(0)
     spec = DataSpec(dataset="t", kind="video", channel_names=["frames"], variables=["frames"], units=["1"],

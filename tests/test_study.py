@@ -1,4 +1,5 @@
-"""The study machinery (benchmarks/study.py): statistics, the JSON schema, the generated report.
+"""The study machinery (benchmarks/study.py and its study_*.py modules): statistics, the JSON
+schema, the generated report.
 
 The statistics are checked against closed forms worked out by hand (Student's t with 1 and 2
 degrees of freedom has an elementary CDF), the report against a synthetic results file whose
@@ -16,10 +17,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS = REPO / "benchmarks"
 
 
 def _load_study():
-    spec = importlib.util.spec_from_file_location("svqcast_study", REPO / "benchmarks" / "study.py")
+    """benchmarks/study.py by path, as module `svqcast_study`. Its code lives in sibling modules
+    (study_design.py, study_report.py, ...) that it imports by name, as a script run from
+    benchmarks/ would: benchmarks/ goes on sys.path first."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("svqcast_study", BENCHMARKS / "study.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["svqcast_study"] = module
     spec.loader.exec_module(module)
@@ -27,6 +34,7 @@ def _load_study():
 
 
 study = _load_study()
+report = importlib.import_module("study_report")  # the report's section builders (_rerun_lines, ...)
 
 
 # ------------------------------------------------------------------------------- statistics
@@ -283,7 +291,7 @@ def test_a_rerun_replaces_its_run_and_keeps_the_old_one_as_superseded(tmp_path):
     # the report: the redone run differs from the old one, and the cost counts current runs only
     assert study.rerun_agreement(disk) == (0, 1)
     assert study.run_cost_hours(disk["runs"], jobs=2) == pytest.approx((11.0 + 12.0) / 3600 / 2)
-    lines = " ".join(study._rerun_lines(disk, 5.0))
+    lines = " ".join(report._rerun_lines(disk, 5.0))
     assert "1 run(s) were redone" in lines and "0 of 1 redone" in lines and "fast codebook" in lines
     same = dict(new, finished="2026-12-02T00:00:00+00:00")  # a rerun that reproduces the run exactly
     study.supersede(disk, same, "again")
@@ -427,7 +435,7 @@ def test_ablation_reads_single_seeds_against_the_reference_seed_range():
     for model, vals in runs.items():
         for seed, v in enumerate(vals):
             data["runs"].append(_record(ds, model, seed, v, v * 0.8))
-    text = "\n".join(study._ablation_lines(data))
+    text = "\n".join(report._ablation_lines(data))
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
     # 1.5 lies 0.3 above the learnable N = 10000 range [1.0, 1.2]; 1.12 is inside the frozen one
     assert rows["| 10"].endswith("| above its seed range (+0.3) | inside its seed range |")

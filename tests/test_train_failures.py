@@ -143,7 +143,7 @@ def _poison_store(root: Path) -> int:
     from torch.utils.data import DistributedSampler
 
     from svqcast.data import get_split_dataset
-    from svqcast.data.prepare import MANIFEST, prepared_dir
+    from svqcast.data.storedir import MANIFEST, prepared_dir
     from svqcast.fsutil import sha256_file
 
     ds = get_split_dataset("era5-uk-t2m", "train", t_in=12, t_out=12, root=root)

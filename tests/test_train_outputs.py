@@ -36,14 +36,14 @@ def test_train_and_evaluate_with_output_adaptation(tmp_path, out_frames) -> None
                         progress="none")
     row = read_metrics(run)[0]
     assert row["step"] == 2 and np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
-    res = svqcast.evaluate(run)  # the API function (its module is svqcast.evaluation)
+    res = svqcast.evaluate(run)  # the API function (its module is svqcast.verify.evaluation)
     assert res["kind"] == "video" and res["lead_times"] == list(range(1, out_frames + 1))
     model = res["scores"]["model"]
     assert {"mse", "mae", "ssim", "psnr"} <= set(model)
 
     # independent recomputation: OpenSTL per-frame sums, SSIM (skimage) and PSNR on clipped predictions
-    from svqcast.checkpoint import load_checkpoint
     from svqcast.data import get_split_dataset
+    from svqcast.zoo.checkpoint import load_checkpoint
 
     net, _ = load_checkpoint(run / "best")
     ds = get_split_dataset("kth-walking", "test", t_in=10, t_out=out_frames)

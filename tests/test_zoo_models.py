@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _cli import run_cli
 
-from svqcast.hub import list_models
+from svqcast.zoo.registry import list_models
 
 
 def _bundled() -> list[str]:
@@ -36,7 +36,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _evaluated(name: str) -> dict:
-    from svqcast.evaluation import evaluate
+    from svqcast.verify.evaluation import evaluate
 
     if name not in _CACHE:
         _CACHE[name] = evaluate(name, per_lead_time=True, device="cpu")
@@ -55,8 +55,8 @@ def test_the_zoo_ships_four_bundled_models_and_lists_them(capsys) -> None:
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_registry_metrics_are_what_evaluate_computes(name: str, data_dir) -> None:
-    from svqcast.evaluation import zoo_metrics
-    from svqcast.hub import get_entry
+    from svqcast.verify.evaluation import zoo_metrics
+    from svqcast.zoo.registry import get_entry
 
     metrics = get_entry(name).metrics
     got = zoo_metrics(_evaluated(name))
@@ -84,7 +84,8 @@ def test_model_beats_every_reference_at_every_lead(name: str, data_dir) -> None:
 def test_bundled_model_is_ready_to_push_with_its_card(name: str) -> None:
     import huggingface_hub
 
-    from svqcast.hub import get_entry, push_model
+    from svqcast.zoo.hub import push_model
+    from svqcast.zoo.registry import get_entry
 
     seen: dict = {}
 

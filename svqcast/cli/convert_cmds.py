@@ -43,7 +43,7 @@ def openstl(
         svqcast models convert openstl work_dirs/t2m_svq/checkpoint.pth \
             --preset weatherbench-s-t2m_gsta_svq -o ckpt/t2m_svq
     """
-    from svqcast.convert import convert_openstl
+    from svqcast.zoo.convert import convert_openstl
 
     report = convert_openstl(checkpoint, preset, output, overrides=set_ or None, overwrite=overwrite, data=data,
                              root=root)

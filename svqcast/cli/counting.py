@@ -8,6 +8,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from svqcast.cli.output import OutputFormat, err_console
 
 Callback = Callable[[int, int], None]
@@ -39,7 +41,6 @@ def counted(label: str, fmt: OutputFormat | str, *, enabled: bool = True) -> Ite
     if not err_console.is_terminal:
         yield _PlainLines(label)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True) as bar:

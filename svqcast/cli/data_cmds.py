@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from svqcast.cli.counting import counted
 from svqcast.cli.groups import datasets_app
@@ -38,7 +39,7 @@ from svqcast.errors import UsageError
 
 
 class RichProgress:
-    """A Rich progress bar on stderr: bytes, speed and ETA (svqcast.data.sources.ProgressSink)."""
+    """A Rich progress bar on stderr: bytes, speed and ETA (svqcast.data.downloads.ProgressSink)."""
 
     def __init__(self) -> None:
         self._bar: Any = None
@@ -70,7 +71,6 @@ class RichProgress:
 
 
 def _render_list(rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for col in ("name", "kind", "channels", "grid", "step", "frames", "source"):
@@ -160,8 +160,8 @@ def info_cmd(name: DatasetNameArg, root: RootOpt = None, verify: VerifyOpt = Fal
 
     info = dataset_info(name, root)
     if verify:
-        from svqcast.data.prepare import is_prepared, prepared_dir
-        from svqcast.data.prepare import verify as verify_store
+        from svqcast.data.storedir import is_prepared, prepared_dir
+        from svqcast.data.storedir import verify as verify_store
 
         store = prepared_dir(name, root)
         if not is_prepared(store):
@@ -187,8 +187,8 @@ def download_cmd(
     Example: svqcast download weatherbench-s-t2m --years 2010:2018
     Example: svqcast download weatherbench --variables t2m,r --dry-run
     """
-    from svqcast.data import sources
-    from svqcast.data.prepare import root_dir
+    from svqcast.data import downloads as sources
+    from svqcast.data.storedir import root_dir
     from svqcast.fsutil import check_output
 
     base = root_dir(root)
@@ -250,8 +250,9 @@ def prepare_cmd(
     Example: svqcast prepare my_t2m.nc --name my-t2m --t-in 12 --t-out 12
     """
     from svqcast.data.catalog import CATALOG
-    from svqcast.data.prepare import MANIFEST, parse_split_years, prepare, read_json
-    from svqcast.data.usersource import looks_like_path
+    from svqcast.data.prepare import parse_split_years, prepare
+    from svqcast.data.storedir import MANIFEST, read_json
+    from svqcast.sources.formats import looks_like_path
 
     if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
         with counted("preparing (frames written)", fmt) as progress:

@@ -38,7 +38,7 @@ def _export(
 
     Example: svqcast models export era5-uk-t2m_gsta_svq --format onnx -o export/ --validate
     """
-    from svqcast.export import export_model
+    from svqcast.forecast.export import export_model
 
     report = export_model(ref, export_format.value, output, overwrite=overwrite, validate=validate,
                           tolerance=tolerance)

@@ -3,7 +3,13 @@ to exit codes (0 ok, 1 runtime, 2 usage, 3 bad data, 4 network, 130/143 interrup
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import signal
 import sys
+import threading
+import warnings
 from typing import Optional
 
 import typer
@@ -53,8 +59,6 @@ _register()
 def _quiet_libraries() -> None:
     """Third-party warnings (xarray time encoding, zarr metadata, torch, huggingface_hub retries)
     are not the user's business: svqcast reports what matters as one line of its own."""
-    import logging
-    import warnings
 
     warnings.simplefilter("ignore")
     for name in ("huggingface_hub", "urllib3", "fsspec", "zarr", "numcodecs", "py.warnings"):
@@ -67,8 +71,6 @@ def _one_line(exc: BaseException) -> str:
 
 def _exit_os_error(exc: OSError) -> None:
     """An OSError nobody classified: still one line, naming the file, never "internal error"."""
-    import errno
-    import os
 
     where = f" at {exc.filename}" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -105,7 +107,6 @@ def _click_error(exc: Exception) -> int | None:
 
 def _report(exc: BaseException, debug: bool) -> int:
     """Print one line for `exc` and return the exit code; re-raise what is not ours to report."""
-    import signal
 
     from svqcast.errors import Interrupted, SvqcastError
 
@@ -138,8 +139,6 @@ def run(argv: Optional[list[str]] = None) -> None:
     exits 143 (SIGINT: 130); file writes defer both (svqcast.fsutil). The previous SIGTERM
     handler is restored on return, so calling `run` in-process (tests, notebooks) leaves no trace.
     """
-    import signal
-    import threading
 
     from svqcast.fsutil import raise_interrupted
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from svqcast.cli.groups import models_app
 from svqcast.cli.options import FormatOpt, PresetArg, SetOpt
@@ -22,7 +23,6 @@ def _presets(fmt: FormatOpt = OutputFormat.text) -> None:
     rows = preset_rows()
 
     def _text(data: list[dict[str, Any]]) -> None:
-        from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
         for col in ("name", "dataset", "translator", "quantizer"):
@@ -61,7 +61,6 @@ def _describe(
     info = describe(preset, overrides or None)
 
     def _text(r: dict[str, Any]) -> None:
-        from rich.table import Table
 
         table = Table(title=r["name"], box=None, pad_edge=False, show_header=False)
         table.add_column("key", style="bold")

@@ -61,7 +61,7 @@ class Layout(str, Enum):
 
 def _version(value: bool) -> None:
     if value:
-        from svqcast import __version__
+        from svqcast._version import __version__
 
         typer.echo(f"svqcast {__version__}")
         raise typer.Exit()

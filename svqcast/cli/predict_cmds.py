@@ -88,7 +88,7 @@ def _done_text(r: dict[str, Any]) -> None:
 
 def _lead_report(ds: Any) -> dict[str, Any]:
     """Lead times as seconds and ISO-8601 (model steps for frame data)."""
-    from svqcast.timeaxis import iso_duration
+    from svqcast.sources.timeaxis import iso_duration
 
     leads = ds["lead_time"].values
     if not hasattr(leads, "dtype") or leads.dtype.kind != "m":
@@ -99,7 +99,7 @@ def _lead_report(ds: Any) -> dict[str, Any]:
 
 def _written(ds: Any, output: Path, layout: Layout, variables: list[str], t0: float) -> dict[str, Any]:
     """The report entries about the written forecast."""
-    from svqcast.forecast_writer import output_format
+    from svqcast.forecast.writer import output_format
 
     return {
         "output": str(output), "layout": layout.value, "format": output_format(output),
@@ -117,7 +117,7 @@ def _forecast(fc: Any, prep: Any, n_steps: int, history: str, fmt: OutputFormat)
 
 def _load_forecaster(model: Optional[str], device: Device, batch_size: int | None, compile: bool) -> Any:
     """The model on its device, with the inference settings (svqcast.models.fastpath)."""
-    from svqcast.forecast import load_model
+    from svqcast.forecast.forecaster import load_model
     from svqcast.models.fastpath import configure_forecaster
 
     fc = load_model(model, device=resolve_device(device))
@@ -166,8 +166,8 @@ def _predict(
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
     """
     from svqcast.errors import UsageError
-    from svqcast.forecast_writer import check_layout
-    from svqcast.io import check_output_path, parse_var_map, write_forecast
+    from svqcast.forecast.writer import check_forecast_output, check_layout, write_forecast
+    from svqcast.sources.lexicon import parse_var_map
 
     if not check and output is None:
         raise UsageError("missing --output/-o FILE (or pass --check to validate only)")
@@ -176,10 +176,10 @@ def _predict(
     vmap = parse_var_map(var_map)
     _refuse_repeated_init_times(init_time)
     if output is not None and not check:
-        check_output_path(output, overwrite, inputs=[input])
+        check_forecast_output(output, overwrite=overwrite, inputs=[input])
     t0 = time.perf_counter()
     if model is not None and str(model).startswith("hf://"):
-        from svqcast.hub import resolve_checkpoint
+        from svqcast.zoo.hub import resolve_checkpoint
 
         resolve_checkpoint(str(model))  # fetch, or fail in one line, before torch is even imported
     fc = _load_forecaster(model, device, batch_size, compile)
@@ -222,7 +222,7 @@ def _plot(
 
     Example: svqcast plot forecast.nc --truth observed.nc -o forecast.png
     """
-    from svqcast.plot import plot_forecast
+    from svqcast.verify.plot import plot_forecast
 
     result = plot_forecast(
         file, output, truth=truth, var=var, lead_times=lead_time or None, animate=animate, overwrite=overwrite,

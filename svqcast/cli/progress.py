@@ -10,6 +10,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from rich.console import Console
+
 from svqcast.training.runlog import ProgressSink, epoch_line, make_progress
 
 
@@ -17,7 +19,6 @@ class RichProgress(ProgressSink):
     """Two Rich bars on stderr: epochs, and steps of the current epoch (loss, ETA)."""
 
     def __init__(self) -> None:
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -1,4 +1,4 @@
-"""`svqcast score`: parsing and printing only (the scoring is svqcast.scoring)."""
+"""`svqcast score`: parsing and printing only (the scoring is svqcast.verify.scoring)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def _score(
 
     Example: svqcast score forecast.nc --truth era5.nc --format json
     """
-    from svqcast.scoring import check_plot_target, plot_scores, score_forecast
+    from svqcast.verify.scoring import check_plot_target, plot_scores, score_forecast
 
     if plot is not None:
         check_plot_target(plot, overwrite=overwrite, inputs=[forecast, truth])

@@ -1,4 +1,4 @@
-"""`svqcast train` and `svqcast evaluate` (logic: svqcast.training.loop, svqcast.evaluation)."""
+"""`svqcast train` and `svqcast evaluate` (logic: svqcast.training.loop, svqcast.verify.evaluation)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from svqcast.cli.options import (
     BatchSizeOpt,
@@ -136,7 +137,6 @@ def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None
 
 
 def _render_eval(result: dict[str, Any]) -> None:
-    from rich.table import Table
 
     out_console.print(
         f"[bold]{result.get('preset') or result['checkpoint']}[/] on {result['dataset']}/{result['split']}: "
@@ -207,7 +207,7 @@ def evaluate_cmd(
 
     Example: svqcast evaluate runs/era5-uk-t2m_gsta_svq --dataset era5-uk-t2m --per-lead-time
     """
-    from svqcast.evaluation import evaluate, result_rows
+    from svqcast.verify.evaluation import evaluate, result_rows
 
     if split not in {"train", "val", "test"}:
         raise UsageError(f"--split: '{split}' is not one of train, val, test")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from svqcast.cli.groups import models_app
 from svqcast.cli.options import (
@@ -30,12 +31,12 @@ def _list(
 
     Example: svqcast models list era5 --format json
     """
-    from svqcast.hub import list_models
+    from svqcast.zoo.hub import entry_report
+    from svqcast.zoo.registry import list_models
 
-    rows = [e.to_dict() for e in list_models(pattern)]
+    rows = [entry_report(e) for e in list_models(pattern)]
 
     def _text(data: list[dict[str, Any]]) -> None:
-        from rich.table import Table
 
         if not data:
             out_console.print("no zoo model matches" + (f" '{pattern}'" if pattern else ""))
@@ -60,9 +61,10 @@ def _info(
 
     Example: svqcast models info era5-uk-t2m_gsta_svq
     """
-    from svqcast.hub import get_entry
+    from svqcast.zoo.hub import entry_report
+    from svqcast.zoo.registry import get_entry
 
-    info = get_entry(name).to_dict()
+    info = entry_report(get_entry(name))
 
     def _text(r: dict[str, Any]) -> None:
         out_console.print(f"[bold]{r['name']}[/bold]{' (default)' if r['default'] else ''}: {r['description']}")
@@ -90,7 +92,7 @@ def _download(
 
     Example: svqcast models download era5-uk-t2m_gsta_svq
     """
-    from svqcast.hub import download_model
+    from svqcast.zoo.hub import download_model
 
     result = download_model(name, force=force)
     emit(result, fmt, lambda r: out_console.print(f"{r['model']}: {r['status']} -> {r['path']}"))
@@ -112,7 +114,7 @@ def _push(
     Example: svqcast models push runs/era5 --repo-id me/era5-uk-t2m-svq
     Example: svqcast models push nyc-taxi_gsta_svq --repo-id me/nyc-taxi-svq
     """
-    from svqcast.hub import push_model
+    from svqcast.zoo.hub import push_model
 
     result = push_model(source, repo_id, revision=revision, private=private)
     emit(result, fmt,

@@ -11,6 +11,7 @@ The data -> training contract (docs/architecture.md):
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from svqcast.data.spec import DataSpec
@@ -42,11 +43,10 @@ def dataset_info(name: str, root: Any = None) -> dict[str, Any]:
     entry = get_entry(name, root)
     info = entry.to_dict()
     if entry.is_user:
-        from svqcast.data.prepare import STATS, prepared_dir
+        from svqcast.data.storedir import STATS, prepared_dir
 
         path = prepared_dir(name, root) / STATS
         if path.is_file():
-            import json
 
             stats = json.loads(path.read_text())
             info["stats"] = {k: stats.get(k) for k in ("computed_on", "channels", "mean", "std", "count_per_channel")}

@@ -7,16 +7,30 @@ Each builder returns a `Prepared` (common grid + `SplitData` per split). Selecti
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from svqcast.data.catalog import DatasetEntry
-from svqcast.data.prepare import Prepared, SplitData, split_names
+from svqcast.data.entry import DatasetEntry
+from svqcast.data.readers import (
+    Wb2Store,
+    WeatherBenchYears,
+    human_frame_path,
+    read_flow_npz,
+    read_human_meta,
+    read_kitti_split,
+    read_kitticaltech_npy,
+    read_netcdf_variable,
+    read_taxibj_npz,
+)
 from svqcast.data.samples import sample_path
-from svqcast.errors import DataError
+from svqcast.data.storedir import Prepared, SplitData, split_names
+from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import sha256_file
+from svqcast.sources.video import read_avi, read_avi_info, read_jpg
 
 LATLON_UNITS = {"lat": "degrees_north", "lon": "degrees_east", "y": "1", "x": "1"}
 
@@ -32,7 +46,6 @@ def _source(path: Path) -> dict[str, str]:
 # ---- embedded samples -----------------------------------------------------------------
 
 def era5_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
-    from svqcast.data.readers import read_netcdf_variable
 
     path = sample_path(entry.sample_file or "")
     da = read_netcdf_variable(path, "t2m", expect_shape=entry.shape)
@@ -48,7 +61,6 @@ def era5_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official
 
 
 def flow_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
-    from svqcast.data.readers import read_flow_npz
 
     path = sample_path(entry.sample_file or "")
     flow = read_flow_npz(path, expect_hw=entry.shape)  # (T, 2, H, W) float32
@@ -150,7 +162,6 @@ def weatherbench(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
     WeatherBench 2 zarr (`raw/wb2.zarr`). Stored frames are subsampled to the dataset's
     time step (WeatherBench-M: 00/06/12/18 UTC); `raw_steps` (hourly length of the split)
     is kept so the official rule's dropped last hour can be replayed exactly."""
-    from svqcast.data.readers import Wb2Store, WeatherBenchYears
 
     wb2 = src / "wb2.zarr"
     store = Wb2Store(wb2) if wb2.is_dir() and not (src / entry.variables[0].folder).is_dir() else None
@@ -233,7 +244,6 @@ def taxibj(entry: DatasetEntry, select: dict[str, Any], src: Path, official: boo
     """OpenSTL's pre-windowed TaxiBJ: every (X, Y) pair becomes one 8-frame segment.
     Our validation split is the last `val_last` training windows, with the `gap` windows
     before it dropped (consecutive windows share frames)."""
-    from svqcast.data.readers import read_taxibj_npz
 
     path = _find(src, "dataset.npz")
     d = read_taxibj_npz(path)
@@ -256,7 +266,7 @@ def taxibj(entry: DatasetEntry, select: dict[str, Any], src: Path, official: boo
     return Prepared(("y", "x"), _pixel_coords(*entry.shape), LATLON_UNITS, "float32", splits, _source(path))
 
 
-_KTH_DIR = __import__("re").compile(r"person(\d+)_([a-z]+)_d(\d)_uncomp")
+_KTH_DIR = re.compile(r"person(\d+)_([a-z]+)_d(\d)_uncomp")
 
 
 def kth(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
@@ -264,7 +274,6 @@ def kth(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) 
     kth_action.zip) or the original `personNN_<action>_dK_uncomp.avi` files. Channel 0,
     resized to 128x128 (bilinear), split by person; runs of consecutive frame numbers are
     separate clips; per-action stride (30, or 3 for jogging/running), scanned backwards."""
-    from svqcast.data.video import read_avi, read_avi_info, read_jpg
 
     size = entry.shape
     clips: list[tuple[int, str, str, Any, int, list[int]]] = []  # person, action, name, loader, length, numbers
@@ -330,7 +339,6 @@ def kitticaltech(entry: DatasetEntry, select: dict[str, Any], src: Path, officia
     """KITTI from PredNet's hkl files (`X_<split>.hkl`, `sources_<split>.hkl`), or OpenSTL's
     `kitticaltech_npy/{train,test}_{data,idx}.npy`. Caltech's .seq videos need OpenCV to
     decode; use the npy layout for the test split. Frames stay uint8 RGB (C = 3)."""
-    from svqcast.data.readers import read_kitti_split, read_kitticaltech_npy
 
     span = max(entry.idx_out) - min(entry.idx_in) + 1  # 11
     lead = -min(entry.idx_in)
@@ -363,8 +371,6 @@ def human36m(entry: DatasetEntry, select: dict[str, Any], src: Path, official: b
     """Human3.6M: `raw/images/<prefix>_<frame:06d>.jpg` (256x256 RGB) and the meta files
     `train.txt` / `test.txt` (`prefix,begin,end`). Each video's referenced frame range is
     stored once; every meta line becomes an explicit sample centre (begin + 15)."""
-    from svqcast.data.readers import human_frame_path, read_human_meta
-    from svqcast.data.video import read_jpg
 
     images = src / "images"
     if not images.is_dir():
@@ -399,3 +405,29 @@ def human36m(entry: DatasetEntry, select: dict[str, Any], src: Path, official: b
                                   segments=frames.segments(), centres=np.asarray(centres, np.int64))
     return Prepared(("y", "x"), _pixel_coords(*entry.shape), LATLON_UNITS, "uint8", splits,
                     {"train.txt": sha256_file(src / "train.txt"), "test.txt": sha256_file(src / "test.txt")})
+
+
+Builder = Callable[[DatasetEntry, dict[str, Any], Path, bool], Prepared]
+
+# catalog.toml's `builder` key -> the function that reads that layout
+BUILDERS: dict[str, Builder] = {
+    "weatherbench": weatherbench,
+    "taxibj": taxibj,
+    "kth": kth,
+    "kitticaltech": kitticaltech,
+    "human36m": human36m,
+    "era5_sample": era5_sample,
+    "flow_sample": flow_sample,
+    "kth_sample": kth_sample,
+    "radar_sample": radar_sample,
+    "moving_mnist": moving_mnist,
+}
+
+
+def builder_for(entry: DatasetEntry) -> Builder:
+    """The builder the entry names; a UsageError for an entry without one (a user dataset)."""
+    try:
+        return BUILDERS[entry.builder]
+    except KeyError:
+        raise UsageError(f"dataset {entry.name!r} names no known builder ({entry.builder!r}); "
+                         f"catalog builders: {', '.join(sorted(BUILDERS))}") from None

@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.catalog import DatasetEntry, get_entry
-from svqcast.data.prepare import STATS, is_prepared, prepare, prepared_dir, read_json
+from svqcast.data.catalog import get_entry
+from svqcast.data.entry import DatasetEntry
+from svqcast.data.prepare import prepare
+from svqcast.data.samples import sample_path
 from svqcast.data.spec import DataSpec
 from svqcast.data.store import read_meta
+from svqcast.data.storedir import MANIFEST, STATS, is_prepared, prepared_dir, read_json, verify
 from svqcast.data.windows import WindowDataset, segment_centres, subsample_indices, window_centres
 from svqcast.errors import DataError, UsageError
+from svqcast.fsutil import sha256_file
 
 _PREPARE_LOCK = threading.Lock()
 
@@ -123,7 +127,6 @@ _VERIFIED: dict[tuple[object, ...], bool] = {}  # store fingerprint -> verified 
 def verify_store(directory: Path, deep: bool) -> None:
     """Check the store against its manifest, once per state of its files (size, mtime): a deep
     check (every sha256) also answers later shallow ones, so no file is hashed twice."""
-    from svqcast.data.prepare import verify
 
     key = (str(directory), *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
                                    for p in directory.iterdir() if p.is_file()))
@@ -146,9 +149,6 @@ def spec_extra(entry: DatasetEntry) -> dict[str, object]:
 
 def _stale(entry: DatasetEntry, directory: Path) -> bool:
     """True if an embedded sample's store was prepared from a different shipped file."""
-    from svqcast.data.prepare import MANIFEST
-    from svqcast.data.samples import sample_path
-    from svqcast.fsutil import sha256_file
 
     src = sample_path(entry.sample_file or "")
     recorded = read_json(directory / MANIFEST).get("sources", {})
@@ -214,8 +214,6 @@ def spec_for_model(name: str, model_cfg: Mapping[str, Any], stride: int = 1,
     """(data spec with training statistics, manifest sha256) of dataset `name` for a model
     of config `model_cfg`: what `models convert --data` attaches. The store is verified in
     full first, because its statistics are about to be written into a checkpoint."""
-    from svqcast.data.prepare import MANIFEST
-    from svqcast.fsutil import sha256_file
 
     shape = [int(v) for v in model_cfg["in_shape"]]
     t_out = int(model_cfg.get("out_frames", shape[0]))

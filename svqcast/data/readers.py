@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.windows import subsample_indices
 from svqcast.errors import DataError
+from svqcast.sources.remote_zarr import load, open_zarr
 
 # ---- netCDF ---------------------------------------------------------------------------
 
@@ -167,7 +169,6 @@ class WeatherBenchYears:
         raw_times = np.concatenate(self._year_times) if self._year_times else np.zeros(0, "datetime64[ns]")
         self.raw_steps = len(raw_times)
         _check_regular(raw_times, self._describe(), step_hours=1 if zarr_store is None else None)
-        from svqcast.data.windows import subsample_indices
 
         self.keep = subsample_indices(self.raw_steps, step, "svqcast")
         self.times = raw_times[self.keep]
@@ -273,7 +274,6 @@ class Wb2Store:
     lazily through xarray + zarr (a local path or a URL)."""
 
     def __init__(self, location: Any) -> None:
-        from svqcast.data.zarrstore import open_zarr
 
         loc = str(location)
         if "://" not in loc and not Path(loc).is_dir():
@@ -295,7 +295,6 @@ class Wb2Store:
         raise DataError(f"{self.source}: no {names[0]} dimension in {list(da.dims)}")
 
     def read_year(self, var: Any, year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from svqcast.data.zarrstore import load
 
         name = var.wb2_name or var.folder
         if name not in self.ds.data_vars:

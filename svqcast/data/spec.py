@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from svqcast.errors import DataError
 
 SPEC_VERSION = 1
@@ -108,3 +110,36 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return obj
+
+
+# --------------------------------------------------------------------------- spec access
+
+
+def channel_names(spec: DataSpec) -> list[str]:
+    return [str(n) for n in (spec.channel_names or spec.variables)]
+
+
+def relative_offsets(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output frame offsets relative to the initialisation frame (offset 0).
+
+    The spec's `idx_in`/`idx_out` may be absolute (0..11 / 12..23, OpenSTL style) or already
+    relative (-11..0 / 1..12); anchoring on the last input frame makes both the same.
+    """
+    rel_in = np.asarray(spec.idx_in, dtype=np.int64)
+    rel_out = np.asarray(spec.idx_out, dtype=np.int64)
+    if rel_in.size == 0 or rel_out.size == 0:
+        raise DataError("the model's data spec has no input/output frames (t_in/t_out); re-export the checkpoint")
+    anchor = int(rel_in.max())
+    return rel_in - anchor, rel_out - anchor
+
+
+def time_step(spec: DataSpec) -> np.timedelta64 | None:
+    seconds = spec.time_step_seconds
+    if seconds in (None, 0):
+        return None
+    return np.timedelta64(int(round(float(seconds))), "s")
+
+
+def frames_allowed(spec: DataSpec) -> bool:
+    """Frame-indexed input (no calendar) is accepted only for a model trained on frames."""
+    return spec.time_kind == "frame" or time_step(spec) is None

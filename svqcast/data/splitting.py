@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from svqcast.data.timegrid import TimeStep
 from svqcast.errors import DataError, UsageError
+from svqcast.sources.calendars import TimeStep
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)

@@ -14,14 +14,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from svqcast.data.entry import entry_from_dict
+from svqcast.data.storedir import root_dir
 from svqcast.errors import DataError
+from svqcast.fsutil import atomic_write_text
 
 CATALOG_FILE = "user-datasets.json"
 FORMAT_VERSION = 1
 
 
 def catalog_path(root: str | os.PathLike[str] | None = None) -> Path:
-    from svqcast.data.prepare import root_dir
 
     return root_dir(root) / CATALOG_FILE
 
@@ -41,7 +43,6 @@ def load_records(root: str | os.PathLike[str] | None = None) -> dict[str, dict[s
 
 
 def save_records(records: dict[str, dict[str, Any]], root: str | os.PathLike[str] | None = None) -> None:
-    from svqcast.fsutil import atomic_write_text
 
     path = catalog_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,6 @@ def user_entries(root: str | os.PathLike[str] | None = None) -> list[Any]:
 
 
 def entry_from_record(rec: dict[str, Any], where: Path) -> Any:
-    from svqcast.data.catalog import entry_from_dict
 
     try:
         return entry_from_dict(rec)

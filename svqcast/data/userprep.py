@@ -21,16 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from svqcast import __version__
-from svqcast.data.prepare import MANIFEST, STATS, prepared_dir, root_dir
+from svqcast._version import __version__
+from svqcast.data.catalog import CATALOG
 from svqcast.data.splitting import default_windows, split_ranges
 from svqcast.data.store import StoreLayout, channel_stats, write_store
-from svqcast.data.timegrid import TimeStep, infer_step, parse_step
-from svqcast.data.usercatalog import register
+from svqcast.data.storedir import MANIFEST, STATS, prepared_dir, root_dir
+from svqcast.data.usercatalog import load_records, register
 from svqcast.data.userrecord import build_record
-from svqcast.data.usersource import Source, is_url, open_source
 from svqcast.errors import UsageError
 from svqcast.fsutil import atomic_dir, check_input, check_output, sha256_file
+from svqcast.sources.calendars import TimeStep, infer_step, parse_step
+from svqcast.sources.formats import is_url
+from svqcast.sources.opener import open_source
+from svqcast.sources.source import Source
 
 BLOCK_BYTES = 64 << 20  # frames per write/stats block: about this many bytes
 SHA_LIMIT = 1 << 30  # inputs up to 1 GB get a sha256 in the manifest; larger ones their size
@@ -69,8 +72,6 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
 
 
 def _check_name(name: str, root: str | os.PathLike[str] | None, force: bool) -> None:
-    from svqcast.data.catalog import CATALOG
-    from svqcast.data.usercatalog import load_records
 
     if not _NAME.fullmatch(name or ""):
         raise UsageError(f"`name` {name!r}: use lower-case letters, digits, '.', '_' or '-' (at most 64)")

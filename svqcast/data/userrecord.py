@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from svqcast import __version__
+from svqcast._version import __version__
 from svqcast.data.splitting import Window
-from svqcast.data.timegrid import TimeStep
-from svqcast.data.usersource import Source
+from svqcast.sources.calendars import TimeStep
+from svqcast.sources.source import Source
 
 
 def _describe_range(times: np.ndarray, a: int, b: int) -> str:

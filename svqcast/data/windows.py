@@ -28,6 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from svqcast.data.store import open_frames
+from svqcast.errors import UsageError
+
 RULES = ("svqcast", "official")
 
 
@@ -79,7 +82,6 @@ def segment_centres(segments: np.ndarray, idx_in: Sequence[int], idx_out: Sequen
 
 def _check_rule(rule: str) -> None:
     if rule not in RULES:
-        from svqcast.errors import UsageError
 
         raise UsageError(f"unknown sample rule {rule!r}: use one of {', '.join(RULES)}")
 
@@ -116,7 +118,6 @@ class WindowDataset(Dataset):
 
     def _open(self) -> Any:
         if self._frames is None:
-            from svqcast.data.store import open_frames
 
             self._frames = open_frames(self.path)
         return self._frames

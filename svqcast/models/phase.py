@@ -6,7 +6,7 @@ cycle (every half hour of the week for the NYC flows) and predicts the departure
 so it needs to know where in the cycle each sample starts: the *phase*, the index of the
 last input frame's time within the cycle. Phases count whole time steps from Monday
 1970-01-05 00:00 UTC, so a daily cycle starts at midnight and a weekly one on Monday
-midnight -- the same alignment as :class:`svqcast.metrics.Climatology` (mode ``"week"``),
+midnight -- the same alignment as :class:`svqcast.data.climatology.Climatology` (mode ``"week"``),
 which makes the untrained model's base forecast exactly that climatology.
 """
 
@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from svqcast.errors import UsageError
-from svqcast.metrics import target_samples
 
 #: the origin of every cycle: a Monday, at midnight UTC
 CYCLE_ORIGIN = np.datetime64("1970-01-05T00:00:00", "s")
@@ -47,61 +45,4 @@ def cycle_of(model: torch.nn.Module) -> int:
     return int(period)
 
 
-def dataset_step_seconds(ds: Any) -> float:
-    """The time step of a split dataset; a climatology needs a calendar time axis."""
-    spec = ds.spec
-    step = getattr(spec, "time_step_seconds", None)
-    if getattr(spec, "time_kind", "datetime") != "datetime" or not step:
-        raise UsageError(f"{spec.dataset}: model.residual = 'climatology' needs data with a calendar time axis "
-                         "and a fixed time step; use residual = 'last' or 'none'")
-    return float(step)
-
-
-class PhaseDataset(Dataset):
-    """(x, y, phase): a split dataset's samples with the phase of their last input frame."""
-
-    def __init__(self, ds: Any, period: int) -> None:
-        self.ds = ds
-        self.spec = ds.spec
-        step = dataset_step_seconds(ds)
-        self.phases = [int(phase_of(ds.times(i)[0][-1:], step, period)[0]) for i in range(len(ds))]
-
-    def __len__(self) -> int:
-        return len(self.phases)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        x, y = self.ds[i]
-        return x, y, self.phases[i]
-
-
-def fill_climatology(model: torch.nn.Module, train_ds: Any) -> int:
-    """Set the model's climatology buffer to the mean normalised frame of the training split
-    at every phase of its cycle (targets of samples 0, s, 2s, ... with s = T_out, each frame
-    once, as :func:`svqcast.metrics.climatology_from_dataset`). A phase the split never
-    visits gets the overall mean frame. Returns the number of phases seen."""
-    period = cycle_of(model)
-    step = dataset_step_seconds(train_ds)
-    buf = model.get_buffer("climatology")
-    sums = torch.zeros_like(buf, dtype=torch.float64)
-    counts = torch.zeros(period, dtype=torch.float64)
-    seen: set[int] = set()
-    for i in target_samples(len(train_ds), int(train_ds.spec.t_out)):
-        _, y = train_ds[i]
-        times = np.asarray(train_ds.times(i)[1])
-        for frame, t in zip(y, times.astype("datetime64[s]"), strict=True):
-            if int(t.astype(np.int64)) in seen:
-                continue
-            seen.add(int(t.astype(np.int64)))
-            k = int(phase_of(t, step, period))
-            sums[k] += frame.double()
-            counts[k] += 1
-    if not seen:
-        raise UsageError("model.residual = 'climatology': the training split has no frames")
-    overall = sums.sum(0) / counts.sum()
-    table = torch.where(counts.view(-1, 1, 1, 1) > 0, sums / counts.clamp(min=1).view(-1, 1, 1, 1), overall)
-    with torch.no_grad():
-        buf.copy_(table.to(buf.dtype))
-    return int((counts > 0).sum())
-
-
-__all__ = ["CYCLE_ORIGIN", "PhaseDataset", "cycle_of", "fill_climatology", "needs_phase", "phase_of"]
+__all__ = ["CYCLE_ORIGIN", "cycle_of", "needs_phase", "phase_of"]

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from svqcast.config import list_presets, load_config
 from svqcast.models.factory import build_model_from_config
 from svqcast.models.flops import count_flops
 from svqcast.models.simvp import SimVP
@@ -118,14 +119,12 @@ def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe(ref: str | Path | Mapping[str, Any], overrides: Any = None) -> dict[str, Any]:
     """`describe("weatherbench-s-t2m_gsta_svq", {"model.codebook_size": 4096})`."""
-    from svqcast.config import load_config
 
     return describe_config(load_config(ref, overrides))
 
 
 def preset_rows() -> list[dict[str, Any]]:
     """One row per shipped preset: name, dataset, translator, quantizer, description."""
-    from svqcast.config import list_presets, load_config
 
     rows = []
     for name in list_presets():

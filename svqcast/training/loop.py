@@ -17,7 +17,7 @@ Recipe (the official one unless a config key says otherwise):
 Run directory::
 
     RUN/config.json        the resolved config (what --resume reads back)
-    RUN/best/ RUN/last/    checkpoint directories (svqcast.checkpoint)
+    RUN/best/ RUN/last/    checkpoint directories (svqcast.zoo.checkpoint)
     RUN/trainer_state.pt   resumable state (svqcast.training.state)
     RUN/metrics.csv        one row per epoch (svqcast.training.runlog.COLUMNS)
     RUN/metrics.jsonl
@@ -39,63 +39,40 @@ the middle of an epoch) and raises ``KeyboardInterrupt``; the CLI exits with cod
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from svqcast import __version__
-from svqcast.checkpoint import load_strict, save_checkpoint
-from svqcast.config import Config
+from svqcast.config import parse_overrides
 from svqcast.errors import DataError, SvqcastError, UsageError
-from svqcast.fsutil import atomic_write_text
-from svqcast.models.fastpath import compile_model, prepare_model
-from svqcast.models.phase import PhaseDataset, cycle_of, fill_climatology, needs_phase
 from svqcast.models.simvp import ReturnsAux
 from svqcast.training import distributed as D
-from svqcast.training.runlog import ProgressSink, RunLog, make_progress
-from svqcast.training.schedules import Schedule, build_schedule
+from svqcast.training.runlog import ProgressSink
 from svqcast.training.setup import (
     PRECISIONS,
     LossFn,
-    SkipSampler,
     StopFlag,
     autocast,
-    build_datasets,
-    check_shapes,
     criterion,
-    data_provenance,
-    default_model_fn,
-    git_commit,
     model_card,
     resolve_run,
     seed_everything,
-    set_deterministic,
 )
 from svqcast.training.state import (
     STATE_NAME,
-    EarlyStopping,
-    Progress,
     capture_rng,
-    early_from,
-    load_trainer_state,
-    progress_from,
-    restore_rng,
     save_trainer_state,
 )
+from svqcast.training.trainer import ModelFn, Trainer, setup_trainer, unpack_batch
+from svqcast.zoo.checkpoint import save_checkpoint
 
 __all__ = ["train", "train_epoch", "validate", "end_epoch", "evaluate_loss", "seed_everything"]
 
-ModelFn = Callable[[Config], torch.nn.Module]
-#: log points per epoch (each copies the running loss to the host); at most every 50 steps
-LOGS_PER_EPOCH = 10
-MAX_LOG_INTERVAL = 50
 
 
 def train(
@@ -135,7 +112,6 @@ def train(
         shortcuts["train.deterministic"] = bool(deterministic)
     merged: dict[str, Any] = {}
     if overrides:
-        from svqcast.config import parse_overrides
 
         merged.update(parse_overrides(overrides))
     merged.update(shortcuts)
@@ -150,47 +126,13 @@ def train(
 
     env = D.init_distributed(str(tc.get("device", "auto")))
     try:
-        trainer = _setup(cfg, run, resuming, env, loss_fn, prec, progress, datasets, model_fn)
+        trainer = setup_trainer(cfg, run, resuming, env, loss_fn, prec, progress, datasets, model_fn)
         return _fit(trainer, max_epochs)
     finally:
         D.shutdown(env)
 
 
 # --------------------------------------------------------------------------- the run
-
-
-@dataclass
-class Trainer:
-    """Everything one training invocation holds (built by :func:`_setup`)."""
-
-    cfg: Config
-    run: Path
-    env: D.DistEnv
-    model: torch.nn.Module  # the module itself: checkpoints, clipping
-    net: torch.nn.Module  # what is called: the model, or its DistributedDataParallel wrapper
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
-    loss_fn: LossFn
-    precision: str
-    train_ds: Dataset
-    sampler: DistributedSampler
-    skip: SkipSampler
-    train_loader: DataLoader
-    val_ds: Dataset
-    val_loader: DataLoader
-    batch: int
-    steps_per_epoch: int
-    log_every: int
-    progress: Progress
-    early: EarlyStopping
-    runlog: RunLog
-    bar: ProgressSink
-    provenance: dict[str, Any]
-    spec_dict: dict[str, Any]
-
-    @property
-    def tc(self) -> Mapping[str, Any]:
-        return self.cfg["train"]
 
 
 def _fit(t: Trainer, max_epochs: int | None) -> Path:
@@ -218,139 +160,6 @@ def _fit(t: Trainer, max_epochs: int | None) -> Path:
         t.bar.close()
         t.runlog.close()
     return t.run
-
-
-def _load_data(cfg: Config, env: D.DistEnv, datasets: tuple[Dataset, Dataset] | None) -> tuple[Dataset, Dataset]:
-    """Rank 0 first: it may have to prepare the dataset (embedded samples are unpacked on
-    first use); the others wait, then open the prepared store."""
-    if env.distributed and not env.is_main:
-        D.barrier(env)
-    train_ds, val_ds = datasets if datasets is not None else build_datasets(cfg)
-    if env.distributed and env.is_main:
-        D.barrier(env)
-    if len(train_ds) == 0 or len(val_ds) == 0:  # type: ignore[arg-type]
-        raise DataError(f"dataset '{cfg['data']['dataset']}': empty training or validation split")
-    check_shapes(cfg, train_ds)
-    return train_ds, val_ds
-
-
-def _loaders(
-    tc: Mapping[str, Any], env: D.DistEnv, train_ds: Dataset, val_ds: Dataset
-) -> tuple[DistributedSampler, SkipSampler, DataLoader, DataLoader]:
-    """One DataLoader per split for the whole run: workers persist across epochs (the
-    sampler is re-seeded per epoch in place), pinned memory feeds a GPU asynchronously."""
-    seed, batch, workers = int(tc.get("seed", 42)), int(tc["batch_size"]), int(tc.get("num_workers", 0))
-    base: DistributedSampler = DistributedSampler(
-        train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=seed, drop_last=True
-    )
-    if len(base) < batch:
-        raise UsageError(
-            f"the training split has {len(train_ds)} samples ({len(base)} per process), "  # type: ignore[arg-type]
-            f"fewer than train.batch_size = {batch}; lower it with `overrides` train.batch_size=..."
-        )
-    skip = SkipSampler(base)
-    common: dict[str, Any] = {
-        "num_workers": workers, "persistent_workers": workers > 0, "pin_memory": env.device.type == "cuda",
-    }
-    train_loader = DataLoader(
-        train_ds, batch_size=batch, sampler=skip, drop_last=True,
-        generator=torch.Generator().manual_seed(seed), **common,
-    )
-    val_loader = DataLoader(
-        val_ds, batch_size=int(tc.get("val_batch_size", batch)),
-        sampler=list(range(env.rank, len(val_ds), env.world_size)),  # type: ignore[arg-type]
-        generator=torch.Generator().manual_seed(seed), **common,
-    )
-    return base, skip, train_loader, val_loader
-
-
-def _with_phase(model: torch.nn.Module, train_ds: Dataset, val_ds: Dataset) -> tuple[Dataset, Dataset]:
-    """For a climatology-residual model: fill its climatology from the training split and
-    make both splits yield (x, y, phase); other models see the splits unchanged."""
-    if not needs_phase(model):
-        return train_ds, val_ds
-    fill_climatology(model, train_ds)  # a resumed run then restores the saved table over it
-    period = cycle_of(model)
-    return PhaseDataset(train_ds, period), PhaseDataset(val_ds, period)
-
-
-def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(x, y) or (x, y, phase) from a loader batch."""
-    return batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
-
-
-def _setup(
-    cfg: Config, run: Path, resuming: bool, env: D.DistEnv, loss_fn: LossFn, prec: str,
-    progress_kind: str | ProgressSink, datasets: tuple[Dataset, Dataset] | None, model_fn: ModelFn | None,
-) -> Trainer:
-    """Seed, open the data, build model, optimizer and schedule, restore a resumed run."""
-    tc = cfg["train"]
-    if int(tc.get("num_threads", 0)) > 0:
-        torch.set_num_threads(int(tc["num_threads"]))
-    set_deterministic(bool(tc.get("deterministic", False)))
-    seed_everything(int(tc.get("seed", 42)))
-    train_ds, val_ds = _load_data(cfg, env, datasets)
-    spec = getattr(train_ds, "spec", None)  # catalog datasets carry their DataSpec
-    model = (model_fn or default_model_fn)(cfg).to(env.device)
-    prepare_model(model, prec, tc.get("channels_last", "auto"), env.device)  # layout only; fp32 weights
-    if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
-        spec = spec.for_network(int(getattr(model, "stride", 1)))
-    spec_dict = spec.to_dict() if spec is not None else {}
-    sampler, skip, train_loader, val_loader = _loaders(tc, env, *_with_phase(model, train_ds, val_ds))
-    steps = len(sampler) // int(tc["batch_size"])
-    if int(tc.get("max_steps_per_epoch", 0)) > 0:
-        steps = min(steps, int(tc["max_steps_per_epoch"]))
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=float(tc["lr"]), weight_decay=float(tc.get("weight_decay", 0.0))
-    )
-    schedule = build_schedule(optimizer, tc, steps)
-    progress, early = Progress(), EarlyStopping(patience=int(tc.get("patience", 0)))
-    if resuming:
-        progress, early = _restore(run, model, optimizer, schedule)
-    net = D.wrap_model(model, env, sync_batchnorm=bool(tc.get("sync_batchnorm", False)))
-    net = compile_model(net, bool(tc.get("compile", False)))  # `model` stays the uncompiled module for state
-    runlog = RunLog(run, tensorboard=bool(tc.get("tensorboard", False)), enabled=env.is_main)
-    if env.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run / "config.json", json.dumps(cfg, indent=2) + "\n")
-        runlog.load_existing(before_epoch=progress.epoch)
-    return Trainer(
-        cfg, run, env, model, net, optimizer, schedule, loss_fn, prec, train_ds, sampler, skip, train_loader,
-        val_ds, val_loader, int(tc["batch_size"]), steps, max(1, min(MAX_LOG_INTERVAL, steps // LOGS_PER_EPOCH)),
-        progress, early, runlog, make_progress(progress_kind, enabled=env.is_main),
-        _provenance(cfg, env, train_ds, val_ds, spec_dict, prec), spec_dict,
-    )
-
-
-def _restore(
-    run: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule
-) -> tuple[Progress, EarlyStopping]:
-    payload = load_trainer_state(run)
-    load_strict(model, payload["model"], str(run / STATE_NAME))
-    optimizer.load_state_dict(payload["optimizer"])
-    schedule.load_state_dict(payload["schedule"])
-    restore_rng(payload["rng"])
-    return progress_from(payload), early_from(payload)
-
-
-def _provenance(
-    cfg: Config, env: D.DistEnv, train_ds: Dataset, val_ds: Dataset, spec_dict: dict[str, Any], prec: str
-) -> dict[str, Any]:
-    """What every checkpoint of the run records about how it was made (rank 0 only)."""
-    if not env.is_main:
-        return {}
-    return {
-        "seed": int(cfg["train"].get("seed", 42)),
-        "git_commit": git_commit(),
-        **data_provenance(train_ds, spec_dict),
-        "dataset": cfg["data"]["dataset"],
-        "train_samples": len(train_ds),  # type: ignore[arg-type]
-        "val_samples": len(val_ds),  # type: ignore[arg-type]
-        "world_size": env.world_size,
-        "precision": prec,
-        "svqcast_version": __version__,
-        "torch_version": torch.__version__,
-    }
 
 
 # --------------------------------------------------------------------------- one epoch
@@ -411,7 +220,7 @@ def train_epoch(t: Trainer, stop: StopFlag, t0: float) -> float:
     for batch in t.train_loader:
         if p.batch_in_epoch >= t.steps_per_epoch:
             break
-        x, y, phase = _unpack(batch)
+        x, y, phase = unpack_batch(batch)
         total, aux = train_step(t, x, y, phase)
         n = int(x.shape[0])
         step_aux = aux.detach().double() if aux is not None else sums.new_zeros(())
@@ -550,7 +359,7 @@ def evaluate_loss(
     for i, batch in enumerate(loader):
         if max_steps > 0 and i >= max_steps:
             break
-        x, y, phase = _unpack(batch)
+        x, y, phase = unpack_batch(batch)
         x, y = x.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
         with autocast(env.device, precision):
             pred, aux = forward(model, x, phase)

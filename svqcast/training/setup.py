@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from svqcast.config import Config, load_config
+from svqcast.config import Config, load_config, read_json_config
+from svqcast.data import get_split_dataset
+from svqcast.data.loading import verify_store
+from svqcast.data.storedir import MANIFEST
+from svqcast.data.windows import WindowDataset
 from svqcast.errors import UsageError
+from svqcast.fsutil import check_output, sha256_file
+from svqcast.models.factory import build_model_from_config
 from svqcast.models.fastpath import autocast_context
 from svqcast.training.state import STATE_NAME
+from svqcast.zoo.card import training_card
 
 LOSSES = ("mae", "mse", "huber")
 PRECISIONS = ("32", "bf16")
@@ -85,10 +93,6 @@ def data_provenance(dataset: Dataset, spec_dict: Mapping[str, Any]) -> dict[str,
     (``train(datasets=...)``) have no store: ``data_hash`` is then the sha256 of their
     data spec, else it names the manifest.
     """
-    from svqcast.data.loading import verify_store
-    from svqcast.data.prepare import MANIFEST
-    from svqcast.data.windows import WindowDataset
-    from svqcast.fsutil import sha256_file
 
     if isinstance(dataset, WindowDataset):
         store = Path(dataset.path).parent
@@ -145,11 +149,9 @@ def resolve_run(
         resuming = resume is not None and (run / STATE_NAME).is_file()
         if not resuming and (run / STATE_NAME).is_file():
             raise UsageError(f"{run} already holds a run; continue it with `resume` auto, or choose another `run_dir`")
-    from svqcast.fsutil import check_output
 
     check_output(run, overwrite=True, kind="dir")  # a file, a FIFO or an unwritable place: exit 2
     if resuming:
-        from svqcast.config import read_json_config
 
         stored = read_json_config(run / "config.json", "the run's config")
         if config is not None and str(resume) == "auto":
@@ -165,7 +167,6 @@ def resolve_run(
 
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset]:
     """Training and validation splits of ``data.dataset`` for the model's T_in / T_out."""
-    from svqcast.data import get_split_dataset
 
     model_cfg, data_cfg = cfg["model"], cfg["data"]
     kwargs: dict[str, Any] = {
@@ -195,7 +196,6 @@ def check_shapes(cfg: Config, ds: Dataset) -> None:
 
 
 def default_model_fn(cfg: Config) -> torch.nn.Module:
-    from svqcast.models.factory import build_model_from_config
 
     return build_model_from_config(cfg)
 
@@ -203,7 +203,6 @@ def default_model_fn(cfg: Config) -> torch.nn.Module:
 def model_card(cfg: Config, provenance: Mapping[str, Any], which: str,
                data_spec: Mapping[str, Any] | None = None) -> str:
     """The checkpoint's README.md: the one card builder `models push` uses too."""
-    from svqcast.modelcard import training_card
 
     return training_card(cfg, provenance, which, data_spec)
 
@@ -222,7 +221,6 @@ class StopFlag:
         self.raised = True
 
     def __enter__(self) -> StopFlag:
-        import threading
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):

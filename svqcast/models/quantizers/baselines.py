@@ -38,6 +38,7 @@ from torch import nn
 from svqcast.errors import MissingExtraError, UsageError
 from svqcast.models.quantizers.base import Quantizer, QuantizerOutput
 from svqcast.models.quantizers.diagnostics import index_perplexity, index_usage
+from svqcast.models.quantizers.fast_codebook import install_fast_codebooks
 from svqcast.models.quantizers.registry import register_quantizer
 
 #: vq_type -> (library class, the official config's keyword arguments without `dim`)
@@ -107,7 +108,6 @@ class VQBaseline(Quantizer):
             raise UsageError(f"model.vq_options for '{kind}': {exc}") from None
         self.fast_codebooks = 0
         if fast:  # same numbers as the library's forward, without the (tokens x codes) tensors
-            from svqcast.models.quantizers.fast_codebook import install_fast_codebooks
 
             self.fast_codebooks = install_fast_codebooks(self.lib)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,7 +52,6 @@ def quantizer_names() -> list[str]:
 
 def _load_optional() -> None:
     """Import modules that register more quantizers (SVQ-raw, VQ baselines) if present."""
-    import importlib
 
     for mod in ("svqcast.models.quantizers.svq_raw", "svqcast.models.quantizers.baselines"):
         try:

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from svqcast.errors import UsageError
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -144,7 +146,6 @@ def build_translator(
     options: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Build the translator family `name` (see `TRANSLATORS`)."""
-    from svqcast.errors import UsageError
 
     key = canonical_name(name)
     if key not in TRANSLATORS:

@@ -1,0 +1,139 @@
+"""A prepared dataset's directory: where it lives, what it holds, and the one writer of its
+`stats.json` and `manifest.json`.
+
+    ROOT/<dataset>/raw/                 what `svqcast download` fetched (or --from adopted)
+    ROOT/<dataset>/prepared/            train.nc val.nc test.nc stats.json manifest.json
+    ROOT/<dataset>/prepared-official/   train.nc test.nc ...: the official split, val = test
+
+`stats.json` holds per-channel mean/std computed from the *training* split only, and
+`manifest.json` the size and sha256 of every file; catalog builders and user files write
+both through `write_stats` and `write_manifest` here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svqcast._version import __version__
+from svqcast.constants import data_dir
+from svqcast.errors import DataError
+from svqcast.fsutil import sha256_file
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+STATS = "stats.json"
+STORE_FORMAT = 1
+SMALL_STORE = 256 << 20  # stores up to this size get their sha256 checked on every open
+
+
+@dataclass
+class SplitData:
+    """One split, ready to be written: frames are sliceable (time, C, H, W)."""
+
+    frames: Any
+    times: np.ndarray
+    segments: np.ndarray | None = None
+    strides: np.ndarray | None = None
+    centres: np.ndarray | None = None
+    attrs: dict[str, Any] | None = None
+
+
+@dataclass
+class Prepared:
+    """What a builder returns: the common layout (minus split name) and the splits."""
+
+    dims: tuple[str, str]
+    coords: dict[str, np.ndarray]
+    coord_units: dict[str, str]
+    dtype: str
+    splits: dict[str, SplitData]
+    sources: dict[str, str]  # input file -> sha256, recorded in the manifest
+
+
+def root_dir(root: str | os.PathLike[str] | None) -> Path:
+    return Path(root).expanduser() if root not in (None, "") else data_dir()
+
+
+def prepared_dir(name: str, root: str | os.PathLike[str] | None = None, official_validation: bool = False) -> Path:
+    return root_dir(root) / name / ("prepared-official" if official_validation else "prepared")
+
+
+def raw_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    return root_dir(root) / name / "raw"
+
+
+def is_prepared(directory: Path) -> bool:
+    return (directory / MANIFEST).is_file()
+
+
+def split_names(official_validation: bool) -> tuple[str, ...]:
+    return ("train", "test") if official_validation else SPLITS
+
+
+def write_stats(directory: Path, stats: dict[str, Any]) -> None:
+    """`stats.json` (training-split statistics) into a store being built."""
+    (directory / STATS).write_text(json.dumps(stats, indent=2) + "\n")
+
+
+def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file in `directory` (what a manifest lists)."""
+    return {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
+            for name in sorted(p.name for p in directory.iterdir())}
+
+
+def write_manifest(directory: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """`manifest.json` for a store being built: `fields` plus versions and the files' digests.
+
+    Written last, after every other file, so a store with a manifest is a complete store.
+    """
+    manifest = {"svqcast_version": __version__, "store_version": STORE_FORMAT, **fields,
+                "files": file_digests(directory)}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def verify(directory: Path, deep: bool = True) -> dict[str, Any]:
+    """Check a prepared store against its manifest; DataError (exit 3) naming the file.
+
+    Sizes are always compared; sha256 digests when `deep` (`--verify`, and always before
+    statistics are written into a checkpoint) or when the store is small enough for that to
+    be cheap. A missing manifest, file or digest mismatch all say how to rebuild the store.
+    """
+    manifest = read_json(directory / MANIFEST)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{directory / MANIFEST}: lists no files; {_rebuild(directory, manifest)}")
+    deep = deep or sum(int(info.get("bytes", 0)) for info in files.values()) <= SMALL_STORE
+    for fname, info in sorted(files.items()):
+        p = directory / fname
+        if not p.is_file():
+            raise DataError(f"{p}: missing from the prepared store; {_rebuild(directory, manifest)}")
+        if "bytes" in info and p.stat().st_size != int(info["bytes"]):
+            raise DataError(f"{p}: size {p.stat().st_size} differs from the manifest's {info['bytes']} (modified or "
+                            f"truncated); {_rebuild(directory, manifest)}")
+        if deep and sha256_file(p) != info.get("sha256"):
+            raise DataError(f"{p}: sha256 does not match the manifest (modified or corrupt); "
+                            f"{_rebuild(directory, manifest)}")
+    return manifest
+
+
+def _rebuild(directory: Path, manifest: Any) -> str:
+    name = manifest.get("dataset", directory.parent.name) if isinstance(manifest, dict) else directory.parent.name
+    if isinstance(manifest, dict) and manifest.get("user"):
+        return f"re-run `svqcast prepare PATH --name {name} --force`"
+    return f"re-run `svqcast prepare {name} --force`"
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run `svqcast prepare` for this dataset") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg}); run `svqcast prepare --force`") from None

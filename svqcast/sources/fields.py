@@ -1,0 +1,234 @@
+"""Gridded fields (netCDF / zarr / GRIB through xarray) -> a lazy `Source`.
+
+Coordinates are found by common names and CF attributes; singleton extra dimensions (one
+pressure level, one ensemble member) are squeezed; a level dimension with several levels
+needs `--level` (one level per dataset keeps channels honest: a second level is a second
+`prepare`, or `--variables` of a file that already splits levels into variables). Files of
+a directory or glob may split the data by time (per-year files) or by variable; each
+variable's pieces are put in time order and every variable must cover the same times.
+The grid is kept exactly as the file has it: latitude order and longitude convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from svqcast.errors import DataError, UsageError
+from svqcast.sources.lexicon import GRID_X_NAMES as LON_NAMES
+from svqcast.sources.lexicon import GRID_Y_NAMES as LAT_NAMES
+from svqcast.sources.lexicon import LEVEL_NAMES, TIME_NAMES
+from svqcast.sources.remote_zarr import guarded
+from svqcast.sources.source import URL_HINT, Source
+from svqcast.sources.timeaxis import time_axis_of
+
+
+@dataclass
+class _Piece:
+    """One variable in one file: a lazy DataArray (time, y, x) and its decoded times."""
+
+    da: Any
+    times: np.ndarray
+    path: str
+
+
+def _time_dim(ds: Any, da: Any) -> str | None:
+    for d in da.dims:
+        if str(d).lower() in TIME_NAMES:
+            return str(d)
+        c = ds.coords.get(d)
+        if c is not None and (np.issubdtype(c.dtype, np.datetime64) or c.dtype == object
+                              or c.attrs.get("standard_name") == "time" or c.attrs.get("axis") == "T"):
+            return str(d)
+    return None
+
+
+def _find(ds: Any, dims: list[str], names: tuple[str, ...], standard: str) -> str | None:
+    low = {d.lower(): d for d in dims}
+    for n in names:
+        if n in low:
+            return low[n]
+    for d in dims:
+        c = ds.coords.get(d)
+        if c is not None and c.attrs.get("standard_name") == standard:
+            return d
+    return None
+
+
+def _candidates(ds: Any) -> list[str]:
+    """Data variables with a time dimension and at least two other dimensions."""
+    out = []
+    for name, da in ds.data_vars.items():
+        if _time_dim(ds, da) is not None and da.ndim >= 3 and not str(name).endswith(("_bnds", "_bounds")):
+            out.append(str(name))
+    return out
+
+
+def _select(ds: Any, name: str, level: float | None, path: str, notes: list[str]) -> tuple[Any, str, str, str]:
+    """(da transposed to time, y, x; time dim; y dim; x dim) with extra dims removed."""
+    da = ds[name]
+    tdim = _time_dim(ds, da)
+    assert tdim is not None
+    rest = [str(d) for d in da.dims if d != tdim]
+    for d in list(rest):
+        if da.sizes[d] == 1 and len(rest) > 2:
+            da = da.isel({d: 0}, drop=True)
+            rest.remove(d)
+            notes.append(f"{name}: singleton dimension '{d}' squeezed")
+    lev = next((d for d in rest if d.lower() in LEVEL_NAMES and len(rest) > 2), None)
+    if lev is not None:
+        da = _pick_level(da, lev, level, name, path)
+        rest.remove(lev)
+    elif level is not None:
+        raise UsageError(f"{path}: `level` {level:g} given but {name!r} has no level dimension (dims {rest})")
+    if len(rest) != 2:
+        extra = [d for d in rest if d.lower() not in LAT_NAMES + LON_NAMES]
+        raise DataError(f"{path}: {name!r} has extra dimension(s) {extra} of size > 1; select one "
+                        f"(e.g. ds.isel({extra[0] if extra else rest[0]}=0)) before prepare")
+    y = _find(ds, rest, LAT_NAMES, "latitude") or rest[0]
+    x = _find(ds, [d for d in rest if d != y], LON_NAMES, "longitude") or [d for d in rest if d != y][0]
+    return da.transpose(tdim, y, x), tdim, y, x
+
+
+def _pick_level(da: Any, dim: str, level: float | None, name: str, path: str) -> Any:
+    values = [float(v) for v in np.asarray(da[dim].values)] if dim in da.coords else list(range(da.sizes[dim]))
+    shown = ", ".join(f"{v:g}" for v in values)
+    if level is None:
+        raise UsageError(f"{path}: {name!r} has {len(values)} levels ({shown}); choose one with `level`")
+    match = [i for i, v in enumerate(values) if abs(v - level) < 1e-6]
+    if not match:
+        raise DataError(f"{path}: level {level:g} is not in {name!r} (levels: {shown})")
+    return da.isel({dim: match[0]}, drop=True)
+
+
+def fields_source(arg: str, paths: list[str], datasets: list[Any], variables: list[str] | None,
+                  level: float | None) -> Source:
+
+    notes: list[str] = []
+    wanted = _wanted(arg, datasets, variables)
+    pieces: dict[str, list[_Piece]] = {v: [] for v in wanted}
+    grid: tuple[str, str, Any, Any] | None = None
+    for path, ds in zip(paths, datasets, strict=True):
+        for name in wanted:
+            if name not in ds.data_vars:
+                continue
+            da, tdim, y, x = _select(ds, name, level, path, notes)
+            axis = time_axis_of(ds, tdim, source=path)
+            notes += list(axis.notes)
+            pieces[name].append(_Piece(da, axis.values, path))
+            grid = _same_grid(grid, ds, y, x, path)
+    if grid is None:
+        raise DataError(f"{arg}: no variable with a time dimension and a 2-D grid")
+    times = _join_times(arg, pieces)
+    y, x, yv, xv = grid
+    dims = ("lat", "lon") if y.lower() in LAT_NAMES[:3] and x.lower() in LON_NAMES[:3] else ("y", "x")
+    units, long_names = [], []
+    for name in wanted:
+        attrs = pieces[name][0].da.attrs
+        if not attrs.get("units"):
+            notes.append(f"{name}: no units attribute; recorded as unknown")
+        units.append(str(attrs.get("units") or "unknown"))
+        long_names.append(str(attrs.get("long_name") or attrs.get("standard_name") or name))
+    return Source(
+        path=arg, kind="weather", frames=FieldFrames([pieces[v] for v in wanted], list(wanted), times), times=times,
+        channels=list(wanted), units=units, long_names=long_names, dims=dims,
+        coords={dims[0]: yv, dims[1]: xv},
+        coord_units={dims[0]: "degrees_north" if dims[0] == "lat" else "1",
+                     dims[1]: "degrees_east" if dims[1] == "lon" else "1"},
+        files=list(paths), notes=list(dict.fromkeys(notes)),
+    )
+
+
+def _wanted(arg: str, datasets: list[Any], variables: list[str] | None) -> list[str]:
+    have: list[str] = []
+    for ds in datasets:
+        have += [v for v in _candidates(ds) if v not in have]
+    if variables:
+        missing = [v for v in variables if v not in have]
+        if missing:
+            listed = ", ".join(have) or "none with a time dimension"
+            raise DataError(f"{arg}: variable(s) {', '.join(missing)} not found (available: {listed})")
+        return list(variables)
+    if not have:
+        names = ", ".join(str(v) for ds in datasets for v in ds.data_vars) or "none"
+        raise DataError(f"{arg}: no time dimension: no variable has a time axis and a 2-D grid "
+                        f"(variables: {names}); add a time dimension (CF units) to the file")
+    return have
+
+
+def _coord(ds: Any, dim: str) -> np.ndarray:
+    if dim in ds.coords:
+        return np.asarray(ds[dim].values, dtype=np.float64)
+    return np.arange(ds.sizes[dim], dtype=np.float64)
+
+
+def _same_grid(grid: Any, ds: Any, y: str, x: str, path: str) -> tuple[str, str, Any, Any]:
+    yv, xv = _coord(ds, y), _coord(ds, x)
+    if grid is None:
+        return y, x, yv, xv
+    if grid[2].shape != yv.shape or grid[3].shape != xv.shape or not (
+            np.allclose(grid[2], yv) and np.allclose(grid[3], xv)):
+        raise DataError(f"{path}: its grid differs from the first file's ({len(yv)}x{len(xv)} vs "
+                        f"{len(grid[2])}x{len(grid[3])}); regrid the files to one grid first")
+    return grid
+
+
+def _join_times(arg: str, pieces: dict[str, list[_Piece]]) -> np.ndarray:
+    first: np.ndarray | None = None
+    for name, parts in pieces.items():
+        parts.sort(key=lambda p: p.times[0] if len(p.times) else np.datetime64("NaT"))
+        t = np.concatenate([p.times for p in parts])
+        if first is None:
+            first = t
+        elif t.shape != first.shape or np.any(t != first):
+            raise DataError(f"{arg}: variable {name!r} covers other times than {next(iter(pieces))!r}; "
+                            "every variable must cover the same time steps")
+    assert first is not None
+    return first
+
+
+class FieldFrames:
+    """(time, C, H, W) float32 blocks read lazily from each variable's pieces."""
+
+    def __init__(self, channels: list[list[_Piece]], names: list[str], times: np.ndarray) -> None:
+        self.channels = channels
+        self.names = names
+        self.times = times
+        self.starts = [np.concatenate([[0], np.cumsum([len(p.times) for p in parts])]).astype(np.int64)
+                       for parts in channels]
+
+    def __len__(self) -> int:
+        return int(self.starts[0][-1])
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        a, b, _ = sl.indices(len(self))
+        out = []
+        for parts, starts, name in zip(self.channels, self.starts, self.names, strict=True):
+            blocks = []
+            for k, piece in enumerate(parts):
+                lo, hi = max(a, starts[k]), min(b, starts[k + 1])
+                if lo < hi:
+                    sub = piece.da.isel({piece.da.dims[0]: slice(int(lo - starts[k]), int(hi - starts[k]))})
+                    blocks.append(_read(piece.path, name, sub))
+            block = np.concatenate(blocks)
+            bad = np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))
+            if bad.size:
+                when = str(self.times[a + int(bad[0])])[:19]
+                raise DataError(f"{parts[0].path}: {name!r} has missing or non-finite values at {when} "
+                                "(_FillValue or NaN); fill or drop those times before prepare")
+            out.append(block)
+        return np.stack(out, axis=1)
+
+
+def _read(path: str, name: str, sub: Any) -> np.ndarray:
+    """Values of a lazy selection; a damaged file or a lost connection is a one-line error."""
+
+    if "://" in path:
+        return np.asarray(guarded(path, f"reading {name!r}", lambda: sub.values, URL_HINT), dtype=np.float32)
+    try:
+        return np.asarray(sub.values, dtype=np.float32)
+    except Exception as exc:  # netCDF4/HDF5/zarr raise many types for a damaged file
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot read {name!r} ({reason}); is the file complete?") from None

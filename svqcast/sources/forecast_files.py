@@ -1,0 +1,163 @@
+"""One reader for forecast files, whatever wrote them: a single internal view for scoring.
+
+Layouts recognised (netCDF, zarr, GRIB, or a directory of them, via `svqcast.sources.opener.open_dataset`):
+
+* svqcast's own: ``(time, lead_time, lat, lon)``, `time` the initialisation;
+* WeatherBench2: ``(time, prediction_timedelta, latitude, longitude)`` (also ``init_time``);
+* GRIB forecasts as cfgrib reads them: ``(time, step, latitude, longitude)``;
+* valid time: ``time`` = valid time plus a scalar ``forecast_reference_time`` (one
+  initialisation; what ``svqcast predict --layout valid-time`` and many tools write).
+
+Whatever the layout, `ForecastView` holds every variable as ``(init, lead, y, x)``; the
+grid keeps its file order and its coordinate values so truth can be matched to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from svqcast.errors import DataError, UsageError
+from svqcast.sources.grid import LAT_NAMES, LON_NAMES, find_coord
+from svqcast.sources.opener import open_dataset
+from svqcast.sources.timeaxis import validate_time_axis
+
+_LEAD_DIMS = ("lead_time", "prediction_timedelta", "step", "forecast_period", "lead")
+_INIT_DIMS = ("time", "init_time", "forecast_reference_time", "initialization_time", "reference_time")
+_REF_COORDS = ("forecast_reference_time", "init_time", "reference_time", "initialization_time")
+
+
+@dataclass
+class ForecastView:
+    """A forecast as ``(init, lead, y, x)`` DataArrays (lazy), plus its axes."""
+
+    source: str
+    layout: str
+    data: dict[str, Any]
+    inits: np.ndarray  # datetime64[ns], or int64 frame indices
+    leads: np.ndarray  # timedelta64[ns], or int64 model steps
+    y: np.ndarray
+    x: np.ndarray
+    latlon: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def calendar(self) -> bool:
+        return bool(np.issubdtype(self.inits.dtype, np.datetime64))
+
+    def lead_seconds(self) -> list[float | None]:
+        if not np.issubdtype(self.leads.dtype, np.timedelta64):
+            return [None] * self.leads.size
+        return [float(v / np.timedelta64(1, "s")) for v in self.leads]
+
+    def units(self, name: str) -> str | None:
+        value = self.data[name].attrs.get("units")
+        return None if value is None else str(value)
+
+
+def _first(names: Sequence[str], present: Sequence[Any]) -> str | None:
+    lower = {str(p).lower(): str(p) for p in present}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _from_valid_time(ds: Any, src: str) -> tuple[Any, str]:
+    """A valid-time file (one initialisation) -> dims (time=init, lead_time)."""
+    ref = _first(_REF_COORDS, list(ds.coords))
+    tdim = _first(("time", "valid_time"), list(ds.dims))
+    if ref is None or tdim is None or ds[ref].ndim != 0:
+        raise DataError(
+            f"{src}: not a forecast file: no lead-time dimension (lead_time, prediction_timedelta, step) "
+            "and no scalar forecast_reference_time; is this the truth file?"
+        )
+    init = np.asarray(ds[ref].values).astype("datetime64[ns]")
+    valid = np.asarray(ds[tdim].values).astype("datetime64[ns]")
+    out = ds.drop_vars([c for c in ds.coords if c in ("lead_time", "forecast_period") and c != tdim])
+    out = out.assign_coords({tdim: valid - init}).rename({tdim: "lead_time"})
+    out = out.drop_vars(ref).expand_dims(time=[init])
+    return out, "valid-time"
+
+
+def _normalise_dims(ds: Any, src: str) -> tuple[Any, str, str, str]:
+    """(dataset, layout, init dim, lead dim) for any supported layout."""
+    dims = list(ds.dims)
+    lead = _first(_LEAD_DIMS, dims)
+    if lead is None:
+        ds, layout = _from_valid_time(ds, src)
+        return ds, layout, "time", "lead_time"
+    layout = {"lead_time": "svqcast", "prediction_timedelta": "wb2", "step": "grib"}.get(lead, "other")
+    init = _first(_INIT_DIMS, dims)
+    if init is None:
+        ref = _first(_INIT_DIMS, list(ds.coords))
+        if ref is None or ds[ref].ndim != 0:
+            raise DataError(f"{src}: the forecast has a '{lead}' dimension but no initialisation time")
+        ds = ds.expand_dims(ref)
+        init = ref
+    return ds, layout, init, lead
+
+
+def _spatial_dims(ds: Any, src: str) -> tuple[str, str, bool]:
+
+    lat = find_coord(ds, LAT_NAMES, "latitude", ("degrees_north",))
+    lon = find_coord(ds, LON_NAMES, "longitude", ("degrees_east",))
+    if lat is not None and lon is not None and ds[lat].ndim == 1 and ds[lon].ndim == 1:
+        return str(ds[lat].dims[0]), str(ds[lon].dims[0]), True
+    if "y" in ds.dims and "x" in ds.dims:
+        return "y", "x", False
+    raise DataError(f"{src}: cannot find the forecast's grid (lat/latitude and lon/longitude, or y/x)")
+
+
+def _leads(values: np.ndarray, src: str) -> np.ndarray:
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return values.astype("timedelta64[ns]")
+    if np.issubdtype(values.dtype, np.integer) or (
+        np.issubdtype(values.dtype, np.floating) and np.all(values == np.round(values))
+    ):
+        return values.astype(np.int64)
+    raise DataError(f"{src}: lead times must be time spans or whole model steps, got {values.dtype}")
+
+
+def _select_variables(ds: Any, dims: tuple[str, str, str, str], wanted: Sequence[str] | None,
+                      src: str) -> dict[str, Any]:
+    """Variables that have all four dims (size-1 extras squeezed), in file order or as asked."""
+    found: dict[str, Any] = {}
+    for name, da in ds.data_vars.items():
+        if not set(dims) <= set(da.dims):
+            continue
+        extra = [d for d in da.dims if d not in dims]
+        if any(da.sizes[d] != 1 for d in extra):
+            continue
+        found[str(name)] = da.isel({d: 0 for d in extra}).transpose(*dims)
+    if not found:
+        raise DataError(f"{src}: no variable has the dimensions {', '.join(dims)}")
+    if not wanted:
+        return found
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise UsageError(f"`variables`: {', '.join(missing)} not in {src} (it has {', '.join(found)})")
+    return {w: found[w] for w in wanted}
+
+
+def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] | None = None) -> ForecastView:
+    """Open a forecast file or store (or take an xarray Dataset) as a `ForecastView`."""
+    import xarray as xr
+
+    src = str(path) if not isinstance(path, xr.Dataset) else "forecast dataset"
+    ds = path if isinstance(path, xr.Dataset) else open_dataset(path)
+    ds, layout, init, lead = _normalise_dims(ds, src)
+    ydim, xdim, latlon = _spatial_dims(ds, src)
+    data = _select_variables(ds, (init, lead, ydim, xdim), variables, src)
+    axis = validate_time_axis(ds[init].values, what=f"{src}: {init}", attrs=ds[init].attrs,
+                              encoding=ds[init].encoding, allow_frames=True)
+    leads = _leads(np.asarray(ds[lead].values), src) if lead in ds.coords else np.arange(1, ds.sizes[lead] + 1)
+    y = np.asarray(ds[ydim].values) if ydim in ds.coords else np.arange(ds.sizes[ydim])
+    x = np.asarray(ds[xdim].values) if xdim in ds.coords else np.arange(ds.sizes[xdim])
+    if axis.is_datetime != np.issubdtype(leads.dtype, np.timedelta64):
+        raise DataError(f"{src}: initialisation times and lead times disagree (one is a calendar, one is not)")
+    return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes))
+
+
+__all__ = ["ForecastView", "open_forecast"]

@@ -1,0 +1,61 @@
+"""Lead times and time steps in words: parsing `--lead-time`, writing a step for people."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+import numpy as np
+
+from svqcast.errors import UsageError
+
+
+def format_step(step: np.timedelta64) -> str:
+    seconds = int(step / np.timedelta64(1, "s"))
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_LEAD_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(d|days?|h|hrs?|hours?|min|mins|minutes?|s|secs?|seconds?)")
+
+
+_LEAD_UNITS = {
+    **dict.fromkeys(("d", "day", "days"), "days"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hours"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "minutes"),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "seconds"),
+}
+
+
+def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
+    """'24h', '2d', '90min', a timedelta, or an int of hours -> number of model steps."""
+    import pandas as pd
+
+    if step is None:
+        raise UsageError("`lead_time` needs a model with a time step; use `steps` instead")
+    try:
+        if isinstance(value, (int, np.integer)):
+            td = pd.Timedelta(hours=int(value))
+        elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+            td = pd.Timedelta(hours=int(value))
+        elif isinstance(value, str) and (m := _LEAD_RE.fullmatch(value.strip().lower())):
+            td = pd.Timedelta(**{_LEAD_UNITS[m.group(2)]: float(m.group(1))})
+        else:
+            td = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        raise UsageError(f"`lead_time`: cannot parse '{value}' (examples: 24h, 2d, 90min)") from None
+    if pd.isna(td):
+        raise UsageError(f"`lead_time`: cannot parse '{value}' (examples: 24h, 2d, 90min)")
+    step_td = pd.Timedelta(step)
+    n = td / step_td
+    if td <= pd.Timedelta(0) or abs(n - round(n)) > 1e-9:
+        raise UsageError(f"`lead_time` {value}: must be a positive multiple of the model's time step ({step_td})")
+    return int(round(n))

@@ -1,0 +1,445 @@
+"""`svqcast evaluate`: score a trained model on a dataset split (docs/evaluation.md).
+
+One pass over the split scores three forecasts side by side:
+
+* ``model``        the checkpoint's prediction;
+* ``persistence``  the last input frame, repeated for every lead time;
+* ``climatology``  the training-split climatology at the target times
+  (:class:`svqcast.data.climatology.Climatology`);
+* ``same_hour_yesterday`` (``same_time_last_week`` for the flow datasets) for data with
+  sub-daily calendar steps: the observation one period before each target time
+  (:mod:`svqcast.verify.references`), the forecast that carries the daily (weekly) cycle.
+
+For each: the OpenSTL-compatible scores of the paper's tables (``mse``, ``mae``, ``rmse``
+or ``ssim``/``psnr``/``lpips`` by dataset kind) and WeatherBench2-style per-channel RMSE,
+MAE, bias and ACC (latitude-weighted on lat/lon grids), averaged over lead times and, with
+``per_lead_time=True``, per lead time. SVQ code-usage diagnostics are added when the model
+has a quantizer. ``compat="openstl"`` reduces the report to the model's OpenSTL scores,
+exactly the quantities of the official ``metric()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from svqcast.data import get_split_dataset
+from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
+from svqcast.errors import DataError, MissingExtraError, UsageError
+from svqcast.forecast.forecaster import load_network
+from svqcast.models.phase import cycle_of, needs_phase
+from svqcast.models.quantizers.base import Quantizer
+from svqcast.models.quantizers.diagnostics import HasCodeWeights, svq_diagnostics
+from svqcast.models.simvp import ReturnsAux
+from svqcast.sources.timeaxis import iso_duration
+from svqcast.training.distributed import pick_device
+from svqcast.verify.metrics import OpenSTLScores, WB2Scores, spatial_weights
+from svqcast.verify.references import SeasonalReference, seasonal_reference
+
+FORECASTS = ("model", "persistence", "climatology")  # + the seasonal-naive one where defined
+COMPAT = (None, "openstl")
+#: SVQ latents captured for code-usage diagnostics: the first batch, and at most this many
+#: weight entries (tokens x N) of it, i.e. the first latent frames (the paper's Fig. 5/6
+#: statistics are per-batch statistics as well)
+DIAG_BATCHES = 1
+DIAG_MAX_ENTRIES = 1 << 25
+
+
+class _Indexed(Dataset):
+    """(x, y, i): the sample index travels with the batch, to look up target times."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x, y = self.ds[i]
+        return x, y, i
+
+
+def _finite(v: Any) -> Any:
+    """NaN/inf -> None so the report is valid JSON (undefined ACC, perfect PSNR)."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(float(v)) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+class _QuantizerProbe:
+    """Collects SVQ diagnostics: the diagnostics the model returns with each batch (mean
+    over batches) and, for SVQ-like quantizers, code-usage statistics of their weights."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+
+        self.model = model
+        self.quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
+        self.latents: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(self.quantizers))}
+        self.batches = 0
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.handles = []
+        for i, q in enumerate(self.quantizers):
+            self.handles.append(q.register_forward_pre_hook(self._hook(i)))
+
+    def _hook(self, i: int) -> Any:
+
+        def fn(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            if self.batches < DIAG_BATCHES and isinstance(module, HasCodeWeights):
+                z = args[0].detach()
+                per_frame = int(z[0].numel() // z.shape[1]) * int(module.codebook_size)
+                frames = max(1, DIAG_MAX_ENTRIES // max(per_frame, 1))
+                self.latents[i].append(z[:frames])
+
+        return fn
+
+    def after_batch(self, diagnostics: Mapping[str, Any]) -> None:
+        self.batches += 1
+        for key, value in diagnostics.items():
+            try:
+                v = float(torch.as_tensor(value).float().mean())
+            except (TypeError, ValueError):
+                continue
+            self.sums[key] = self.sums.get(key, 0.0) + v
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def report(self) -> dict[str, Any] | None:
+        for h in self.handles:
+            h.remove()
+        if not self.quantizers:
+            return None
+        out: dict[str, Any] = {
+            "quantizers": [type(q).__name__ for q in self.quantizers],
+            "model_diagnostics": {k: self.sums[k] / self.counts[k] for k in self.sums},
+        }
+
+        for i, q in enumerate(self.quantizers):
+            zs = self.latents[i]
+            if not zs or not isinstance(q, HasCodeWeights):
+                continue
+            stats = [svq_diagnostics(q, z) for z in zs]
+            keys = stats[0].keys()
+            out[f"code_usage_{i}" if len(self.quantizers) > 1 else "code_usage"] = {
+                k: float(np.mean([s[k] for s in stats])) for k in keys
+            }
+        return out
+
+
+@dataclass
+class _Split:
+    """The dataset split being scored, as the checkpoint expects it."""
+
+    name: str
+    split: str
+    ds: Any  # a WindowDataset
+    loader_kwargs: dict[str, Any]
+    notes: list[str]
+
+    @property
+    def spec(self) -> Any:
+        return self.ds.spec
+
+
+def _open_split(
+    ckpt: Path, meta: Mapping[str, Any], dataset: str | None, split: str,
+    root: str | Path | None, official_validation: bool,
+) -> _Split:
+    """The split of `dataset` (default: the checkpoint's) for the model's T_in / T_out."""
+
+    cfg = meta.get("config") or {}
+    name = dataset or (meta.get("data_spec") or {}).get("dataset") or cfg.get("data", {}).get("dataset")
+    if not name:
+        raise UsageError(f"{ckpt}: the checkpoint does not name its dataset; pass `dataset`")
+    mcfg = cfg["model"]
+    t_in = int(mcfg["in_shape"][0])
+    t_out = int(mcfg.get("out_frames", t_in))
+    kwargs: dict[str, Any] = {"t_in": t_in, "t_out": t_out, "root": root or cfg.get("data", {}).get("root") or None}
+    if official_validation:
+        kwargs["official_validation"] = True
+    ds = get_split_dataset(name, split, **kwargs)
+    if len(ds) == 0:
+        raise DataError(f"{name}/{split}: no samples for T_in={t_in}, T_out={t_out}")
+    x0, _ = ds[0]
+    if list(x0.shape) != [int(v) for v in mcfg["in_shape"]]:
+        raise UsageError(f"{ckpt}: the model expects clips {list(mcfg['in_shape'])}, {name} gives {list(x0.shape)}")
+    notes: list[str] = []
+    trained = meta.get("data_spec") or {}
+    if trained.get("dataset") == name and trained.get("mean") is not None:
+        if not np.allclose(trained["mean"], ds.spec.mean) or not np.allclose(trained["std"], ds.spec.std):
+            notes.append("the dataset's normalisation statistics differ from the checkpoint's")
+    return _Split(name, split, ds, kwargs, notes)
+
+
+def _use_lpips(spec: Any, lpips: bool | None, notes: list[str]) -> bool:
+    """LPIPS for video data in [0, 1]: required (True), when installed (None), or off."""
+    use = False
+    if spec.kind == "video" and spec.clip_range is not None:
+        if lpips is True:
+            use = True
+        elif lpips is None:
+            try:
+                import lpips as _lp  # noqa: F401  # type: ignore[import-not-found]
+
+                use = True
+            except ImportError:
+                notes.append("lpips not computed: pip install 'svqcast[lpips]'")
+    if use:
+        try:
+            import lpips as _lp  # noqa: F401,F811  # type: ignore[import-not-found]
+        except ImportError:
+            raise MissingExtraError("LPIPS", "lpips", "lpips") from None
+    if spec.clip_range is None and spec.kind != "weather":
+        notes.append("ssim/psnr are defined on [0, 1] images; this dataset has no clip range")
+    return use
+
+
+@dataclass
+class _Scores:
+    """The running scores of every forecast: OpenSTL-compatible, and WB2-style unless
+    `compat` asks for the OpenSTL report only (then `clim` is None and `wb2` empty)."""
+
+    forecasts: tuple[str, ...]
+    openstl: dict[str, OpenSTLScores]
+    wb2: dict[str, WB2Scores]
+    clim: Climatology | None
+    mean: np.ndarray  # (1, 1, C, 1, 1) physical = normalised * std + mean
+    std: np.ndarray
+    samples: int = 0
+    seasonal: SeasonalReference | None = None
+    seasonal_samples: int = 0  # samples whose seasonal-naive observations exist
+
+
+def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
+
+    spec = sp.spec
+    forecasts = ("model",) if compat == "openstl" else FORECASTS
+    seasonal = None if compat == "openstl" else seasonal_reference(sp.name, spec, **sp.loader_kwargs)
+    if seasonal is not None:
+        forecasts = (*forecasts, seasonal.name)
+    openstl = {
+        f: OpenSTLScores(spec.kind, spec.mean, spec.std, spec.clip_range, spec.variables,
+                         lpips=use_lpips and f == "model")
+        for f in forecasts
+    }
+    clim: Climatology | None = None
+    wb2: dict[str, WB2Scores] = {}
+    if compat is None:
+        clim = climatology_from_dataset(get_split_dataset(sp.name, "train", **sp.loader_kwargs))
+        weights = spatial_weights(spec.dims, spec.coords, tuple(sp.ds[0][0].shape[-2:]))
+        wb2 = {f: WB2Scores(weights) for f in forecasts}
+    mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 1, -1, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float64).reshape(1, 1, -1, 1, 1)
+    return _Scores(forecasts, openstl, wb2, clim, mean, std, seasonal=seasonal)
+
+
+def _score_batches(
+    model: torch.nn.Module, dev: torch.device, sp: _Split, sc: _Scores, probe: _QuantizerProbe,
+    batch_size: int, max_batches: int | None, progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """One pass over the split: the model's, persistence's and climatology's scores;
+    `progress(done, total)` after each batch."""
+
+    loader = DataLoader(_Indexed(sp.ds), batch_size=batch_size, shuffle=False)
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    phases = PhaseDataset(sp.ds, cycle_of(model)).phases if needs_phase(model) else None
+    with torch.no_grad():
+        for b, (x, y, idx) in enumerate(loader):
+            if max_batches is not None and b >= max_batches:
+                break
+            extra = {} if phases is None else {"phase": torch.tensor([phases[int(i)] for i in idx], device=dev)}
+            if isinstance(model, ReturnsAux):
+                out = model.forward_with_aux(x.to(dev), **extra)
+                pred, diagnostics = out.pred, out.diagnostics
+            else:
+                pred, diagnostics = model(x.to(dev), **extra), {}
+            pred = pred.float().cpu()
+            probe.after_batch(diagnostics)
+            sc.openstl["model"].update(pred, y)
+            sc.samples += int(x.shape[0])
+            if sc.clim is not None:
+                _score_references(sp, sc, x, y, idx, pred)
+            if progress is not None:
+                progress(b + 1, total)
+
+
+def _score_references(sp: _Split, sc: _Scores, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                      pred: torch.Tensor) -> None:
+    """Persistence and climatology for one batch, and the WB2 scores of all three."""
+    assert sc.clim is not None
+    mean, std = sc.mean, sc.std
+    persist_n = x[:, -1:].expand(-1, y.shape[1], -1, -1, -1)
+    clim_phys = np.stack([sc.clim.at(sp.ds.times(int(i))[1]) for i in idx])
+    clim_n = torch.from_numpy((clim_phys - mean[0]) / std[0])
+    y_phys = y.double().numpy() * std + mean
+    for f, fc in (("model", pred), ("persistence", persist_n), ("climatology", clim_n)):
+        if f != "model":
+            sc.openstl[f].update(fc, y)
+        # the climatology forecast in exact physical units (a normalise/de-normalise
+        # round trip would leave rounding-noise anomalies and a meaningless ACC)
+        phys = clim_phys if f == "climatology" else fc.double().numpy() * std + mean
+        sc.wb2[f].update(phys, y_phys, clim_phys)
+    if sc.seasonal is not None:
+        _score_seasonal(sp, sc, y, idx, y_phys, clim_phys)
+
+
+def _score_seasonal(sp: _Split, sc: _Scores, y: torch.Tensor, idx: torch.Tensor, y_phys: np.ndarray,
+                    clim_phys: np.ndarray) -> None:
+    """The seasonal-naive forecast of one batch, on the samples whose observations one
+    period back exist (all of them except near the start of the record)."""
+    assert sc.seasonal is not None
+    got = [sc.seasonal.forecast(sp.ds.times(int(i))[1]) for i in idx]
+    keep = [j for j, g in enumerate(got) if g is not None]
+    if not keep:
+        return
+    phys = np.stack([got[j] for j in keep])  # type: ignore[misc]
+    name = sc.seasonal.name
+    sc.openstl[name].update(torch.from_numpy((phys - sc.mean) / sc.std), y[keep])
+    sc.wb2[name].update(phys, y_phys[keep], clim_phys[keep])
+    sc.seasonal_samples += len(keep)
+
+
+def _report(
+    ref: str | Path, ckpt: Path, meta: Mapping[str, Any], sp: _Split, sc: _Scores,
+    compat: str | None, per_lead_time: bool,
+) -> dict[str, Any]:
+    """The JSON-ready result (docs/evaluation.md)."""
+
+    spec = sp.spec
+    channels = list(spec.channel_names)
+    step = spec.time_step_seconds
+    leads = [int(v) for v in spec.idx_out]
+    result: dict[str, Any] = {
+        "ref": str(ref), "checkpoint": str(ckpt), "preset": meta.get("preset"), "dataset": sp.name,
+        "split": sp.split, "kind": spec.kind, "samples": sc.samples, "channels": channels,
+        "units": list(spec.units), "lead_times": leads,
+        "lead_time_seconds": [v * step for v in leads] if step else None,
+        "lead_time_iso": [iso_duration(v * step) for v in leads] if step else None,  # ISO-8601, e.g. PT6H
+    }
+    if compat == "openstl":
+        result["compat"] = "openstl"
+        result["scores"] = {"model": sc.openstl["model"].compute()}
+        return result
+    assert sc.clim is not None
+    result["weights"] = "latitude cell area (mean 1)" if spec.dims[0] in {"lat", "latitude"} else "uniform"
+    result["climatology"] = sc.clim.describe()
+    if sc.seasonal is not None:
+        result["reference_samples"] = {sc.seasonal.name: sc.seasonal_samples}
+        if sc.seasonal_samples < sc.samples:
+            sp.notes.append(f"{sc.seasonal.name} scored on {sc.seasonal_samples} of {sc.samples} samples "
+                            "(the others have no observation one period before their targets)")
+    scores: dict[str, Any] = {}
+    per_lead: dict[str, Any] = {}
+    for f in sc.forecasts:
+        if f == getattr(sc.seasonal, "name", None) and sc.seasonal_samples == 0:
+            continue
+        s = sc.wb2[f].compute()
+        scores[f] = dict(sc.openstl[f].compute())
+        scores[f]["wb2"] = {m: {c: float(np.nanmean(a[:, j])) if np.isfinite(a[:, j]).any() else None
+                                for j, c in enumerate(channels)} for m, a in s.items()}
+        if per_lead_time:
+            per_lead[f] = {m: {c: a[:, j].tolist() for j, c in enumerate(channels)} for m, a in s.items()}
+    result["scores"] = scores
+    if per_lead_time:
+        result["per_lead_time"] = per_lead
+    return result
+
+
+def evaluate(
+    ref: str | Path,
+    dataset: str | None = None,
+    split: str = "test",
+    per_lead_time: bool = False,
+    compat: str | None = None,
+    *,
+    root: str | Path | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    max_batches: int | None = None,
+    lpips: bool | None = None,
+    official_validation: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score checkpoint `ref` on `split` of `dataset` (default: the dataset it was trained on).
+
+    Returns a JSON-ready dict (see docs/evaluation.md). ``lpips=None`` computes LPIPS for
+    video data when the ``lpips`` extra is installed and says so otherwise; ``True``
+    requires it. ``max_batches`` scores only the first batches (quick checks). The model
+    is loaded like every command loads one: its weights' sha256 is verified first.
+    """
+    if compat not in COMPAT:
+        raise UsageError(f"`compat`: unknown '{compat}'; the only choice is 'openstl'")
+
+    model, meta, ckpt, _ = load_network(str(ref))
+    sp = _open_split(ckpt, meta, dataset, split, root, official_validation)
+    dev = pick_device(device, option="`device` ")
+    model = model.to(dev).eval()
+    sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes))
+    probe = _QuantizerProbe(model)
+    bs = int(batch_size or (meta.get("config") or {}).get("train", {}).get("val_batch_size", 16))
+    _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
+    result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
+    q = probe.report()
+    if q is not None:
+        result["quantizer"] = q
+    if sp.notes:
+        result["notes"] = sp.notes
+    return _finite(result)
+
+
+def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The report as long-format rows (forecast, metric, channel, lead_time, value) for CSV."""
+    rows: list[dict[str, Any]] = []
+    for f, sc in result.get("scores", {}).items():
+        for metric, value in sc.items():
+            if metric == "wb2":
+                for m, per_ch in value.items():
+                    for ch, v in per_ch.items():
+                        rows.append(
+                            {"forecast": f, "metric": f"wb2_{m}", "channel": ch, "lead_time": "all", "value": v}
+                        )
+            else:
+                rows.append({"forecast": f, "metric": metric, "channel": "all", "lead_time": "all", "value": value})
+    leads = result.get("lead_times") or []
+    for f, per in result.get("per_lead_time", {}).items():
+        for m, per_ch in per.items():
+            for ch, values in per_ch.items():
+                for lead, v in zip(leads, values, strict=False):
+                    rows.append({"forecast": f, "metric": f"wb2_{m}", "channel": ch, "lead_time": lead, "value": v})
+    return rows
+
+
+def zoo_metrics(result: Mapping[str, Any], digits: int = 4) -> dict[str, Any]:
+    """The `metrics` table of a zoo registry entry from an `evaluate(..., per_lead_time=True)`
+    result: per forecast, OpenSTL MAE and RMSE (MSE where it has none), then per channel the WB2-style MAE/RMSE averaged
+    over leads and per lead (lists), rounded; a test pins that the registry holds exactly
+    these numbers for every bundled model. Keys: ``<forecast>_<metric>[_latw][_by_lead]``
+    (``_latw`` where the weights are latitude weights), with ``_<channel>`` appended when
+    the model has more than one channel."""
+    channels = list(result["channels"])
+    wsuf = "_latw" if str(result.get("weights") or "").startswith("latitude") else ""
+    out: dict[str, Any] = {"test_samples": int(result["samples"])}
+    for f, sc in result["scores"].items():
+        key = "test" if f == "model" else f
+        for m in ("mae", "rmse" if "rmse" in sc else "mse"):  # OpenSTL reports no RMSE for flows
+            out[f"{key}_{m}"] = round(float(sc[m]), digits)
+        per = (result.get("per_lead_time") or {}).get(f)
+        for ch in channels:
+            csuf = "" if len(channels) == 1 else f"_{ch}"
+            for m in ("mae", "rmse"):
+                out[f"{key}_{m}{wsuf}{csuf}"] = round(float(sc["wb2"][m][ch]), digits)
+                if per:
+                    out[f"{key}_{m}{wsuf}_by_lead{csuf}"] = [round(float(v), digits) for v in per[m][ch]]
+    return out

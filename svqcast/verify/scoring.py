@@ -1,0 +1,424 @@
+"""`svqcast score`: a forecast file against observations, matched by valid time.
+
+For every variable and lead time, over all initialisations whose valid time the truth covers:
+
+* ``rmse`` = sqrt(mean over initialisations of the latitude-weighted spatial mean of the
+  squared error), ``mae`` and ``bias`` the same means of ``|f - o|`` and ``f - o``, and with a
+  climatology ``acc``, the mean of the per-field uncentred anomaly correlation. These are
+  WeatherBench2's definitions (RMSE: square root *after* the time mean); the weights are the
+  cell areas of `svqcast.verify.metrics.lat_weights` (docs/evaluation.md says how they differ from
+  WeatherBench2's on regional grids).
+* ``overall``: the same means over every scored (initialisation, lead) pair.
+* ``references.persistence``: the truth at the initialisation time used as the forecast for
+  every lead, scored on the same pairs (those whose initialisation the truth also covers).
+* frame data (no calendar): the OpenSTL image metrics (per-frame MSE/MAE, and SSIM/PSNR when
+  the frames are images in [0, 1]) beside the unweighted errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svqcast.errors import DataError, UsageError
+from svqcast.forecast.inputs import squeeze_extra
+from svqcast.fsutil import atomic_path, check_output
+from svqcast.sources.forecast_files import ForecastView, open_forecast
+from svqcast.sources.grid import spatial_selection, time_dims
+from svqcast.sources.lexicon import resolve_variables
+from svqcast.sources.opener import open_dataset
+from svqcast.sources.timeaxis import iso_duration, time_axis_of
+from svqcast.units import convert_units
+from svqcast.verify.metrics import lat_weights, psnr_frames, ssim_frames
+from svqcast.verify.plot import FIGURE_FORMATS, _pyplot
+
+Progress = Callable[[int, int], None]  # (done, total) initialisations
+
+
+@dataclass
+class _Truth:
+    """One truth variable cut to the forecast grid, with a time -> index lookup."""
+
+    da: Any
+    tdim: str
+    isel: dict[str, Any]
+    dims: tuple[str, str]
+    pos: dict[int, int]
+    units: str | None
+    name: str
+
+    def frames(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values (n_found, H, W) float64, mask of `times` found)."""
+        keys = times.astype("datetime64[ns]").astype(np.int64) if times.dtype.kind == "M" else times.astype(np.int64)
+        idx = np.array([self.pos.get(int(k), -1) for k in keys])
+        mask = idx >= 0
+        if not mask.any():
+            return np.empty((0,)), mask
+        import xarray as xr
+
+        sub = self.da.isel({self.tdim: xr.DataArray(idx[mask], dims="_t"), **self.isel})
+        return np.asarray(sub.transpose("_t", *self.dims).values, dtype=np.float64), mask
+
+
+@dataclass
+class _Sums:
+    """Per (init, lead) weighted spatial means; NaN where not scored."""
+
+    mse: np.ndarray
+    mae: np.ndarray
+    bias: np.ndarray
+    acc: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> _Sums:
+        return cls(np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan))
+
+
+def _grid(fv: ForecastView) -> tuple[list[str], dict[str, Any]]:
+    """The forecast's grid as (dims, coords): what truth and climatology are cut to."""
+    dims = ["lat", "lon"] if fv.latlon else ["y", "x"]
+    return dims, {dims[0]: fv.y.tolist(), dims[1]: fv.x.tolist()}
+
+
+def _open_truth(tds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Truth:
+
+    name = resolve_variables(tds, [var], {}, src)[var]
+    da = tds[name]
+    tdims = time_dims(da)
+    if not tdims:
+        raise DataError(f"{src}: variable '{name}' has no time dimension; truth must cover the valid times")
+    isel, dims = spatial_selection(tds, da, *_grid(fv), src, notes, target="forecast")
+    da = squeeze_extra(da, (tdims[0], *dims), name, src)
+    axis = time_axis_of(da, tdims[0], source=src, allow_frames=not fv.calendar)
+    notes.extend(axis.notes)
+    if axis.is_datetime != fv.calendar:
+        raise DataError(f"{src}: the truth's time axis is {'dates' if axis.is_datetime else 'frames'}, "
+                        f"the forecast's is {'dates' if fv.calendar else 'frames'}; they cannot be matched")
+    keys = axis.values.astype(np.int64)
+    pos = {int(k): i for i, k in enumerate(keys)}
+    units = da.attrs.get("units")
+    return _Truth(da, tdims[0], isel, dims, pos, None if units is None else str(units), name)
+
+
+def _weights(fv: ForecastView) -> np.ndarray:
+
+    h, w = fv.y.size, fv.x.size
+    if fv.latlon:
+        return np.repeat(lat_weights(fv.y.astype(np.float64).tolist())[:, None], w, axis=1)
+    return np.ones((h, w))
+
+
+def _wmean(z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted spatial mean over the last two axes (weights need not be normalised)."""
+    return (z * w).sum(axis=(-2, -1)) / w.sum()
+
+
+def _acc(f: np.ndarray, o: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray:
+    fa, oa = f - c, o - c
+    den = np.sqrt(_wmean(fa * fa, w) * _wmean(oa * oa, w))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, _wmean(fa * oa, w) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _fill(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray, w: np.ndarray,
+          clim: np.ndarray | None) -> None:
+    err = f - o
+    sums.mse[i, leads] = _wmean(err * err, w)
+    sums.mae[i, leads] = _wmean(np.abs(err), w)
+    sums.bias[i, leads] = _wmean(err, w)
+    if clim is not None:
+        sums.acc[i, leads] = _acc(f, o, clim, w)
+
+
+def _image_metrics(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray) -> None:
+    """OpenSTL's per-frame metrics for frame data: sums over the frame, SSIM/PSNR on [0, 1]."""
+
+    for key in ("mse_frame", "mae_frame", "ssim", "psnr"):
+        sums.extra.setdefault(key, np.full(sums.mse.shape, np.nan))
+    err = f - o
+    sums.extra["mse_frame"][i, leads] = (err * err).sum(axis=(-2, -1))
+    sums.extra["mae_frame"][i, leads] = np.abs(err).sum(axis=(-2, -1))
+    if f.shape[-1] >= 7 and f.shape[-2] >= 7 and o.min() >= 0.0 and o.max() <= 1.0:
+        pc = np.clip(f, 0.0, 1.0)[:, None]
+        sums.extra["ssim"][i, leads] = ssim_frames(pc, o[:, None])
+        sums.extra["psnr"][i, leads] = psnr_frames(pc, o[:, None])
+
+
+def _aggregate(values: np.ndarray, sqrt: bool = False) -> float | None:
+    ok = values[np.isfinite(values)]
+    if ok.size == 0:
+        return None
+    m = float(ok.mean())
+    return float(np.sqrt(m)) if sqrt else m
+
+
+def _row(sums: _Sums, sel: Any, with_acc: bool) -> dict[str, Any]:
+    mse = sums.mse[sel]
+    row: dict[str, Any] = {
+        "rmse": _aggregate(mse, sqrt=True), "mae": _aggregate(sums.mae[sel]), "bias": _aggregate(sums.bias[sel]),
+    }
+    if with_acc:
+        row["acc"] = _aggregate(sums.acc[sel])
+    for key, arr in sums.extra.items():
+        value = _aggregate(arr[sel])
+        if value is not None:
+            row[{"mse_frame": "mse", "mae_frame": "mae_openstl"}.get(key, key)] = value
+    return row
+
+
+def _table(sums: _Sums, fv: ForecastView, with_acc: bool) -> dict[str, Any]:
+    """`per_lead` rows and the `overall` row of one (variable, forecast) pair."""
+    per_lead = []
+    for j, secs in enumerate(fv.lead_seconds()):
+        row: dict[str, Any] = {"lead_time_seconds": secs, "lead_time": iso_duration(secs) if secs is not None else None}
+        if secs is None:
+            row["lead_steps"] = int(fv.leads[j])
+        row.update(_row(sums, (slice(None), j), with_acc))
+        row["n"] = int(np.isfinite(sums.mse[:, j]).sum())
+        per_lead.append(row)
+    overall = _row(sums, (slice(None), slice(None)), with_acc)
+    overall["n"] = int(np.isfinite(sums.mse).any(axis=1).sum())
+    overall["n_forecasts"] = int(np.isfinite(sums.mse).sum())
+    return {"per_lead": per_lead, "overall": overall}
+
+
+@dataclass
+class _Clim:
+    """A climatology on the forecast grid: WeatherBench2-style (dayofyear, hour), by valid time,
+    or one static field."""
+
+    da: Any
+    kind: str  # "dayofyear" | "time" | "static"
+    isel: dict[str, Any]
+    dims: tuple[str, str]
+    pos: dict[int, int]
+    src: str
+
+    def at(self, valid: np.ndarray) -> np.ndarray:
+        import pandas as pd
+        import xarray as xr
+
+        sub = self.da.isel(self.isel)
+        if self.kind == "static":
+            field_ = np.asarray(sub.transpose(*self.dims).values, dtype=np.float64)
+            return np.broadcast_to(field_, (valid.size, *field_.shape))
+        if self.kind == "time":
+            idx = [self.pos.get(int(k), -1) for k in valid.astype("datetime64[ns]").astype(np.int64)]
+            if min(idx) < 0:
+                missing = valid[int(np.argmin(idx))]
+                raise DataError(f"{self.src}: the climatology has no field for {str(missing)[:19]}")
+            picked = sub.isel({_time_dim(sub): xr.DataArray(idx, dims="_t")})
+        else:
+            stamps = pd.DatetimeIndex(valid)
+            keys = {"dayofyear": xr.DataArray(stamps.dayofyear.values, dims="_t")}
+            if "hour" in sub.dims:
+                keys["hour"] = xr.DataArray(stamps.hour.values, dims="_t")
+            try:
+                picked = sub.sel(keys)
+            except KeyError:
+                raise DataError(f"{self.src}: the climatology lacks a day of year or hour of the valid times "
+                                f"({str(valid[0])[:16]} ..)") from None
+        return np.asarray(picked.transpose("_t", *self.dims).values, dtype=np.float64)
+
+
+def _time_dim(da: Any) -> str:
+
+    return str(time_dims(da)[0])
+
+
+def _open_clim(cds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Clim:
+
+    name = resolve_variables(cds, [var], {}, src)[var]
+    da = cds[name]
+    isel, dims = spatial_selection(cds, da, *_grid(fv), src, notes, target="forecast")
+    extra = [d for d in da.dims if d not in (*dims, "dayofyear", "hour") and d not in time_dims(da)]
+    da = da.isel({d: 0 for d in extra if da.sizes[d] == 1})
+    if "dayofyear" in da.dims:
+        return _Clim(da, "dayofyear", isel, dims, {}, src)
+    if time_dims(da):
+        axis = time_axis_of(da, _time_dim(da), source=src)
+        pos = {int(k): i for i, k in enumerate(axis.values.astype(np.int64))}
+        return _Clim(da, "time", isel, dims, pos, src)
+    return _Clim(da, "static", isel, dims, {}, src)
+
+
+def _in_units(values: np.ndarray, src_units: str | None, dst: str | None, name: str, notes: list[str]) -> np.ndarray:
+
+    if dst is None or src_units is None:
+        return values
+    out, note = convert_units(values, src_units, dst, name)
+    if note:
+        notes.append(note)
+    return np.asarray(out, dtype=np.float64)
+
+
+@dataclass
+class _Run:
+    """State of scoring one variable."""
+
+    fv: ForecastView
+    var: str
+    truth: _Truth
+    clim: _Clim | None
+    w: np.ndarray
+    notes: list[str]
+    model: _Sums
+    pers: _Sums
+    missing: set[int] = field(default_factory=set)
+    missing_pairs: int = 0
+
+    def observe(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        obs, mask = self.truth.frames(times)
+        if mask.any():
+            obs = _in_units(obs, self.truth.units, self.fv.units(self.var), self.truth.name, self.notes)
+            finite = np.isfinite(obs).all(axis=(-2, -1))
+            obs = obs[finite]
+            mask[np.flatnonzero(mask)[~finite]] = False
+        return obs, mask
+
+    def score_init(self, i: int) -> None:
+        t0 = self.fv.inits[i]
+        valid = t0 + self.fv.leads
+        obs, mask = self.observe(valid)
+        self.missing.update(int(k) for k in valid[~mask].astype(np.int64))
+        self.missing_pairs += int((~mask).sum())
+        if not mask.any():
+            return
+        leads = np.flatnonzero(mask)
+        f = np.asarray(self.fv.data[self.var][i].values, dtype=np.float64)[leads]
+        if not np.isfinite(f).all():
+            raise DataError(f"{self.fv.source}: '{self.var}' has missing (NaN) values at initialisation "
+                            f"{str(t0)[:19]}; svqcast scores complete fields only")
+        clim = self.clim.at(valid[leads]) if self.clim is not None else None
+        _fill(self.model, i, leads, f, obs, self.w, clim)
+        p0, pmask = self.observe(np.array([t0]))
+        if pmask[0]:
+            _fill(self.pers, i, leads, np.broadcast_to(p0[0], obs.shape), obs, self.w, clim)
+        if not self.fv.calendar:
+            _image_metrics(self.model, i, leads, f, obs)
+            if pmask[0]:
+                _image_metrics(self.pers, i, leads, np.broadcast_to(p0[0], obs.shape).copy(), obs)
+
+
+def _missing_note(run: _Run) -> str | None:
+    if not run.missing:
+        return None
+    first = min(run.missing)
+    shown = str(np.int64(first).astype("datetime64[ns]"))[:19] if run.fv.calendar else str(first)
+    return (f"{run.var}: {len(run.missing)} valid times ({run.missing_pairs} forecasts) are not in the truth or "
+            f"hold NaNs there (first: {shown}); they are not scored")
+
+
+def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[str, str], notes: list[str],
+                    progress: Progress | None, offset: int, total: int) -> dict[str, Any]:
+    truth = _open_truth(tds, var, fv, srcs[0], notes)
+    clim = _open_clim(cds, var, fv, srcs[1], notes) if cds is not None else None
+    shape = (fv.inits.size, fv.leads.size)
+    run = _Run(fv, var, truth, clim, _weights(fv), notes, _Sums.empty(shape), _Sums.empty(shape))
+    for i in range(fv.inits.size):
+        run.score_init(i)
+        if progress is not None:
+            progress(offset + i + 1, total)
+    if not np.isfinite(run.model.mse).any():
+        raise DataError(
+            f"{srcs[0]}: covers none of the forecast's valid times for '{var}' "
+            f"({_span(fv)}); give observations for those times"
+        )
+    note = _missing_note(run)
+    if note:
+        notes.append(note)
+    with_acc = clim is not None
+    return {
+        "units": fv.units(var),
+        "truth_variable": truth.name,
+        **_table(run.model, fv, with_acc),
+        "missing_valid_times": len(run.missing),
+        "missing_forecasts": run.missing_pairs,
+        "references": {"persistence": _table(run.pers, fv, with_acc)},
+    }
+
+
+def _span(fv: ForecastView) -> str:
+    first, last = fv.inits.min() + fv.leads.min(), fv.inits.max() + fv.leads.max()
+    return f"{str(first)[:16]} .. {str(last)[:16]}" if fv.calendar else f"frames {first} .. {last}"
+
+
+def score_forecast(
+    forecast: str | os.PathLike[str] | Any,
+    truth: str | os.PathLike[str] | Any,
+    *,
+    climatology: str | os.PathLike[str] | Any = None,
+    variables: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score `forecast` (any supported layout) against `truth` over all initialisations.
+
+    Returns a JSON-ready dict: ``variables`` -> {``per_lead``, ``overall``,
+    ``references.persistence``, missing counts}, plus ``notes`` on everything adapted.
+    `progress(done, total)` is called after each (variable, initialisation).
+    """
+    import xarray as xr
+
+    fv = open_forecast(forecast, variables)
+    tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth)
+    cds = None if climatology is None else (
+        climatology if isinstance(climatology, xr.Dataset) else open_dataset(climatology))
+    srcs = (str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset",
+            str(climatology) if climatology is not None and not isinstance(climatology, xr.Dataset) else "climatology")
+    notes = list(fv.notes)
+    total = len(fv.data) * fv.inits.size
+    results = {var: _score_variable(fv, var, tds, cds, srcs, notes, progress, k * fv.inits.size, total)
+               for k, var in enumerate(fv.data)}
+    return {
+        "forecast": fv.source,
+        "truth": srcs[0],
+        "climatology": None if climatology is None else srcs[1],
+        "layout": fv.layout,
+        "init_times": fv.inits.size,
+        "first_init": str(fv.inits.min())[:19],
+        "last_init": str(fv.inits.max())[:19],
+        "weights": "latitude cell areas" if fv.latlon else "uniform",
+        "variables": results,
+        "notes": list(dict.fromkeys(notes)),
+    }
+
+
+def check_plot_target(path: str | os.PathLike[str], *, overwrite: bool, inputs: Sequence[Any] = ()) -> None:
+    """Refuse a bad --plot figure before scoring: its format, and the rules of check_output."""
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in FIGURE_FORMATS:
+        raise UsageError(f"`plot` {path}: unknown figure format '.{suffix}'; use .png, .pdf or .svg")
+    check_output(path, overwrite=overwrite, inputs=inputs)
+
+
+def plot_scores(result: dict[str, Any], path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """RMSE against lead time, forecast and persistence, one panel per variable."""
+
+    plt = _pyplot()
+    names = list(result["variables"])
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for ax, var in zip(axes[0], names, strict=True):
+        v = result["variables"][var]
+        for label, table, style in (("forecast", v, "-o"), ("persistence", v["references"]["persistence"], "--s")):
+            rows = [r for r in table["per_lead"] if r["rmse"] is not None]
+            xs = [r["lead_steps"] if r["lead_time_seconds"] is None else r["lead_time_seconds"] / 3600 for r in rows]
+            ax.plot(xs, [r["rmse"] for r in rows], style, label=label, markersize=3)
+        ax.set_xlabel("lead time (h)" if v["per_lead"][0]["lead_time_seconds"] is not None else "lead (steps)")
+        ax.set_ylabel(f"RMSE ({v['units'] or '-'})")
+        ax.set_title(var)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fmt = Path(path).suffix.lstrip(".").lower()
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120)
+    finally:
+        plt.close(fig)
