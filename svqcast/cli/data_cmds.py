@@ -9,7 +9,6 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from svqcast.cli.counting import counted
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
     DatasetArg,
@@ -34,40 +33,9 @@ from svqcast.cli.options import (
     VerifyOpt,
     YearsOpt,
 )
-from svqcast.cli.output import OutputFormat, emit, err_console, log, out_console
+from svqcast.cli.output import OutputFormat, emit, log, out_console
+from svqcast.cli.progress import reporter
 from svqcast.errors import UsageError
-
-
-class RichProgress:
-    """A Rich progress bar on stderr: bytes, speed and ETA (svqcast.data.downloads.ProgressSink)."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._task: Any = None
-
-    def start(self, name: str, total: int | None, done: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                             TimeRemainingColumn(), console=err_console, transient=False)
-        self._bar.start()
-        self._task = self._bar.add_task(name + (" (resuming)" if done else ""), total=total, completed=done)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
 
 def _render_list(rows: list[dict[str, Any]]) -> None:
@@ -220,7 +188,8 @@ def download_cmd(
 
         emit(report, fmt, text)
         return
-    files = sources.run_plan(plan, progress=RichProgress())  # type: ignore[arg-type]  # duck-typed sink
+    with reporter(fmt, transient=False) as progress:
+        files = sources.run_plan(plan, progress=progress)
     then = "weatherbench-s-t2m (or -s-r, -s-uv10, -s-tcc, -m)" if dataset == sources.WEATHERBENCH_GROUP else dataset
     report = {"dataset": dataset, "files": len(files), "raw": str(base / dataset / "raw"),
               "next": f"svqcast prepare {then}" + (f" --root {root}" if root else "")}
@@ -255,7 +224,7 @@ def prepare_cmd(
     from svqcast.sources.formats import looks_like_path
 
     if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
-        with counted("preparing (frames written)", fmt) as progress:
+        with reporter(fmt) as progress:
             target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
                                   t_in, t_out, time_step, split, progress)
         dataset = str(name)

@@ -9,7 +9,6 @@ from typing import Any, Optional
 
 import typer
 
-from svqcast.cli.counting import counted
 from svqcast.cli.options import (
     AnimateOpt,
     BatchSizeOpt,
@@ -37,6 +36,7 @@ from svqcast.cli.options import (
     cli_message,
 )
 from svqcast.cli.output import OutputFormat, emit, log, out_console
+from svqcast.cli.progress import reporter
 
 
 def resolve_device(choice: Device | str) -> str:
@@ -111,7 +111,7 @@ def _written(ds: Any, output: Path, layout: Layout, variables: list[str], t0: fl
 
 def _forecast(fc: Any, prep: Any, n_steps: int, history: str, fmt: OutputFormat) -> Any:
     """Run the roll-out with progress over (initialisation x roll-out step) on stderr."""
-    with counted("forecasting (initialisations x steps)", fmt) as progress:
+    with reporter(fmt) as progress:
         return fc.predict(None, steps=n_steps, history=history, prepared=prep, progress=progress)
 
 

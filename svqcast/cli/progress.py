@@ -1,78 +1,108 @@
-"""Rich progress bars for `svqcast train`, injected into the loop as its ProgressSink.
+"""The CLI's one progress adapter: Rich bars on stderr for the library's `svqcast.progress.Progress`.
 
-Rich lives only under svqcast/cli/; the training library reports through the small
-`svqcast.training.runlog.ProgressSink` interface and never imports it.
+Every command picks its reporter here (`reporter`): Rich bars on a terminal, timestamped
+plain lines otherwise (logs, CI), nothing for `--format json`. The library reports the same
+way to all three, so `train`, `download`, `prepare`, `evaluate`, `score` and `predict` draw
+alike.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Console
+from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichBars
+from rich.text import Text
 
-from svqcast.training.runlog import ProgressSink, epoch_line, make_progress
+from svqcast.cli.output import OutputFormat, err_console
+from svqcast.errors import UsageError
+from svqcast.progress import SILENT, PlainProgress, Progress
+
+KINDS = ("auto", "rich", "plain", "none")
 
 
-class RichProgress(ProgressSink):
-    """Two Rich bars on stderr: epochs, and steps of the current epoch (loss, ETA)."""
+class _AmountColumn(ProgressColumn):
+    """`done/total` in the task's unit: bytes as sizes, anything else as counts."""
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    def render(self, task: Any) -> Text:
+        unit = task.fields.get("unit", "")
 
-        self.console = Console(stderr=True, highlight=False)
-        self.bars = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
-        self.epochs = 0
-        self._epoch_task: Any = None
-        self._step_task: Any = None
+        def fmt(value: float | None) -> str:
+            if value is None:
+                return "?"
+            if unit == "bytes":
+                for scale, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+                    if value >= scale:
+                        return f"{value / scale:.1f} {name}"
+                return f"{int(value)} B"
+            return f"{int(value)}"
 
-    def start(self, first_epoch: int, epochs: int) -> None:
-        self.epochs = epochs
-        self.bars.start()
-        self._epoch_task = self.bars.add_task("epochs", total=epochs, completed=first_epoch, info="")
+        return Text(f"{fmt(task.completed)}/{fmt(task.total)}")
 
-    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
-        if self._step_task is not None:
-            self.bars.remove_task(self._step_task)
-        self._step_task = self.bars.add_task(f"epoch {epoch + 1}", total=steps, info=f"lr {lr:.3g}")
 
-    def step(self, done: int) -> None:
-        self.bars.update(self._step_task, completed=done)
+class RichProgress(Progress):
+    """Rich bars on stderr, one per open task, with the library's messages printed above them."""
 
-    def log(self, done: int, loss: float) -> None:
-        self.bars.update(self._step_task, completed=done, info=f"loss {loss:.5f}")
+    def __init__(self, transient: bool = False) -> None:
+        self.bars = RichBars(TextColumn("[bold]{task.description}"), BarColumn(), _AmountColumn(),
+                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+                             TimeRemainingColumn(), console=err_console, transient=transient)
+        self.tasks: dict[str, Any] = {}
+        self.started = False
 
-    def end_epoch(self, row: Mapping[str, Any]) -> None:
-        self.bars.console.print(epoch_line(row, self.epochs))
-        self.bars.update(self._epoch_task, completed=int(row["epoch"]) + 1)
+    def begin(self, key: str, total: float | None = None, *, label: str | None = None, done: float = 0,
+              unit: str = "", info: str = "") -> None:
+        if not self.started:
+            self.bars.start()
+            self.started = True
+        if key in self.tasks:
+            self.bars.remove_task(self.tasks.pop(key))
+        self.tasks[key] = self.bars.add_task(label or key, total=total, completed=done, unit=unit, info=info)
+
+    def update(self, key: str, done: float | None = None, *, advance: float = 0, total: float | None = None,
+               info: str | None = None) -> None:
+        task = self.tasks.get(key)
+        if task is None:
+            return
+        fields: dict[str, Any] = {} if info is None else {"info": info}
+        if done is not None:
+            fields["completed"] = done
+        if total is not None:
+            fields["total"] = total
+        self.bars.update(task, advance=advance or None, **fields)
+
+    def end(self, key: str) -> None:
+        task = self.tasks.pop(key, None)
+        if task is not None and self.bars.live.transient:
+            self.bars.remove_task(task)
 
     def message(self, text: str) -> None:
-        self.bars.console.print(text)
+        self.bars.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
-        self.bars.stop()
+        if self.started:
+            self.bars.stop()
+            self.started = False
 
 
-def training_progress(kind: str) -> ProgressSink:
-    """`--progress`: auto (Rich on a terminal, plain lines otherwise), rich, plain, none."""
-    if kind == "rich" or (kind == "auto" and sys.stderr.isatty()):
-        return RichProgress()
-    return make_progress(kind)
+def make_reporter(kind: str, fmt: OutputFormat | str = "text", *, transient: bool = True) -> Progress:
+    """`--progress` KIND for a command writing `fmt`: auto = Rich on a terminal, plain lines otherwise."""
+    if kind not in KINDS:
+        raise UsageError(f"`progress` {kind!r}: choose {', '.join(KINDS)}")
+    if str(getattr(fmt, "value", fmt)) == "json" or kind == "none":
+        return SILENT
+    if kind == "rich" or (kind == "auto" and err_console.is_terminal):
+        return RichProgress(transient=transient)
+    return PlainProgress(err_console.file)
+
+
+@contextlib.contextmanager
+def reporter(fmt: OutputFormat | str, kind: str = "auto", *, transient: bool = True) -> Iterator[Progress]:
+    """A reporter for one command, closed (the terminal released) when the command ends."""
+    sink = make_reporter(kind, fmt, transient=transient)
+    try:
+        yield sink
+    finally:
+        sink.close()

@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 
-from svqcast.cli.counting import counted
 from svqcast.cli.options import (
     ClimatologyOpt,
     ForecastFileArg,
@@ -21,6 +20,7 @@ from svqcast.cli.options import (
     TruthOpt,
 )
 from svqcast.cli.output import emit, log, out_console
+from svqcast.cli.progress import reporter
 
 _COLUMNS = ("rmse", "mae", "bias", "acc")
 
@@ -88,7 +88,7 @@ def _score(
 
     if plot is not None:
         check_plot_target(plot, overwrite=overwrite, inputs=[forecast, truth])
-    with counted("scoring initialisations", "json" if fmt != TableFormat.text else "text") as progress:
+    with reporter("json" if fmt != TableFormat.text else "text") as progress:
         result = score_forecast(forecast, truth, climatology=climatology, variables=variables or None,
                                 progress=progress)
     if plot is not None:

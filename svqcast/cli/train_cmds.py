@@ -41,6 +41,7 @@ from svqcast.cli.options import (
     TrainDatasetOpt,
 )
 from svqcast.cli.output import OutputFormat, emit, out_console
+from svqcast.cli.progress import make_reporter, reporter
 from svqcast.errors import UsageError
 
 
@@ -67,7 +68,6 @@ def train_cmd(
 
     Example: svqcast train --preset era5-uk-t2m_gsta_svq --max-epochs 2 --set train.batch_size=8
     """
-    from svqcast.cli.progress import training_progress
     from svqcast.training.loop import train
     from svqcast.training.runlog import read_metrics
 
@@ -87,7 +87,7 @@ def train_cmd(
             precision=precision.value if precision else None,
             seed=seed,
             deterministic=True if deterministic else None,
-            progress=training_progress(progress.value),
+            progress=make_reporter(progress.value, transient=False),
         )
     except KeyboardInterrupt:
         # Typer turns KeyboardInterrupt into a *returned* 130 in non-standalone mode, which
@@ -211,9 +211,7 @@ def evaluate_cmd(
 
     if split not in {"train", "val", "test"}:
         raise UsageError(f"--split: '{split}' is not one of train, val, test")
-    from svqcast.cli.counting import counted
-
-    with counted("scoring batches", "text" if fmt == TableFormat.text else "json") as progress:
+    with reporter("text" if fmt == TableFormat.text else "json") as progress:
         result = evaluate(
             ref,
             dataset,

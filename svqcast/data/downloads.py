@@ -38,21 +38,10 @@ from svqcast.data.catalog import WB2_HTTPS, get_entry
 from svqcast.data.entry import DatasetEntry
 from svqcast.errors import DataError, NetworkError, UsageError
 from svqcast.fsutil import atomic_dir, check_interrupted, classify_write_error, sha256_file
+from svqcast.progress import SILENT, Progress
 from svqcast.sources.remote_zarr import load, open_zarr
 
 CHUNK = 1 << 16
-
-
-class ProgressSink:
-    """Progress reporting interface (the CLI passes a Rich bar writing to stderr).
-
-    `start(name, total, done)` once, `advance(n)` per chunk, `finish()` at the end."""
-
-    def start(self, name: str, total: int | None, done: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
-
-    def finish(self) -> None: ...
 
 
 def check_mirror(mirror: str) -> str:
@@ -104,7 +93,7 @@ def remote_size(url: str) -> int | None:
 
 
 def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None = None, size: int | None = None,
-                  progress: ProgressSink | None = None) -> Path:
+                  progress: Progress | None = None) -> Path:
     """Fetch `url` to `dest` with resume and verification (see module docstring)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +106,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
         dest.unlink()  # damaged since: fetch again
     start = part.stat().st_size if part.is_file() else 0
     resp = _open(url, start)
-    sink = progress or ProgressSink()
+    sink = progress or SILENT
     total: int | None
     with resp:
         status = getattr(resp, "status", None) or resp.getcode()
@@ -136,11 +125,12 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
                 n = resp.headers.get("Content-Length")
                 total = int(n) if n is not None else None
                 mode = "wb"
-            sink.start(dest.name, total, start)
+            label = dest.name + (" (resuming)" if start else "")
+            sink.begin(dest.name, total, label=label, done=start, unit="bytes")
             try:
                 _stream(resp, part, mode, sink, url)
             finally:
-                sink.finish()
+                sink.end(dest.name)
     got = part.stat().st_size
     if total is not None and got != total:
         raise _network_error(url, f"got {got} of {total} bytes; run the command again to resume")
@@ -158,7 +148,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     return dest
 
 
-def _stream(resp: Any, part: Path, mode: str, sink: ProgressSink, url: str) -> None:
+def _stream(resp: Any, part: Path, mode: str, sink: Progress, url: str) -> None:
     """Copy the response into `.part`: a failed read is the network's fault (exit 4, resumable),
     a failed write the disk's (disk full, permissions: classified, never "network")."""
     with open(part, mode) as fh:
@@ -173,10 +163,7 @@ def _stream(resp: Any, part: Path, mode: str, sink: ProgressSink, url: str) -> N
                 fh.write(block)
             except OSError as exc:
                 raise (classify_write_error(exc, part) or exc) from None
-            sink.advance(len(block))
-
-
-# ---- archives -------------------------------------------------------------------------
+            sink.update(part.name.removesuffix(".part"), advance=len(block))
 
 
 # ---- what to fetch for each dataset ---------------------------------------------------
@@ -346,7 +333,7 @@ def folders_in_url_order(entry: DatasetEntry) -> list[str]:
     return out
 
 
-def run_plan(plan: DownloadPlan, *, progress: ProgressSink | None = None) -> list[Path]:
+def run_plan(plan: DownloadPlan, *, progress: Progress | None = None) -> list[Path]:
     """Execute a plan: fetch (resuming), verify, extract, clean up the archive."""
     done: list[Path] = []
     if plan.wb2_url is not None:

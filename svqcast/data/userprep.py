@@ -30,6 +30,7 @@ from svqcast.data.usercatalog import load_records, register
 from svqcast.data.userrecord import build_record
 from svqcast.errors import UsageError
 from svqcast.fsutil import atomic_dir, check_input, check_output, sha256_file
+from svqcast.progress import Progress, counted
 from svqcast.sources.calendars import TimeStep, infer_step, parse_step
 from svqcast.sources.formats import is_url
 from svqcast.sources.opener import open_source
@@ -44,10 +45,10 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
                  variables: list[str] | None = None, level: float | None = None, t_in: int | None = None,
                  t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
                  force: bool = False, log: Callable[[str], None] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Path:
+                 progress: Progress | None = None) -> Path:
     """Prepare `source` as user dataset `name` under `root`; return the store directory.
 
-    `progress(done, total)` is called after every chunk written, counting frames over all splits."""
+    `progress` counts the frames written over all splits, chunk by chunk."""
     say = log or (lambda _m: None)
     _check_name(name, root, force)
     check_output(root_dir(root) / name, overwrite=True, kind="dir")  # a file there, read-only root: exit 2
@@ -129,13 +130,13 @@ class _Range:
 
 
 def _write_splits(tmp: Path, name: str, src: Source, ranges: dict[str, tuple[int, int]],
-                  say: Callable[[str], None], progress: Callable[[int, int], None] | None = None) -> None:
+                  say: Callable[[str], None], progress: Progress | None = None) -> None:
     total, done = sum(b - a for a, b in ranges.values()), [0]
+    report = counted(progress, "prepare", total, "preparing (frames written)")
 
     def tick(frames: int) -> None:
         done[0] += frames
-        if progress is not None:
-            progress(done[0], total)
+        report(done[0])
 
     for split, (a, b) in ranges.items():
         layout = StoreLayout(dataset=name, split=split, dims=src.dims, coords=src.coords,

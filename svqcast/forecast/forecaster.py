@@ -13,7 +13,7 @@ back as input, and the output attributes say so.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from svqcast.errors import DataError, UsageError
 from svqcast.forecast.inputs import PreparedInput, prepare_input
 from svqcast.forecast.writer import build_forecast_dataset
 from svqcast.models.phase import cycle_of, needs_phase, phase_of
+from svqcast.progress import Progress, counted
 from svqcast.sources.leadtime import parse_lead_time, utc_now
 from svqcast.zoo.checkpoint import load_checkpoint
 from svqcast.zoo.hub import resolve_checkpoint, verify_checkpoint_integrity
@@ -124,7 +125,7 @@ class Forecaster:
 
     # ------------------------------------------------------------------ rollout
     def rollout(
-        self, frames: np.ndarray, steps: int, progress: Callable[[int, int], None] | None = None,
+        self, frames: np.ndarray, steps: int, progress: Progress | None = None,
         phases: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[int], int]:
         """Forecast `steps` frames from physical-unit `frames` (n, T_in, C, H, W).
@@ -133,7 +134,7 @@ class Forecaster:
         number of network calls). Frames are kept on an integer timeline (offset 0 = init);
         each call reads the frames at `anchor + rel_in` and writes `anchor + rel_out`,
         then the anchor moves to the last frame written. Observed frames are never
-        overwritten by forecasts. `progress(done, total)` counts (initialisation x network call).
+        overwritten by forecasts. `progress` counts (initialisation x network call).
         `phases` (n,): for a climatology-residual network, each initialisation time's index
         in its cycle (:meth:`phases_for`); it moves with the anchor.
         """
@@ -154,6 +155,7 @@ class Forecaster:
         dtype = param.dtype if param is not None else torch.float32
         self.net.eval()
         n_calls = -(-steps // max(1, int(rel_out.max())))  # the anchor moves by max(rel_out) per call
+        tick = counted(progress, "predict", n_calls * x.shape[0], "forecasting (initialisations x steps)")
         while len(leads) < steps:
             missing = [int(anchor + r) for r in rel_in if int(anchor + r) not in timeline]
             if missing:
@@ -172,9 +174,7 @@ class Forecaster:
                     if isinstance(y, (tuple, list)):
                         y = y[0]
                     outs.append(y.detach().float().cpu().numpy())
-                    if progress is not None:
-                        progress(min(calls, n_calls - 1) * inp.shape[0] + len(inp[: b + self.batch_size]),
-                                 n_calls * inp.shape[0])
+                    tick(min(calls, n_calls - 1) * inp.shape[0] + len(inp[: b + self.batch_size]))
             out = np.concatenate(outs, axis=0)
             calls += 1
             if out.shape[1] != rel_out.size or out.shape[2:] != inp.shape[2:]:
@@ -221,7 +221,7 @@ class Forecaster:
         *,
         history: str | None = None,
         prepared: PreparedInput | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> Any:
         """Forecast from `ds` (xarray Dataset/DataArray or a file path): a CF-1.8 Dataset.
 

@@ -48,11 +48,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from svqcast.config import parse_overrides
+from svqcast.config import parse_overrides, typed_config
 from svqcast.errors import DataError, SvqcastError, UsageError
 from svqcast.models.simvp import ReturnsAux
+from svqcast.progress import Progress
 from svqcast.training import distributed as D
-from svqcast.training.runlog import ProgressSink
+from svqcast.training.runlog import epoch_line
 from svqcast.training.setup import (
     PRECISIONS,
     LossFn,
@@ -86,7 +87,7 @@ def train(
     precision: str | None = None,
     seed: int | None = None,
     deterministic: bool | None = None,
-    progress: str | ProgressSink = "auto",
+    progress: str | Progress | None = "auto",
     datasets: tuple[Dataset, Dataset] | None = None,
     model_fn: ModelFn | None = None,
 ) -> Path:
@@ -97,7 +98,7 @@ def train(
     ``train.epochs``; ``resume="auto"`` then continues. ``precision``, ``seed``,
     ``deterministic`` and ``dataset`` are shortcuts for the config keys
     ``train.precision``, ``train.seed``, ``train.deterministic`` and ``data.dataset``.
-    ``progress`` is ``auto``/``plain`` (lines on stderr), ``none``, or a ``ProgressSink``.
+    ``progress`` is ``auto``/``plain`` (lines on stderr), ``none``, or a :class:`svqcast.progress.Progress`.
     ``datasets=(train, val)`` and ``model_fn`` replace the catalog datasets and the model
     factory (custom data, tests).
     """
@@ -116,15 +117,15 @@ def train(
         merged.update(parse_overrides(overrides))
     merged.update(shortcuts)
     cfg, run, resuming = resolve_run(config, merged or None, run_dir, resume)
-    tc = cfg["train"]
-    prec = str(tc.get("precision", "32"))
+    tc = typed_config(cfg).train
+    prec = tc.precision
     if prec not in PRECISIONS:
         raise UsageError(f"train.precision: '{prec}' is not one of {', '.join(PRECISIONS)}")
-    loss_fn = criterion(str(tc.get("loss", "mae")).lower())
-    if str(tc.get("optimizer", "adam")).lower() != "adam":
-        raise UsageError(f"train.optimizer: only 'adam' (the official recipe) is supported, got '{tc['optimizer']}'")
+    loss_fn = criterion(tc.loss.lower())
+    if tc.optimizer.lower() != "adam":
+        raise UsageError(f"train.optimizer: only 'adam' (the official recipe) is supported, got '{tc.optimizer}'")
 
-    env = D.init_distributed(str(tc.get("device", "auto")))
+    env = D.init_distributed(tc.device)
     try:
         trainer = setup_trainer(cfg, run, resuming, env, loss_fn, prec, progress, datasets, model_fn)
         return _fit(trainer, max_epochs)
@@ -137,12 +138,14 @@ def train(
 
 def _fit(t: Trainer, max_epochs: int | None) -> Path:
     """Epochs until the schedule ends, early stopping, ``max_epochs`` or Ctrl-C."""
-    epochs = int(t.tc["epochs"])
+    epochs = t.tc.epochs
     stop_at = min(epochs, max_epochs) if max_epochs is not None else epochs
     if t.progress.finished:
         t.bar.message(f"{t.run}: training already finished ({t.progress.stop_reason}); nothing to do")
         return t.run
-    t.bar.start(t.progress.epoch, epochs)
+    t.bar.begin("epochs", epochs, done=t.progress.epoch)
+    if t.progress.epoch:
+        t.bar.message(f"resuming at epoch {t.progress.epoch + 1}/{epochs}")
     try:
         with StopFlag() as stop:
             while t.progress.epoch < stop_at:
@@ -186,10 +189,10 @@ def train_step(
     with autocast(t.env.device, t.precision):
         pred, aux = forward(t.net, x, phase)
     loss = t.loss_fn(pred.float(), y)
-    total = loss + float(t.tc.get("aux_loss_weight", 1.0)) * aux.float() if aux is not None else loss
+    total = loss + t.tc.aux_loss_weight * aux.float() if aux is not None else loss
     t.optimizer.zero_grad(set_to_none=True)
     total.backward()
-    clip = float(t.tc.get("clip_grad", 0.0))
+    clip = t.tc.clip_grad
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(t.model.parameters(), clip)
     t.optimizer.step()
@@ -208,9 +211,9 @@ def train_epoch(t: Trainer, stop: StopFlag, t0: float) -> float:
         p.partial_loss_sum = p.partial_aux_sum = 0.0
         p.partial_samples = 0
     lr = t.schedule.current_lr()
-    t.bar.start_epoch(p.epoch, t.steps_per_epoch, lr)
+    t.bar.begin("steps", t.steps_per_epoch, label=f"epoch {p.epoch + 1}", done=p.batch_in_epoch, info=f"lr {lr:.3g}")
     if p.batch_in_epoch:
-        t.bar.log(p.batch_in_epoch, p.partial_loss_sum / max(1, p.partial_samples))
+        t.bar.update("steps", p.batch_in_epoch, info=f"loss {p.partial_loss_sum / max(1, p.partial_samples):.5f}")
     # Running sums of (loss, aux) * samples stay on the device, in float64: the same
     # arithmetic as Python floats, so means are bit-identical to summing on the host, but
     # a step never waits for the device. The host reads them only at log points.
@@ -226,11 +229,11 @@ def train_epoch(t: Trainer, stop: StopFlag, t0: float) -> float:
         step_aux = aux.detach().double() if aux is not None else sums.new_zeros(())
         sums += torch.stack([total.detach().double(), step_aux]) * n
         p.step, p.batch_in_epoch, p.partial_samples = p.step + 1, p.batch_in_epoch + 1, p.partial_samples + n
-        t.bar.step(p.batch_in_epoch)
+        t.bar.update("steps", p.batch_in_epoch)
         at_log = p.batch_in_epoch % t.log_every == 0 or p.batch_in_epoch >= t.steps_per_epoch
         if at_log:  # host synchronisation: copy the sums, check them, report
             checked = _sync_and_check(t, sums, checked)
-            t.bar.log(p.batch_in_epoch, float(total.detach()))
+            t.bar.update("steps", p.batch_in_epoch, info=f"loss {float(total.detach()):.5f}")
         # one process reads its own flag every step; ranks agree on it only at log points
         if (at_log or not t.env.distributed) and D.any_rank(stop.raised, t.env):
             p.partial_seconds = time.perf_counter() - t0
@@ -271,12 +274,12 @@ def _non_finite(t: Trainer, checked: int) -> SvqcastError:
 
 def validate(t: Trainer) -> float:
     """The validation loss of the current weights; a non-finite value stops training."""
-    max_val = int(t.tc.get("max_val_steps", 0))
-    aux_w = float(t.tc.get("aux_loss_weight", 1.0))
+    max_val = t.tc.max_val_steps
+    aux_w = t.tc.aux_loss_weight
     val_loss = evaluate_loss(t.net, t.val_loader, t.loss_fn, aux_w, t.env, t.precision, max_val)
     if math.isfinite(val_loss):
         return val_loss
-    size = int(t.tc.get("val_batch_size", t.batch))
+    size = t.tc.val_batch_size
     indices = list(range(t.env.rank, len(t.val_ds), t.env.world_size))  # type: ignore[arg-type]
     for i in indices[: max_val * size] if max_val > 0 else indices:
         if not all(bool(torch.isfinite(v).all()) for v in t.val_ds[i]):
@@ -292,7 +295,7 @@ def validate(t: Trainer) -> float:
 
 def end_epoch(t: Trainer, lr: float, val_loss: float, t0: float) -> bool:
     """Metrics row, early stopping, checkpoints and trainer state; True when finished."""
-    p, env, epoch, epochs = t.progress, t.env, t.progress.epoch, int(t.tc["epochs"])
+    p, env, epoch, epochs = t.progress, t.env, t.progress.epoch, t.tc.epochs
     loss_sum, aux_sum, n_seen = D.all_reduce_sum([p.partial_loss_sum, p.partial_aux_sum, float(p.partial_samples)], env)
     seconds = time.perf_counter() - t0
     is_best = t.early.update(val_loss, epoch)
@@ -316,7 +319,9 @@ def end_epoch(t: Trainer, lr: float, val_loss: float, t0: float) -> bool:
         save_checkpoint(t.run / "last", t.model, t.cfg, t.spec_dict, prov,
                         card=model_card(t.cfg, prov, "last epoch", t.spec_dict))
         t.runlog.append(row)
-    t.bar.end_epoch(row)
+    t.bar.end("steps")
+    t.bar.message(epoch_line(row, t.tc.epochs))
+    t.bar.update("epochs", int(row["epoch"]) + 1)
     _save_state(t)
     if p.finished:
         t.bar.message(f"{p.stop_reason}; best val_loss {t.early.best:.5f} at epoch {t.early.best_epoch + 1}")

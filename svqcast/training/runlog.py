@@ -5,8 +5,8 @@
   never leaves a torn line, and a resumed run drops rows of epochs it is about to redo.
 * TensorBoard scalars under ``RUN/tensorboard/`` when ``train.tensorboard = true``
   (needs the ``tensorboard`` extra).
-* Progress through an injected :class:`ProgressSink`: plain log lines on stderr here
-  (CI logs, ``nohup``), nothing with ``progress="none"``; the CLI injects Rich bars.
+* :func:`epoch_line`, the one-line epoch summary that training reports through its
+  :class:`svqcast.progress.Progress` (plain lines, Rich bars or nothing).
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ import csv
 import io
 import json
 import math
-import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from svqcast.errors import MissingExtraError, UsageError
+from svqcast.errors import MissingExtraError
 from svqcast.fsutil import atomic_write_text
 
 COLUMNS = (
@@ -101,37 +99,6 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _fmt_seconds(sec: float) -> str:
-    sec = int(round(sec))
-    h, rem = divmod(sec, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
-
-
-class ProgressSink:
-    """Where training reports progress; this base class is silent (``progress="none"``,
-    ranks > 0). The CLI injects a Rich implementation (svqcast/cli/progress.py), so the
-    library never imports Rich.
-
-    ``step`` is called after every optimizer step and must stay cheap; ``log`` only at the
-    loop's log points, where the loss has already been copied to the host.
-    """
-
-    def start(self, first_epoch: int, epochs: int) -> None: ...
-
-    def start_epoch(self, epoch: int, steps: int, lr: float) -> None: ...
-
-    def step(self, done: int) -> None: ...
-
-    def log(self, done: int, loss: float) -> None: ...
-
-    def end_epoch(self, row: Mapping[str, Any]) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
     """The one-line summary of a finished epoch (plain and Rich progress print it)."""
     val = row.get("val_loss")
@@ -143,62 +110,3 @@ def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
     )
 
 
-class PlainProgress(ProgressSink):
-    """Timestamped lines on stderr: one per epoch, plus a few within long epochs."""
-
-    def __init__(self, stream: Any = None, lines_per_epoch: int = 4) -> None:
-        self.stream = stream or sys.stderr
-        self.lines_per_epoch = lines_per_epoch
-        self.epochs = 0
-        self._steps = 0
-        self._epoch = 0
-        self._next_line = 0
-        self._t0 = time.perf_counter()
-
-    def _print(self, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        print(f"[{stamp}] {text}", file=self.stream, flush=True)
-
-    def start(self, first_epoch: int, epochs: int) -> None:
-        self.epochs = epochs
-        if first_epoch:
-            self._print(f"resuming at epoch {first_epoch + 1}/{epochs}")
-
-    def start_epoch(self, epoch: int, steps: int, lr: float) -> None:
-        self._epoch, self._steps, self._t0 = epoch, steps, time.perf_counter()
-        self._next_line = max(1, steps // self.lines_per_epoch)
-
-    def log(self, done: int, loss: float) -> None:
-        if done < self._next_line or done >= self._steps:
-            return
-        every = max(1, self._steps // self.lines_per_epoch)
-        self._next_line = (done // every + 1) * every
-        elapsed = time.perf_counter() - self._t0
-        eta = elapsed / done * (self._steps - done)
-        self._print(
-            f"epoch {self._epoch + 1}/{self.epochs} step {done}/{self._steps} "
-            f"loss {loss:.5f} eta {_fmt_seconds(eta)}"
-        )
-
-    def end_epoch(self, row: Mapping[str, Any]) -> None:
-        self._print(epoch_line(row, self.epochs))
-
-    def message(self, text: str) -> None:
-        self._print(text)
-
-
-def make_progress(kind: str | ProgressSink = "auto", enabled: bool = True) -> ProgressSink:
-    """A sink for ``kind``: ``auto``/``plain`` (lines on stderr), ``none``, or a
-    :class:`ProgressSink` instance (e.g. the CLI's Rich bars), used as given."""
-    if not enabled:
-        return ProgressSink()
-    if isinstance(kind, ProgressSink):
-        return kind
-    if kind == "none":
-        return ProgressSink()
-    if kind in ("auto", "plain"):
-        return PlainProgress()
-    raise UsageError(
-        f"progress={kind!r}: choose auto, plain or none, or pass a ProgressSink "
-        "(the CLI's `progress` rich passes svqcast.cli.progress.RichProgress)"
-    )

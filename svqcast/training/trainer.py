@@ -7,8 +7,9 @@ The loop itself (`svqcast.training.loop`) only steps, validates and saves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from svqcast._version import __version__
-from svqcast.config import Config
+from svqcast.config import Config, typed_config
+from svqcast.config_schema import TrainConfig
 from svqcast.data.climatology import PhaseDataset, fill_climatology
 from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import atomic_write_text
 from svqcast.models.fastpath import compile_model, prepare_model
 from svqcast.models.phase import cycle_of, needs_phase
+from svqcast.progress import Progress as Reporter
+from svqcast.progress import resolve_progress
 from svqcast.training import distributed as D
-from svqcast.training.runlog import ProgressSink, RunLog, make_progress
+from svqcast.training.runlog import RunLog
 from svqcast.training.schedules import Schedule, build_schedule
 from svqcast.training.setup import (
     LossFn,
@@ -78,13 +82,14 @@ class Trainer:
     progress: Progress
     early: EarlyStopping
     runlog: RunLog
-    bar: ProgressSink
+    bar: Reporter  # where the run reports (svqcast.progress)
     provenance: dict[str, Any]
     spec_dict: dict[str, Any]
 
-    @property
-    def tc(self) -> Mapping[str, Any]:
-        return self.cfg["train"]
+    @cached_property
+    def tc(self) -> TrainConfig:
+        """`[train]`, typed and complete (`_defaults.toml` merged under it)."""
+        return typed_config(self.cfg).train
 
 
 def load_data(cfg: Config, env: D.DistEnv, datasets: tuple[Dataset, Dataset] | None) -> tuple[Dataset, Dataset]:
@@ -102,11 +107,11 @@ def load_data(cfg: Config, env: D.DistEnv, datasets: tuple[Dataset, Dataset] | N
 
 
 def make_loaders(
-    tc: Mapping[str, Any], env: D.DistEnv, train_ds: Dataset, val_ds: Dataset
+    tc: TrainConfig, env: D.DistEnv, train_ds: Dataset, val_ds: Dataset
 ) -> tuple[DistributedSampler, SkipSampler, DataLoader, DataLoader]:
     """One DataLoader per split for the whole run: workers persist across epochs (the
     sampler is re-seeded per epoch in place), pinned memory feeds a GPU asynchronously."""
-    seed, batch, workers = int(tc.get("seed", 42)), int(tc["batch_size"]), int(tc.get("num_workers", 0))
+    seed, batch, workers = tc.seed, tc.batch_size, tc.num_workers
     base: DistributedSampler = DistributedSampler(
         train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=seed, drop_last=True
     )
@@ -124,7 +129,7 @@ def make_loaders(
         generator=torch.Generator().manual_seed(seed), **common,
     )
     val_loader = DataLoader(
-        val_ds, batch_size=int(tc.get("val_batch_size", batch)),
+        val_ds, batch_size=tc.val_batch_size,
         sampler=list(range(env.rank, len(val_ds), env.world_size)),  # type: ignore[arg-type]
         generator=torch.Generator().manual_seed(seed), **common,
     )
@@ -148,43 +153,41 @@ def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor |
 
 def setup_trainer(
     cfg: Config, run: Path, resuming: bool, env: D.DistEnv, loss_fn: LossFn, prec: str,
-    progress_kind: str | ProgressSink, datasets: tuple[Dataset, Dataset] | None, model_fn: ModelFn | None,
+    progress_kind: str | Reporter | None, datasets: tuple[Dataset, Dataset] | None, model_fn: ModelFn | None,
 ) -> Trainer:
     """Seed, open the data, build model, optimizer and schedule, restore a resumed run."""
-    tc = cfg["train"]
-    if int(tc.get("num_threads", 0)) > 0:
-        torch.set_num_threads(int(tc["num_threads"]))
-    set_deterministic(bool(tc.get("deterministic", False)))
-    seed_everything(int(tc.get("seed", 42)))
+    tc = typed_config(cfg).train
+    if tc.num_threads > 0:
+        torch.set_num_threads(tc.num_threads)
+    set_deterministic(tc.deterministic)
+    seed_everything(tc.seed)
     train_ds, val_ds = load_data(cfg, env, datasets)
     spec = getattr(train_ds, "spec", None)  # catalog datasets carry their DataSpec
     model = (model_fn or default_model_fn)(cfg).to(env.device)
-    prepare_model(model, prec, tc.get("channels_last", "auto"), env.device)  # layout only; fp32 weights
+    prepare_model(model, prec, tc.channels_last, env.device)  # layout only; fp32 weights
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
         spec = spec.for_network(int(getattr(model, "stride", 1)))
     spec_dict = spec.to_dict() if spec is not None else {}
     sampler, skip, train_loader, val_loader = make_loaders(tc, env, *with_phase(model, train_ds, val_ds))
-    steps = len(sampler) // int(tc["batch_size"])
-    if int(tc.get("max_steps_per_epoch", 0)) > 0:
-        steps = min(steps, int(tc["max_steps_per_epoch"]))
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=float(tc["lr"]), weight_decay=float(tc.get("weight_decay", 0.0))
-    )
+    steps = len(sampler) // tc.batch_size
+    if tc.max_steps_per_epoch > 0:
+        steps = min(steps, tc.max_steps_per_epoch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     schedule = build_schedule(optimizer, tc, steps)
-    progress, early = Progress(), EarlyStopping(patience=int(tc.get("patience", 0)))
+    progress, early = Progress(), EarlyStopping(patience=tc.patience)
     if resuming:
         progress, early = restore_state(run, model, optimizer, schedule)
-    net = D.wrap_model(model, env, sync_batchnorm=bool(tc.get("sync_batchnorm", False)))
-    net = compile_model(net, bool(tc.get("compile", False)))  # `model` stays the uncompiled module for state
-    runlog = RunLog(run, tensorboard=bool(tc.get("tensorboard", False)), enabled=env.is_main)
+    net = D.wrap_model(model, env, sync_batchnorm=tc.sync_batchnorm)
+    net = compile_model(net, tc.compile)  # `model` stays the uncompiled module for state
+    runlog = RunLog(run, tensorboard=tc.tensorboard, enabled=env.is_main)
     if env.is_main:
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "config.json", json.dumps(cfg, indent=2) + "\n")
         runlog.load_existing(before_epoch=progress.epoch)
     return Trainer(
         cfg, run, env, model, net, optimizer, schedule, loss_fn, prec, train_ds, sampler, skip, train_loader,
-        val_ds, val_loader, int(tc["batch_size"]), steps, max(1, min(MAX_LOG_INTERVAL, steps // LOGS_PER_EPOCH)),
-        progress, early, runlog, make_progress(progress_kind, enabled=env.is_main),
+        val_ds, val_loader, tc.batch_size, steps, max(1, min(MAX_LOG_INTERVAL, steps // LOGS_PER_EPOCH)),
+        progress, early, runlog, resolve_progress(progress_kind, enabled=env.is_main),
         run_provenance(cfg, env, train_ds, val_ds, spec_dict, prec), spec_dict,
     )
 
@@ -207,7 +210,7 @@ def run_provenance(
     if not env.is_main:
         return {}
     return {
-        "seed": int(cfg["train"].get("seed", 42)),
+        "seed": typed_config(cfg).train.seed,
         "git_commit": git_commit(),
         **data_provenance(train_ds, spec_dict),
         "dataset": cfg["data"]["dataset"],

@@ -21,7 +21,7 @@ exactly the quantities of the official ``metric()``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from svqcast.config import typed_config
 from svqcast.data import get_split_dataset
 from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
 from svqcast.errors import DataError, MissingExtraError, UsageError
@@ -38,6 +39,7 @@ from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.models.quantizers.base import Quantizer
 from svqcast.models.quantizers.diagnostics import HasCodeWeights, svq_diagnostics
 from svqcast.models.simvp import ReturnsAux
+from svqcast.progress import Progress, counted
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
 from svqcast.verify.metrics import OpenSTLScores, WB2Scores, spatial_weights
@@ -159,22 +161,21 @@ def _open_split(
 ) -> _Split:
     """The split of `dataset` (default: the checkpoint's) for the model's T_in / T_out."""
 
-    cfg = meta.get("config") or {}
-    name = dataset or (meta.get("data_spec") or {}).get("dataset") or cfg.get("data", {}).get("dataset")
+    cfg = typed_config(meta["config"])  # checked when the checkpoint was read; defaults merged
+    name = dataset or (meta.get("data_spec") or {}).get("dataset") or cfg.data.dataset
     if not name:
         raise UsageError(f"{ckpt}: the checkpoint does not name its dataset; pass `dataset`")
-    mcfg = cfg["model"]
-    t_in = int(mcfg["in_shape"][0])
-    t_out = int(mcfg.get("out_frames", t_in))
-    kwargs: dict[str, Any] = {"t_in": t_in, "t_out": t_out, "root": root or cfg.get("data", {}).get("root") or None}
+    in_shape = list(cfg.model.in_shape)
+    t_in, t_out = in_shape[0], cfg.model.out_frames
+    kwargs: dict[str, Any] = {"t_in": t_in, "t_out": t_out, "root": root or cfg.data.root or None}
     if official_validation:
         kwargs["official_validation"] = True
     ds = get_split_dataset(name, split, **kwargs)
     if len(ds) == 0:
         raise DataError(f"{name}/{split}: no samples for T_in={t_in}, T_out={t_out}")
     x0, _ = ds[0]
-    if list(x0.shape) != [int(v) for v in mcfg["in_shape"]]:
-        raise UsageError(f"{ckpt}: the model expects clips {list(mcfg['in_shape'])}, {name} gives {list(x0.shape)}")
+    if list(x0.shape) != in_shape:
+        raise UsageError(f"{ckpt}: the model expects clips {in_shape}, {name} gives {list(x0.shape)}")
     notes: list[str] = []
     trained = meta.get("data_spec") or {}
     if trained.get("dataset") == name and trained.get("mean") is not None:
@@ -247,14 +248,15 @@ def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
 
 def _score_batches(
     model: torch.nn.Module, dev: torch.device, sp: _Split, sc: _Scores, probe: _QuantizerProbe,
-    batch_size: int, max_batches: int | None, progress: Callable[[int, int], None] | None = None,
+    batch_size: int, max_batches: int | None, progress: Progress | None = None,
 ) -> None:
-    """One pass over the split: the model's, persistence's and climatology's scores;
-    `progress(done, total)` after each batch."""
+    """One pass over the split: the model's, persistence's and climatology's scores, reporting
+    batches to `progress`."""
 
     loader = DataLoader(_Indexed(sp.ds), batch_size=batch_size, shuffle=False)
     total = len(loader) if max_batches is None else min(len(loader), max_batches)
     phases = PhaseDataset(sp.ds, cycle_of(model)).phases if needs_phase(model) else None
+    tick = counted(progress, "evaluate", total, "scoring batches")
     with torch.no_grad():
         for b, (x, y, idx) in enumerate(loader):
             if max_batches is not None and b >= max_batches:
@@ -271,8 +273,7 @@ def _score_batches(
             sc.samples += int(x.shape[0])
             if sc.clim is not None:
                 _score_references(sp, sc, x, y, idx, pred)
-            if progress is not None:
-                progress(b + 1, total)
+            tick(b + 1)
 
 
 def _score_references(sp: _Split, sc: _Scores, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
@@ -370,7 +371,7 @@ def evaluate(
     max_batches: int | None = None,
     lpips: bool | None = None,
     official_validation: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score checkpoint `ref` on `split` of `dataset` (default: the dataset it was trained on).
 
@@ -388,7 +389,7 @@ def evaluate(
     model = model.to(dev).eval()
     sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes))
     probe = _QuantizerProbe(model)
-    bs = int(batch_size or (meta.get("config") or {}).get("train", {}).get("val_batch_size", 16))
+    bs = int(batch_size or typed_config(meta["config"]).train.val_batch_size)
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
     result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
     q = probe.report()

@@ -28,6 +28,7 @@ import numpy as np
 from svqcast.errors import DataError, UsageError
 from svqcast.forecast.inputs import squeeze_extra
 from svqcast.fsutil import atomic_path, check_output
+from svqcast.progress import Progress, counted
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.lexicon import resolve_variables
@@ -36,8 +37,6 @@ from svqcast.sources.timeaxis import iso_duration, time_axis_of
 from svqcast.units import convert_units
 from svqcast.verify.metrics import lat_weights, psnr_frames, ssim_frames
 from svqcast.verify.plot import FIGURE_FORMATS, _pyplot
-
-Progress = Callable[[int, int], None]  # (done, total) initialisations
 
 
 @dataclass
@@ -316,15 +315,14 @@ def _missing_note(run: _Run) -> str | None:
 
 
 def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[str, str], notes: list[str],
-                    progress: Progress | None, offset: int, total: int) -> dict[str, Any]:
+                    tick: Callable[[int], None], offset: int) -> dict[str, Any]:
     truth = _open_truth(tds, var, fv, srcs[0], notes)
     clim = _open_clim(cds, var, fv, srcs[1], notes) if cds is not None else None
     shape = (fv.inits.size, fv.leads.size)
     run = _Run(fv, var, truth, clim, _weights(fv), notes, _Sums.empty(shape), _Sums.empty(shape))
     for i in range(fv.inits.size):
         run.score_init(i)
-        if progress is not None:
-            progress(offset + i + 1, total)
+        tick(offset + i + 1)
     if not np.isfinite(run.model.mse).any():
         raise DataError(
             f"{srcs[0]}: covers none of the forecast's valid times for '{var}' "
@@ -361,7 +359,7 @@ def score_forecast(
 
     Returns a JSON-ready dict: ``variables`` -> {``per_lead``, ``overall``,
     ``references.persistence``, missing counts}, plus ``notes`` on everything adapted.
-    `progress(done, total)` is called after each (variable, initialisation).
+    `progress` counts (variable, initialisation) pairs.
     """
     import xarray as xr
 
@@ -373,7 +371,8 @@ def score_forecast(
             str(climatology) if climatology is not None and not isinstance(climatology, xr.Dataset) else "climatology")
     notes = list(fv.notes)
     total = len(fv.data) * fv.inits.size
-    results = {var: _score_variable(fv, var, tds, cds, srcs, notes, progress, k * fv.inits.size, total)
+    tick = counted(progress, "score", total, "scoring initialisations")
+    results = {var: _score_variable(fv, var, tds, cds, srcs, notes, tick, k * fv.inits.size)
                for k, var in enumerate(fv.data)}
     return {
         "forecast": fv.source,
