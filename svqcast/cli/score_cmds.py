@@ -84,7 +84,8 @@ def _score(
 
     Example: svqcast score forecast.nc --truth era5.nc --format json
     """
-    from svqcast.verify.scoring import check_plot_target, plot_scores, score_forecast
+    from svqcast.verify.figures import check_plot_target, plot_scores
+    from svqcast.verify.scoring import score_forecast
 
     if plot is not None:
         check_plot_target(plot, overwrite=overwrite, inputs=[forecast, truth])

@@ -44,6 +44,8 @@ class ForecastView:
     x: np.ndarray
     latlon: bool
     notes: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)  # the file's global attributes
+    handle: Any = None  # the opened Dataset, closed by `close`
 
     @property
     def calendar(self) -> bool:
@@ -53,6 +55,15 @@ class ForecastView:
         if not np.issubdtype(self.leads.dtype, np.timedelta64):
             return [None] * self.leads.size
         return [float(v / np.timedelta64(1, "s")) for v in self.leads]
+
+    @property
+    def model(self) -> str:
+        """The model that wrote the file, when svqcast did."""
+        return str(self.attrs.get("svqcast_model", ""))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
     def units(self, name: str) -> str | None:
         value = self.data[name].attrs.get("units")
@@ -157,7 +168,7 @@ def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] |
     x = np.asarray(ds[xdim].values) if xdim in ds.coords else np.arange(ds.sizes[xdim])
     if axis.is_datetime != np.issubdtype(leads.dtype, np.timedelta64):
         raise DataError(f"{src}: initialisation times and lead times disagree (one is a calendar, one is not)")
-    return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes))
+    return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes), dict(ds.attrs), ds)
 
 
 __all__ = ["ForecastView", "open_forecast"]

@@ -17,27 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.spec import DataSpec
-from svqcast.errors import DataError, MissingExtraError, UsageError
-from svqcast.forecast.inputs import prepare_input
+from svqcast.errors import UsageError
 from svqcast.fsutil import DEVNULL, atomic_path, check_input, check_output
-from svqcast.sources.grid import time_dims
-from svqcast.sources.opener import open_dataset
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise MissingExtraError("svqcast plot", "plot", "matplotlib") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-#: Figure formats matplotlib's Agg/PDF/SVG/PS backends write; checked before any rendering.
-FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+from svqcast.sources.forecast_files import ForecastView, open_forecast
+from svqcast.verify.figures import FIGURE_FORMATS, pyplot
+from svqcast.verify.scoring import area_weights, init_scores
 
 
 def _check_targets(output: Path, animate: Path | None, overwrite: bool, inputs: Sequence[Any]) -> None:
@@ -90,49 +74,6 @@ def _select_leads(hours: np.ndarray, wanted: Sequence[str] | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)}) if n > 1 else [0]
 
 
-def _lat_weights(ds: Any, shape: tuple[int, int]) -> np.ndarray:
-    if "lat" in ds.coords:
-        w = np.cos(np.deg2rad(ds["lat"].values.astype(np.float64)))
-        w = w / w.mean()
-        return np.broadcast_to(w[:, None], shape)
-    return np.ones(shape)
-
-
-def _truth_frames(truth: Path, fc: Any, var: str, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Truth on the forecast grid at the valid times it covers: (frames (n, H, W), mask of leads)."""
-
-    tds = open_dataset(truth)
-    names = [str(v) for v in tds.data_vars]
-    tdim = None
-    for name in names:
-        dims = time_dims(tds[name])
-        if dims:
-            tdim = dims[0]
-            break
-    if tdim is None or tdim not in tds.coords:
-        raise DataError(f"{truth}: no time coordinate; truth must cover the forecast's valid times")
-    have = set(np.asarray(tds[tdim].values).astype("datetime64[ns]").tolist())
-    mask = np.array([v in have for v in valid.astype("datetime64[ns]").tolist()])
-    if not mask.any():
-        raise DataError(
-            f"{truth}: covers none of the forecast's valid times ({str(valid[0])[:16]} .. {str(valid[-1])[:16]})"
-        )
-    covered = valid[mask].astype("datetime64[ns]")
-    # one "frame" = the gcd of the valid-time spacings, so every covered time is an offset
-    step_ns = int(np.gcd.reduce(np.diff(covered).astype(np.int64))) if covered.size > 1 else 3_600_000_000_000
-    offsets = ((covered - covered[-1]).astype(np.int64) // step_ns).tolist()
-    dims = ["lat", "lon"] if "lat" in fc.coords else ["y", "x"]
-    # a reading spec for the truth file: the forecast's grid and the covered valid times
-    spec = DataSpec(
-        dataset="truth", kind="weather", variables=[var], units=[fc[var].attrs.get("units", "")],
-        channel_names=[var], dims=dims, coords={d: fc[d].values.tolist() for d in dims},
-        time_step_seconds=step_ns / 1e9, t_in=len(offsets), t_out=1, mean=[0.0], std=[1.0],
-        idx_in=offsets, idx_out=[1],
-    )
-    prep = prepare_input(truth, spec, init_time=covered[-1])
-    return prep.frames[0, :, 0], mask
-
-
 @dataclass
 class _Frames:
     """What the figure shows: forecast (L, H, W), optional truth on the same grid, axes."""
@@ -148,29 +89,10 @@ class _Frames:
     weights: np.ndarray
     truth: np.ndarray | None = None
     mask: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per-lead scores from svqcast.verify.scoring
 
 
-def _open_forecast(file: str | os.PathLike[str], var: str | None) -> tuple[Any, str]:
-    import xarray as xr
-
-    try:
-        fc = xr.open_dataset(file)
-    except FileNotFoundError:
-        raise DataError(f"{file}: no such file") from None
-    except Exception as exc:
-        raise DataError(f"{file}: cannot read as netCDF ({' '.join(str(exc).split())[:160]})") from None
-    names = [str(v) for v in fc.data_vars]
-    if not names:
-        raise DataError(f"{file}: no data variables")
-    var = var or names[0]
-    if var not in fc:
-        raise UsageError(f"`var` {var}: not in {file} (it has {', '.join(names)})")
-    if "lead_time" not in fc[var].dims:
-        raise DataError(f"{file}: '{var}' has no lead_time dimension; is it a svqcast forecast?")
-    return fc, var
-
-
-def pick_init(fc: Any, var: str, init_time: str | None, file: Any) -> tuple[int, list[str]]:
+def pick_init(fv: ForecastView, init_time: str | None, file: Any) -> tuple[int, list[str]]:
     """Index of the initialisation to plot, and a note when the file holds several.
 
     A multi-initialisation file used to be plotted (and scored) at its first time without a
@@ -178,68 +100,52 @@ def pick_init(fc: Any, var: str, init_time: str | None, file: Any) -> tuple[int,
     """
     import pandas as pd
 
-    if "time" not in fc[var].dims or "time" not in fc.coords:
-        if init_time is not None:
-            raise UsageError(f"`init_time`: {file} has a single unnamed initialisation; drop `init_time`")
-        return 0, []
-    times = np.asarray(fc["time"].values).astype("datetime64[ns]")
+    times = fv.inits
     span = f"{str(times[0])[:16]} .. {str(times[-1])[:16]}"
     if init_time is None:
         notes = [] if times.size == 1 else [
             f"{file} holds {times.size} initialisations ({span}); plotting the first, "
             "choose another with `init_time`"]
         return 0, notes
-    try:
-        wanted = pd.Timestamp(init_time).to_datetime64().astype("datetime64[ns]")
-    except (ValueError, TypeError):
-        raise UsageError(f"`init_time`: cannot parse '{init_time}' (e.g. 2019-03-29T00:00)") from None
-    hits = np.flatnonzero(times == wanted)
+    if not fv.calendar:
+        try:
+            hits = np.flatnonzero(times == int(init_time))
+        except ValueError:
+            raise UsageError(f"`init_time`: {file} counts frames; give a frame index, not '{init_time}'") from None
+    else:
+        try:
+            wanted = pd.Timestamp(init_time).to_datetime64().astype("datetime64[ns]")
+        except (ValueError, TypeError):
+            raise UsageError(f"`init_time`: cannot parse '{init_time}' (e.g. 2019-03-29T00:00)") from None
+        hits = np.flatnonzero(times == wanted)
     if hits.size == 0:
         raise UsageError(f"`init_time` {init_time}: not in {file} (it holds {times.size} from {span})")
     return int(hits[0]), []
 
 
-def _frames(fc: Any, var: str, init_index: int) -> _Frames:
-    da = fc[var]
-    if "time" in da.dims:
-        da = da.isel(time=init_index)
-    values = np.asarray(da.transpose("lead_time", ...).values, dtype=np.float64)  # (L, H, W)
-    lat_name = "lat" if "lat" in fc.coords else ("y" if "y" in fc.coords else None)
-    lon_name = "lon" if "lon" in fc.coords else ("x" if "x" in fc.coords else None)
-    init = fc["time"].values[init_index] if "time" in fc.coords and fc["time"].ndim == 1 else None
-    hours = _hours(np.asarray(fc["lead_time"].values))
+def _frames(fv: ForecastView, var: str, init_index: int) -> _Frames:
+    values = np.asarray(fv.data[var][init_index].values, dtype=np.float64)  # (L, H, W), any layout
+    hours = _hours(fv.leads)
+    init = fv.inits[init_index]
     return _Frames(
-        var=var, units=da.attrs.get("units", ""), values=values, hours=hours,
-        xs=fc[lon_name].values if lon_name else np.arange(values.shape[2]),
-        ys=fc[lat_name].values if lat_name else np.arange(values.shape[1]),
-        geographic=lat_name == "lat", title_time=f" from {str(init)[:16]}" if init is not None else "",
-        weights=_lat_weights(fc, values.shape[1:]), mask=np.ones(hours.size, dtype=bool),
+        var=var, units=fv.units(var) or "", values=values, hours=hours, xs=fv.x, ys=fv.y, geographic=fv.latlon,
+        title_time=f" from {str(init)[:16]}" if fv.calendar else f" from frame {int(init)}",
+        weights=area_weights(fv), mask=np.ones(hours.size, dtype=bool),
     )
 
 
-def _attach_truth(data: _Frames, fc: Any, truth: Path, file: Any, init_index: int) -> None:
-    if "valid_time" not in fc.coords:
-        raise DataError(f"{file}: no valid_time coordinate; cannot match truth in time")
-    valid = np.asarray(fc["valid_time"].values)
-    valid = valid[init_index] if valid.ndim == 2 else valid
-    t_frames, data.mask = _truth_frames(truth, fc, data.var, valid)
-    data.truth = np.full_like(data.values, np.nan)
-    data.truth[data.mask] = t_frames
+def _attach_truth(data: _Frames, fv: ForecastView, truth: Path, init_index: int, notes: list[str]) -> None:
+    """Truth on the forecast grid, and the per-lead scores `svqcast score` gives this initialisation."""
+    data.truth, data.mask, rows = init_scores(fv, data.var, truth, init_index, notes)
+    data.rows = rows
 
 
 def _scores(data: _Frames) -> list[dict[str, Any]]:
+    """Per-lead scores of the leads with truth (the rows of `svqcast score`, same weights)."""
     if data.truth is None:
         return []
-    w, rows = data.weights, []
-    for i in np.flatnonzero(data.mask):
-        err = data.values[i] - data.truth[i]
-        rows.append({
-            "lead_time": _fmt_lead(data.hours[i]),
-            "mae": float(np.sum(w * np.abs(err)) / w.sum()),
-            "rmse": float(math.sqrt(np.sum(w * err**2) / w.sum())),
-            "bias": float(np.sum(w * err) / w.sum()),
-        })
-    return rows
+    return [{"lead_time": _fmt_lead(data.hours[i]), "mae": data.rows[i]["mae"], "rmse": data.rows[i]["rmse"],
+             "bias": data.rows[i]["bias"]} for i in np.flatnonzero(data.mask)]
 
 
 def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
@@ -345,21 +251,23 @@ def plot_forecast(
     output = Path(output)
     anim_path = Path(animate) if animate is not None else None
     _check_targets(output, anim_path, overwrite, [file, truth])
-    plt = _pyplot()
-    fc, var = _open_forecast(file, var)
+    plt = pyplot()
+    fv = open_forecast(file, [var] if var else None)
+    var = var or next(iter(fv.data))
+    init_index, notes = pick_init(fv, init_time, file)
+    notes = list(fv.notes) + notes
     try:
-        init_index, notes = pick_init(fc, var, init_time, file)
-        data = _frames(fc, var, init_index)
+        data = _frames(fv, var, init_index)
         if truth is not None:
-            _attach_truth(data, fc, Path(truth), file, init_index)
+            _attach_truth(data, fv, Path(truth), init_index, notes)
         sel = _select_leads(data.hours, lead_times)
         scores = _scores(data)
-        _write_figure(plt, data, sel, scores, output, str(fc.attrs.get("svqcast_model", "")), overwrite)
+        _write_figure(plt, data, sel, scores, output, fv.model, overwrite)
         result: dict[str, Any] = {"figure": str(output), "variable": var, "units": data.units, "scores": scores,
                                   "lead_times_mapped": [_fmt_lead(data.hours[i]) for i in sel], "notes": notes}
         if anim_path is not None:
             _write_animation(plt, data, anim_path, overwrite)
             result["animation"] = str(anim_path)
     finally:
-        fc.close()
+        fv.close()
     return result

@@ -20,14 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from svqcast.errors import DataError, UsageError
+from svqcast.errors import DataError
 from svqcast.forecast.inputs import squeeze_extra
-from svqcast.fsutil import atomic_path, check_output
 from svqcast.progress import Progress, counted
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.grid import spatial_selection, time_dims
@@ -36,7 +34,6 @@ from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import iso_duration, time_axis_of
 from svqcast.units import convert_units
 from svqcast.verify.metrics import lat_weights, psnr_frames, ssim_frames
-from svqcast.verify.plot import FIGURE_FORMATS, _pyplot
 
 
 @dataclass
@@ -105,7 +102,8 @@ def _open_truth(tds: Any, var: str, fv: ForecastView, src: str, notes: list[str]
     return _Truth(da, tdims[0], isel, dims, pos, None if units is None else str(units), name)
 
 
-def _weights(fv: ForecastView) -> np.ndarray:
+def area_weights(fv: ForecastView) -> np.ndarray:
+    """(H, W) weights of the forecast grid: latitude cell areas (WeatherBench2) or uniform."""
 
     h, w = fv.y.size, fv.x.size
     if fv.latlon:
@@ -319,7 +317,7 @@ def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[
     truth = _open_truth(tds, var, fv, srcs[0], notes)
     clim = _open_clim(cds, var, fv, srcs[1], notes) if cds is not None else None
     shape = (fv.inits.size, fv.leads.size)
-    run = _Run(fv, var, truth, clim, _weights(fv), notes, _Sums.empty(shape), _Sums.empty(shape))
+    run = _Run(fv, var, truth, clim, area_weights(fv), notes, _Sums.empty(shape), _Sums.empty(shape))
     for i in range(fv.inits.size):
         run.score_init(i)
         tick(offset + i + 1)
@@ -388,36 +386,24 @@ def score_forecast(
     }
 
 
-def check_plot_target(path: str | os.PathLike[str], *, overwrite: bool, inputs: Sequence[Any] = ()) -> None:
-    """Refuse a bad --plot figure before scoring: its format, and the rules of check_output."""
+def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int,
+                notes: list[str]) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """One initialisation of `fv` against `truth`, through the same code as `score_forecast`.
 
-    suffix = Path(path).suffix.lstrip(".").lower()
-    if suffix not in FIGURE_FORMATS:
-        raise UsageError(f"`plot` {path}: unknown figure format '.{suffix}'; use .png, .pdf or .svg")
-    check_output(path, overwrite=overwrite, inputs=inputs)
+    Returns the truth on the forecast grid (L, H, W) in the forecast's units (NaN where a lead
+    has no truth), the mask of leads with truth, and the per-lead rows (rmse, mae, bias) that
+    `svqcast score` reports for a file holding only this initialisation.
+    """
+    import xarray as xr
 
-
-def plot_scores(result: dict[str, Any], path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """RMSE against lead time, forecast and persistence, one panel per variable."""
-
-    plt = _pyplot()
-    names = list(result["variables"])
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
-    for ax, var in zip(axes[0], names, strict=True):
-        v = result["variables"][var]
-        for label, table, style in (("forecast", v, "-o"), ("persistence", v["references"]["persistence"], "--s")):
-            rows = [r for r in table["per_lead"] if r["rmse"] is not None]
-            xs = [r["lead_steps"] if r["lead_time_seconds"] is None else r["lead_time_seconds"] / 3600 for r in rows]
-            ax.plot(xs, [r["rmse"] for r in rows], style, label=label, markersize=3)
-        ax.set_xlabel("lead time (h)" if v["per_lead"][0]["lead_time_seconds"] is not None else "lead (steps)")
-        ax.set_ylabel(f"RMSE ({v['units'] or '-'})")
-        ax.set_title(var)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fmt = Path(path).suffix.lstrip(".").lower()
-    try:
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=120)
-    finally:
-        plt.close(fig)
+    src = str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset"
+    tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth)
+    shape = (fv.inits.size, fv.leads.size)
+    run = _Run(fv, var, _open_truth(tds, var, fv, src, notes), None, area_weights(fv), notes,
+               _Sums.empty(shape), _Sums.empty(shape))
+    obs, mask = run.observe(fv.inits[init_index] + fv.leads)
+    frames = np.full((fv.leads.size, fv.y.size, fv.x.size), np.nan)
+    frames[mask] = obs
+    run.score_init(init_index)
+    rows = [_row(run.model, (init_index, k), with_acc=False) for k in range(fv.leads.size)]
+    return frames, mask, rows
