@@ -1,11 +1,10 @@
-"""`svqcast predict` and `svqcast plot`: parsing and printing only (logic in forecast/io/plot)."""
+"""`svqcast predict` and `svqcast plot`: parsing and printing only (svqcast.forecast.run, svqcast.verify.plot)."""
 
 from __future__ import annotations
 
 import shlex
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -37,20 +36,6 @@ from svqcast.cli.options import (
 )
 from svqcast.cli.output import OutputFormat, emit, log, out_console
 from svqcast.cli.progress import reporter
-
-
-def resolve_device(choice: Device | str) -> str:
-    """auto: the GPU when one is visible; cuda without one is a usage error (exit 2)."""
-    import torch
-
-    from svqcast.errors import UsageError
-
-    name = str(getattr(choice, "value", choice))
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA GPU is visible; use --device cpu (or auto)")
-    return "cuda"
 
 
 def _history(input: Path, output: Path | None, options: dict[str, Any]) -> str:
@@ -86,61 +71,6 @@ def _done_text(r: dict[str, Any]) -> None:
     )
 
 
-def _lead_report(ds: Any) -> dict[str, Any]:
-    """Lead times as seconds and ISO-8601 (model steps for frame data)."""
-    from svqcast.sources.timeaxis import iso_duration
-
-    leads = ds["lead_time"].values
-    if not hasattr(leads, "dtype") or leads.dtype.kind != "m":
-        return {"lead_times": [f"{int(v)} steps" for v in leads], "lead_time_seconds": None}
-    secs = [float(v / 1e9) for v in leads.astype("timedelta64[ns]").astype("int64")]
-    return {"lead_times": [iso_duration(s) for s in secs], "lead_time_seconds": secs}
-
-
-def _written(ds: Any, output: Path, layout: Layout, variables: list[str], t0: float) -> dict[str, Any]:
-    """The report entries about the written forecast."""
-    from svqcast.forecast.writer import output_format
-
-    return {
-        "output": str(output), "layout": layout.value, "format": output_format(output),
-        **_lead_report(ds), "grid": list(ds[variables[0]].shape[-2:]),
-        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in variables},
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-
-
-def _forecast(fc: Any, prep: Any, n_steps: int, history: str, fmt: OutputFormat) -> Any:
-    """Run the roll-out with progress over (initialisation x roll-out step) on stderr."""
-    with reporter(fmt) as progress:
-        return fc.predict(None, steps=n_steps, history=history, prepared=prep, progress=progress)
-
-
-def _load_forecaster(model: Optional[str], device: Device, batch_size: int | None, compile: bool) -> Any:
-    """The model on its device, with the inference settings (svqcast.models.fastpath)."""
-    from svqcast.forecast.forecaster import load_model
-    from svqcast.models.fastpath import configure_forecaster
-
-    fc = load_model(model, device=resolve_device(device))
-    return configure_forecaster(fc, batch_size=batch_size, compile=compile)
-
-
-def _refuse_repeated_init_times(init_time: Optional[list[str]]) -> None:
-    """`--init-time T --init-time T` would write the same initialisation twice."""
-    import pandas as pd
-
-    from svqcast.errors import UsageError
-
-    seen: dict[Any, str] = {}
-    for text in init_time or []:
-        try:
-            key: Any = pd.Timestamp(text)
-        except (ValueError, TypeError):
-            key = text  # parsed (and refused if bad) with the input later
-        if key in seen:
-            raise UsageError(f"--init-time {text} is given twice (also as {seen[key]}); give each time once")
-        seen[key] = text
-
-
 def _predict(
     input: InputArg,
     output: ForecastOutputOpt = None,
@@ -165,43 +95,21 @@ def _predict(
 
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
     """
-    from svqcast.errors import UsageError
-    from svqcast.forecast.writer import check_forecast_output, check_layout, write_forecast
-    from svqcast.sources.lexicon import parse_var_map
+    from svqcast.forecast.run import PredictRequest, predict_file
 
-    if not check and output is None:
-        raise UsageError("missing --output/-o FILE (or pass --check to validate only)")
-    if steps is not None and lead_time is not None:
-        raise UsageError("give either --steps or --lead-time, not both")
-    vmap = parse_var_map(var_map)
-    _refuse_repeated_init_times(init_time)
-    if output is not None and not check:
-        check_forecast_output(output, overwrite=overwrite, inputs=[input])
-    t0 = time.perf_counter()
-    if model is not None and str(model).startswith("hf://"):
-        from svqcast.zoo.hub import resolve_checkpoint
-
-        resolve_checkpoint(str(model))  # fetch, or fail in one line, before torch is even imported
-    fc = _load_forecaster(model, device, batch_size, compile)
-    n_steps = fc.resolve_steps(steps, lead_time)
-    prep = fc.check(input, init_time=init_time or None, var_map=vmap)
-    if not check:
-        check_layout(layout.value, latlon=fc.spec.dims[0] in ("lat", "latitude"), calendar=prep.time_coord,
-                     n_init=len(prep.init_times))
-    report: dict[str, Any] = {**prep.report(), "model": fc.ref, "steps": n_steps, "autoregressive": n_steps > fc.t_out}
-    if check:
-        emit(report, fmt, _check_text)
-        return
-    for note in prep.notes:
-        log(f"note: {note}")
     history = _history(input, output, {
         "--model": model, "--steps": steps, "--lead-time": lead_time, "--init-time": init_time or [],
         "--var-map": var_map or [], "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
     })
-    ds = _forecast(fc, prep, n_steps, history, fmt)
-    assert output is not None
-    write_forecast(ds, output, overwrite=overwrite, layout=layout.value, inputs=[input])
-    report.update(_written(ds, output, layout, fc.variables, t0))
+    req = PredictRequest(input, output, model, steps, lead_time, init_time or [], var_map, layout.value,
+                         device.value, batch_size, compile, check, overwrite, history)
+    with reporter(fmt) as progress:
+        report = predict_file(req, progress=progress)
+    if check:
+        emit(report, fmt, _check_text)
+        return
+    for note in report["notes"]:
+        log(f"note: {note}")
     emit(report, fmt, _done_text)
 
 

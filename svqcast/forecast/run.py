@@ -1,0 +1,138 @@
+"""Predict from a file, end to end: the library function behind `svqcast predict`.
+
+Every refusal comes before any compute, in the order a user can act on: the options, the
+output path, the model (fetched or refused before torch starts), the input against the
+model's data spec, the layout. Then the roll-out, the atomic write, and a JSON-ready report.
+The CLI only parses, prints and maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from svqcast.errors import UsageError
+from svqcast.forecast.forecaster import Forecaster, load_model
+from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, write_forecast
+from svqcast.models.fastpath import configure_forecaster
+from svqcast.progress import Progress
+from svqcast.sources.lexicon import parse_var_map
+from svqcast.sources.timeaxis import iso_duration
+from svqcast.zoo.hub import resolve_checkpoint
+
+
+@dataclass
+class PredictRequest:
+    """What to forecast, from what, with which model, and where to write it."""
+
+    input: str | os.PathLike[str]
+    output: str | os.PathLike[str] | None = None
+    model: str | None = None
+    steps: int | None = None
+    lead_time: str | None = None
+    init_time: Sequence[str] = ()
+    var_map: Sequence[str] | Mapping[str, str] | None = None
+    layout: str = "cf"
+    device: str = "auto"
+    batch_size: int | None = 8
+    compile: bool = False
+    check: bool = False
+    overwrite: bool = False
+    history: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> str:
+    """auto: the GPU when one is visible; cuda without one is a usage error (exit 2)."""
+    import torch
+
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise UsageError("`device` cuda: no CUDA GPU is visible; use `device` cpu (or auto)")
+    return "cuda"
+
+
+def refuse_repeated_init_times(init_time: Sequence[str]) -> None:
+    """The same initialisation twice would write duplicated times into the forecast."""
+    seen: dict[Any, str] = {}
+    for text in init_time:
+        try:
+            key: Any = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            key = text  # parsed (and refused if bad) with the input later
+        if key in seen:
+            raise UsageError(f"`init_time` {text} is given twice (also as {seen[key]}); give each time once")
+        seen[key] = text
+
+
+def _check_request(req: PredictRequest) -> dict[str, str]:
+    """Everything that can be refused from the request alone; returns the parsed `var_map`."""
+    if not req.check and req.output is None:
+        raise UsageError("missing `output` FILE (or pass `check` to validate only)")
+    if req.steps is not None and req.lead_time is not None:
+        raise UsageError("give either `steps` or `lead_time`, not both")
+    var_map = parse_var_map(req.var_map)
+    refuse_repeated_init_times(list(req.init_time))
+    if req.output is not None and not req.check:
+        check_forecast_output(req.output, overwrite=req.overwrite, inputs=[req.input])
+    return var_map
+
+
+def _load(req: PredictRequest) -> Forecaster:
+    """The model on its device with the inference settings; a Hub model is fetched first."""
+    if req.model is not None and str(req.model).startswith("hf://"):
+        resolve_checkpoint(str(req.model))  # fetch, or fail in one line, before torch is even imported
+    fc = load_model(req.model, device=resolve_device(req.device))
+    return configure_forecaster(fc, batch_size=req.batch_size, compile=req.compile)
+
+
+def lead_report(ds: Any) -> dict[str, Any]:
+    """Lead times as ISO-8601 and seconds (model steps for frame data)."""
+    leads = ds["lead_time"].values
+    if not hasattr(leads, "dtype") or leads.dtype.kind != "m":
+        return {"lead_times": [f"{int(v)} steps" for v in leads], "lead_time_seconds": None}
+    secs = [float(v / 1e9) for v in leads.astype("timedelta64[ns]").astype("int64")]
+    return {"lead_times": [iso_duration(s) for s in secs], "lead_time_seconds": secs}
+
+
+def _written(ds: Any, req: PredictRequest, variables: list[str], t0: float) -> dict[str, Any]:
+    output = Path(str(req.output))
+    return {
+        "output": str(output), "layout": req.layout, "format": output_format(output),
+        **lead_report(ds), "grid": list(ds[variables[0]].shape[-2:]),
+        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in variables},
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Validate, forecast and write `req.output`; the report `svqcast predict` prints.
+
+    With `req.check` only the validation runs and nothing is written.
+    """
+    var_map = _check_request(req)
+    t0 = time.perf_counter()
+    fc = _load(req)
+    n_steps = fc.resolve_steps(req.steps, req.lead_time)
+    prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map)
+    if not req.check:
+        check_layout(req.layout, latlon=fc.spec.dims[0] in ("lat", "latitude"), calendar=prep.time_coord,
+                     n_init=len(prep.init_times))
+    report: dict[str, Any] = {**prep.report(), "model": fc.ref, "steps": n_steps,
+                              "autoregressive": n_steps > fc.t_out}
+    if req.check:
+        return report
+    ds = fc.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress)
+    write_forecast(ds, str(req.output), overwrite=req.overwrite, layout=req.layout, inputs=[req.input])
+    report.update(_written(ds, req, fc.variables, t0))
+    return report
+
+
+__all__ = ["PredictRequest", "lead_report", "predict_file", "refuse_repeated_init_times", "resolve_device"]
