@@ -22,10 +22,12 @@ venv: $(VENV)/.installed
 test: venv
 	$(PY) -m pytest
 
-# The lint gate CI runs before the tests: ruff (pyflakes, pycodestyle, isort, bugbear) and mypy.
+# The lint gate CI runs before the tests: ruff (pyflakes, pycodestyle, isort, bugbear), mypy, and the
+# import-linter layer contracts of pyproject.toml (docs/architecture.md).
 lint: venv
-	$(VENV)/bin/ruff check svqcast tests benchmarks
+	$(VENV)/bin/ruff check svqcast tests benchmarks scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The bundled model forecasts 24 h of UK 2 m temperature from 29 March 2019 00 UTC (held-out
 # week of the embedded ERA5 sample; 12 h trained horizon + 12 h autoregressive), then maps

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import IO, Any
 
 from svqcast.errors import UsageError
 
@@ -76,7 +76,7 @@ class PlainProgress(Progress):
     """Timestamped lines on a stream: every message, and each task's state `lines` times over its
     course (plus its first and last update), so a log stays readable whatever the task's length."""
 
-    def __init__(self, stream: TextIO | None = None, lines: int = 4) -> None:
+    def __init__(self, stream: IO[str] | None = None, lines: int = 4) -> None:
         self.stream = stream or sys.stderr
         self.lines = max(1, lines)
         self.tasks: dict[str, _Task] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from svqcast.cli.options import (
 from svqcast.cli.output import OutputFormat, emit, log, out_console
 from svqcast.cli.progress import reporter
 from svqcast.errors import UsageError
+from svqcast.progress import Progress
 
 
 def _render_list(rows: list[dict[str, Any]]) -> None:
@@ -244,7 +244,7 @@ def prepare_cmd(
 def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
                  years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
                  t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
-                 progress: Callable[[int, int], None]) -> Path:
+                 progress: Progress) -> Path:
     from svqcast.data.userprep import prepare_path
 
     if name is None:

@@ -59,7 +59,7 @@ class RichProgress(Progress):
             self.started = True
         if key in self.tasks:
             self.bars.remove_task(self.tasks.pop(key))
-        self.tasks[key] = self.bars.add_task(label or key, total=total, completed=done, unit=unit, info=info)
+        self.tasks[key] = self.bars.add_task(label or key, total=total, completed=int(done), unit=unit, info=info)
 
     def update(self, key: str, done: float | None = None, *, advance: float = 0, total: float | None = None,
                info: str | None = None) -> None:
