@@ -131,3 +131,51 @@ def test_an_empty_npy_is_a_data_error_not_an_interruption(tmp_path: Path, capsys
     (tmp_path / "empty.npy").write_bytes(b"")
     code, _, err = run_cli(["prepare", tmp_path / "empty.npy", "--name", "e", "--root", tmp_path / "root"], capsys)
     assert code == 3 and "not a readable .npy" in err and "SIGINT" not in err
+
+
+def _renamed_sample(tmp_path: Path) -> Path:
+    """The ERA5 sample with coordinate names and attributes the guesser cannot recognise."""
+    ds = xr.open_dataset(SAMPLE).rename({"time": "tm", "lat": "north", "lon": "east"})
+    for name in ("north", "east"):
+        ds[name].attrs = {}
+    path = tmp_path / "odd_names.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def test_coords_names_what_the_guesser_misses_on_every_reading_command(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    odd = _renamed_sample(tmp_path)
+    base = ["--init-time", "2019-03-29T00:00", "--lead-time", "3h", "--format", "json"]
+    code, _, err = run_cli(["predict", odd, "-o", tmp_path / "a.nc", *base], capsys)
+    assert code == 3 and not (tmp_path / "a.nc").exists()
+    coords = ["--coords", "time=tm,lat=north", "--coords", "lon=east"]
+    assert run_cli(["predict", odd, "-o", tmp_path / "a.nc", *base, *coords], capsys)[0] == 0
+    assert run_cli(["predict", SAMPLE, "-o", tmp_path / "b.nc", *base], capsys)[0] == 0
+    with xr.open_dataset(tmp_path / "a.nc") as a, xr.open_dataset(tmp_path / "b.nc") as b:
+        np.testing.assert_array_equal(a["t2m"].values, b["t2m"].values)
+    code, out, err = run_cli(["score", tmp_path / "b.nc", "--truth", odd, "--format", "json", *coords], capsys)
+    assert code == 0, err
+    assert json.loads(out)["variables"]["t2m"]["overall"]["rmse"] > 0
+    code, _, err = run_cli(["plot", tmp_path / "b.nc", "--truth", odd, "-o", tmp_path / "p.png", *coords], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["prepare", odd, "--name", "odd", "--root", tmp_path / "root", *coords], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("value, code, words", [("height=z", 2, "ROLE=NAME"), ("lat", 2, "ROLE=NAME"),
+                                                ("lat=nowhere", 3, "no such coordinate")])
+def test_bad_coords_are_one_line_and_leave_nothing(value: str, code: int, words: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    got, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "a.nc", "--coords", value], capsys)
+    assert got == code and words in err and "--coords" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a.nc").exists()
+
+
+def test_the_vocabulary_is_one_table() -> None:
+    from svqcast.forecast import writer
+    from svqcast.sources import lexicon
+
+    assert all(term.wb2 in term.aliases for term in lexicon.VOCABULARY.values())  # WB2 files resolve
+    assert not hasattr(writer, "CF_NAMES") or writer.CF_NAMES is lexicon.CF_NAMES
+    assert lexicon.ALIASES["t2m"][:3] == ("t2m", "2t", "2m_temperature")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
+    CoordsOpt,
     DatasetArg,
     DatasetNameArg,
     DownloadDatasetArg,
@@ -209,6 +210,7 @@ def prepare_cmd(
     t_out: TOutOpt = None,
     time_step: TimeStepOpt = None,
     split: SplitOpt = None,
+    coords: CoordsOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Prepare a catalog dataset, or your own file as dataset NAME: the standard store (netCDF per
@@ -221,17 +223,18 @@ def prepare_cmd(
     from svqcast.data.catalog import CATALOG
     from svqcast.data.prepare import parse_split_years, prepare
     from svqcast.data.storedir import MANIFEST, read_json
+    from svqcast.sources.coords import parse_coords
     from svqcast.sources.formats import looks_like_path
 
     if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
         with reporter(fmt) as progress:
             target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
-                                  t_in, t_out, time_step, split, progress)
+                                  t_in, t_out, time_step, split, progress, parse_coords(coords))
         dataset = str(name)
     else:
-        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split)):
-            raise UsageError("--variables, --level, --t-in, --t-out, --time-step and --split apply to your own "
-                             "data (svqcast prepare PATH --name NAME)")
+        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords)):
+            raise UsageError("--variables, --level, --t-in, --t-out, --time-step, --split and --coords apply to "
+                             "your own data (svqcast prepare PATH --name NAME)")
         select = parse_split_years(dataset, years, official_validation) if years else None
         target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
     manifest = read_json(target / MANIFEST)
@@ -244,7 +247,7 @@ def prepare_cmd(
 def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
                  years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
                  t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
-                 progress: Progress) -> Path:
+                 progress: Progress, coords: dict[str, str]) -> Path:
     from svqcast.data.userprep import prepare_path
 
     if name is None:
@@ -253,7 +256,7 @@ def _prepare_own(path: str, name: str | None, root: Path | None, official_valida
         raise UsageError("--official-validation and --years apply to catalog datasets; use --split for your own data")
     wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
     return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
-                        time_step=time_step, splits=split, force=force, log=log, progress=progress)
+                        time_step=time_step, splits=split, force=force, log=log, progress=progress, coords=coords)
 
 
 def register(app: typer.Typer) -> None:

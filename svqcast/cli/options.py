@@ -241,6 +241,11 @@ VarMapOpt = Annotated[
     typer.Option("--var-map", help="Map an input variable to a model variable, INPUT=MODEL (repeatable).",
                  metavar="A=B"),
 ]
+CoordsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--coords", help="Name coordinates the guesser misses, ROLE=NAME (roles: time, lat, lon, y, x, level, "
+                 "init, lead, member), e.g. lat=y,lon=x (repeatable).", metavar="ROLE=NAME"),
+]
 LayoutOpt = Annotated[
     Layout, typer.Option("--layout", help="cf (default, CF-1.8), wb2 (WeatherBench2), valid-time (CDO).")
 ]

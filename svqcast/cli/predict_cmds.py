@@ -13,6 +13,7 @@ from svqcast.cli.options import (
     BatchSizeOpt,
     CheckOpt,
     CompileOpt,
+    CoordsOpt,
     Device,
     DeviceOpt,
     ForecastOutputOpt,
@@ -79,6 +80,7 @@ def _predict(
     lead_time: LeadTimeOpt = None,
     init_time: InitTimesOpt = None,
     var_map: VarMapOpt = None,
+    coords: CoordsOpt = None,
     layout: LayoutOpt = Layout.cf,
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 8,
@@ -99,10 +101,11 @@ def _predict(
 
     history = _history(input, output, {
         "--model": model, "--steps": steps, "--lead-time": lead_time, "--init-time": init_time or [],
-        "--var-map": var_map or [], "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
+        "--var-map": var_map or [], "--coords": coords or [],
+        "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
     })
     req = PredictRequest(input, output, model, steps, lead_time, init_time or [], var_map, layout.value,
-                         device.value, batch_size, compile, check, overwrite, history)
+                         device.value, batch_size, compile, check, overwrite, history, coords)
     with reporter(fmt) as progress:
         report = predict_file(req, progress=progress)
     if check:
@@ -122,6 +125,7 @@ def _plot(
     animate: AnimateOpt = None,
     init_time: PlotInitTimeOpt = None,
     overwrite: OverwriteOpt = False,
+    coords: CoordsOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Maps of forecast, truth and error per lead time, plus error against lead time.
@@ -130,11 +134,12 @@ def _plot(
 
     Example: svqcast plot forecast.nc --truth observed.nc -o forecast.png
     """
+    from svqcast.sources.coords import parse_coords
     from svqcast.verify.plot import plot_forecast
 
     result = plot_forecast(
         file, output, truth=truth, var=var, lead_times=lead_time or None, animate=animate, overwrite=overwrite,
-        init_time=init_time,
+        init_time=init_time, coords=parse_coords(coords),
     )
     result["notes"] = [cli_message(note) for note in result.get("notes", [])]  # parameters -> flags
     for note in result["notes"]:

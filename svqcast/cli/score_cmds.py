@@ -11,6 +11,7 @@ import typer
 
 from svqcast.cli.options import (
     ClimatologyOpt,
+    CoordsOpt,
     ForecastFileArg,
     OverwriteOpt,
     PlotOpt,
@@ -74,6 +75,7 @@ def _score(
     fmt: TableFormatOpt = TableFormat.text,
     plot: PlotOpt = None,
     overwrite: OverwriteOpt = False,
+    coords: CoordsOpt = None,
 ) -> None:
     """Score a forecast file against observations, matched by valid time over all initialisations.
 
@@ -84,6 +86,7 @@ def _score(
 
     Example: svqcast score forecast.nc --truth era5.nc --format json
     """
+    from svqcast.sources.coords import parse_coords
     from svqcast.verify.figures import check_plot_target, plot_scores
     from svqcast.verify.scoring import score_forecast
 
@@ -91,7 +94,7 @@ def _score(
         check_plot_target(plot, overwrite=overwrite, inputs=[forecast, truth])
     with reporter("json" if fmt != TableFormat.text else "text") as progress:
         result = score_forecast(forecast, truth, climatology=climatology, variables=variables or None,
-                                progress=progress)
+                                progress=progress, coords=parse_coords(coords))
     if plot is not None:
         plot_scores(result, plot, overwrite=overwrite)
         result["plot"] = str(plot)

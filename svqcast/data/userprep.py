@@ -15,7 +15,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +45,17 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
                  variables: list[str] | None = None, level: float | None = None, t_in: int | None = None,
                  t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
                  force: bool = False, log: Callable[[str], None] | None = None,
-                 progress: Progress | None = None) -> Path:
+                 progress: Progress | None = None, coords: Mapping[str, str] | None = None) -> Path:
     """Prepare `source` as user dataset `name` under `root`; return the store directory.
 
-    `progress` counts the frames written over all splits, chunk by chunk."""
+    `progress` counts the frames written over all splits, chunk by chunk; `coords` ({role: name})
+    names coordinates the guesser gets wrong (`svqcast.sources.coords`)."""
     say = log or (lambda _m: None)
     _check_name(name, root, force)
     check_output(root_dir(root) / name, overwrite=True, kind="dir")  # a file there, read-only root: exit 2
     if "://" not in str(source):
         check_input(source)  # a FIFO or device would block the reader forever
-    src = open_source(source, variables=variables, level=level)
+    src = open_source(source, variables=variables, level=level, coords=coords)
     step = _step(src, time_step)
     window = default_windows(src.kind, t_in, t_out)
     ranges = split_ranges(src.times, splits, window, step)

@@ -118,10 +118,11 @@ class Forecaster:
         var_map: Sequence[str] | Mapping[str, str] | None = None,
         steps: int | None = None,
         lead_time: Any = None,
+        coords: Mapping[str, str] | None = None,
     ) -> PreparedInput:
         """Validate `source` only (no compute): what `predict` would use, with notes."""
         self.resolve_steps(steps, lead_time)
-        return prepare_input(source, self.spec, init_time=init_time, var_map=var_map)
+        return prepare_input(source, self.spec, init_time=init_time, var_map=var_map, coords=coords)
 
     # ------------------------------------------------------------------ rollout
     def rollout(

@@ -28,6 +28,7 @@ import numpy as np
 from svqcast.data.spec import DataSpec, channel_names, frames_allowed, relative_offsets, time_step
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.calendars import calendar_frames, calendar_months
+from svqcast.sources.coords import apply_coords
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.leadtime import format_step
 from svqcast.sources.lexicon import parse_var_map, resolve_variables
@@ -146,17 +147,17 @@ def _index_frames(n_time: int, init_time: Any, rel_in: np.ndarray, src: str) -> 
     return inits, idx
 
 
-def _open_source(source: Any, spec: DataSpec) -> tuple[Any, str]:
+def _open_source(source: Any, spec: DataSpec, coords: Mapping[str, str] | None = None) -> tuple[Any, str]:
     """(Dataset, label for messages) from a path, a Dataset or a DataArray."""
     import xarray as xr
 
     if isinstance(source, (str, os.PathLike)):
-        return open_dataset(source), str(source)
+        return open_dataset(source, coords), str(source)
     if isinstance(source, xr.DataArray):
         name = source.name or (channel_names(spec) or ["var"])[0]
-        return source.to_dataset(name=name), f"DataArray '{source.name}'"
+        return apply_coords(source.to_dataset(name=name), coords or {}, "input"), f"DataArray '{source.name}'"
     if isinstance(source, xr.Dataset):
-        return source, "input dataset"
+        return apply_coords(source, coords or {}, "input dataset"), "input dataset"
     raise UsageError(f"predict expects a file path or an xarray Dataset/DataArray, got {type(source).__name__}")
 
 
@@ -266,13 +267,14 @@ def prepare_input(
     *,
     init_time: Any = None,
     var_map: Sequence[str] | Mapping[str, str] | None = None,
+    coords: Mapping[str, str] | None = None,
 ) -> PreparedInput:
     """Validate `source` (path, xarray.Dataset or DataArray) against `spec`; load model-ready frames.
 
     `init_time`: None (the last input time), one time, or a list of times; each needs the
     model's `T_in` frames at its time step ending at that time.
     """
-    ds, src = _open_source(source, spec)
+    ds, src = _open_source(source, spec, coords)
     channels = channel_names(spec)
     if not channels:
         raise DataError("the model's data spec lists no variables; re-export the checkpoint")

@@ -22,6 +22,7 @@ from svqcast.forecast.forecaster import Forecaster, load_model
 from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, write_forecast
 from svqcast.models.fastpath import configure_forecaster
 from svqcast.progress import Progress
+from svqcast.sources.coords import parse_coords
 from svqcast.sources.lexicon import parse_var_map
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.zoo.hub import resolve_checkpoint
@@ -45,6 +46,7 @@ class PredictRequest:
     check: bool = False
     overwrite: bool = False
     history: str = ""
+    coords: str | Sequence[str] | Mapping[str, str] | None = None  # {role: name} overrides of the guesser
     notes: list[str] = field(default_factory=list)
 
 
@@ -79,6 +81,7 @@ def _check_request(req: PredictRequest) -> dict[str, str]:
     if req.steps is not None and req.lead_time is not None:
         raise UsageError("give either `steps` or `lead_time`, not both")
     var_map = parse_var_map(req.var_map)
+    parse_coords(req.coords)
     refuse_repeated_init_times(list(req.init_time))
     if req.output is not None and not req.check:
         check_forecast_output(req.output, overwrite=req.overwrite, inputs=[req.input])
@@ -121,7 +124,7 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     t0 = time.perf_counter()
     fc = _load(req)
     n_steps = fc.resolve_steps(req.steps, req.lead_time)
-    prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map)
+    prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map, coords=parse_coords(req.coords))
     if not req.check:
         check_layout(req.layout, latlon=fc.spec.dims[0] in ("lat", "latitude"), calendar=prep.time_coord,
                      n_init=len(prep.init_times))

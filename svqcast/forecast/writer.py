@@ -28,6 +28,7 @@ from svqcast.errors import MissingExtraError, UsageError
 from svqcast.fsutil import atomic_dir, atomic_path, check_output
 from svqcast.sources.calendars import calendar_months, shift_months
 from svqcast.sources.leadtime import format_step
+from svqcast.sources.lexicon import CF_NAMES, HEIGHT_M, WB2_NAMES
 
 SVQ_REFERENCE = (
     "Chen, Zhou, Zhao, Liu, Sun and Jin: Does Vector Quantization Fail in Spatio-Temporal "
@@ -35,31 +36,8 @@ SVQ_REFERENCE = (
     "arXiv:2312.03406, https://arxiv.org/abs/2312.03406"
 )
 
-# CF metadata of the variables we know; anything else gets a long_name only.
-CF_NAMES: dict[str, tuple[str | None, str]] = {
-    "t2m": ("air_temperature", "2 metre temperature"),
-    "u10": ("eastward_wind", "10 metre U wind component"),
-    "v10": ("northward_wind", "10 metre V wind component"),
-    "tcc": ("cloud_area_fraction", "total cloud cover"),
-    "r": ("relative_humidity", "relative humidity"),
-    "t": ("air_temperature", "temperature"),
-    "z": ("geopotential", "geopotential"),
-    "tp": ("precipitation_amount", "total precipitation"),
-}
-# WeatherBench2 variable names (its zarr stores use these long names).
-WB2_NAMES: dict[str, str] = {
-    "t2m": "2m_temperature",
-    "u10": "10m_u_component_of_wind",
-    "v10": "10m_v_component_of_wind",
-    "tcc": "total_cloud_cover",
-    "r": "relative_humidity",
-    "t": "temperature",
-    "z": "geopotential",
-    "tp": "total_precipitation",
-}
 LAYOUTS = ("cf", "wb2", "valid-time")
 FORMATS = {".nc": "netcdf", ".zarr": "zarr", ".npy": "npy"}
-_HEIGHT_M = {"t2m": 2.0, "u10": 10.0, "v10": 10.0}  # CF scalar height coordinate
 _TIME_DIMS = ("time", "lead_time", "prediction_timedelta")
 
 
@@ -143,15 +121,15 @@ def _space_coords(spec: DataSpec, h: int, w: int) -> tuple[dict[str, Any], tuple
 def _data_vars(values: np.ndarray, channels: Sequence[str], units: Sequence[str], sp: tuple[str, str],
                coords: dict[str, Any]) -> dict[str, Any]:
     data_vars: dict[str, Any] = {}
-    heights = {_HEIGHT_M.get(c) for c in channels}
+    heights = {HEIGHT_M.get(c) for c in channels}
     for c, ch in enumerate(channels):
         std_name, long_name = CF_NAMES.get(ch, (None, ch))
         attrs = {"units": units[c] if c < len(units) else "1", "long_name": long_name}
         if std_name:
             attrs["standard_name"] = std_name
-        if ch in _HEIGHT_M and len(heights) == 1:
+        if ch in HEIGHT_M and len(heights) == 1:
             # CF scalar coordinate for the 2 m / 10 m level (only when every variable shares it)
-            coords["height"] = ((), np.float32(_HEIGHT_M[ch]), {
+            coords["height"] = ((), np.float32(HEIGHT_M[ch]), {
                 "standard_name": "height", "long_name": "height above ground", "units": "m",
                 "positive": "up", "axis": "Z",
             })

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError, UsageError
+from svqcast.sources.coords import guess
 from svqcast.sources.lexicon import GRID_X_NAMES as LON_NAMES
 from svqcast.sources.lexicon import GRID_Y_NAMES as LAT_NAMES
-from svqcast.sources.lexicon import LEVEL_NAMES, TIME_NAMES
+from svqcast.sources.lexicon import LEVEL_NAMES
 from svqcast.sources.remote_zarr import guarded
 from svqcast.sources.source import URL_HINT, Source
 from svqcast.sources.timeaxis import time_axis_of
@@ -35,26 +36,12 @@ class _Piece:
 
 
 def _time_dim(ds: Any, da: Any) -> str | None:
-    for d in da.dims:
-        if str(d).lower() in TIME_NAMES:
-            return str(d)
-        c = ds.coords.get(d)
-        if c is not None and (np.issubdtype(c.dtype, np.datetime64) or c.dtype == object
-                              or c.attrs.get("standard_name") == "time" or c.attrs.get("axis") == "T"):
-            return str(d)
-    return None
+    return guess(ds, "time", among=da.dims)
 
 
-def _find(ds: Any, dims: list[str], names: tuple[str, ...], standard: str) -> str | None:
-    low = {d.lower(): d for d in dims}
-    for n in names:
-        if n in low:
-            return low[n]
-    for d in dims:
-        c = ds.coords.get(d)
-        if c is not None and c.attrs.get("standard_name") == standard:
-            return d
-    return None
+def _grid_axis(ds: Any, dims: list[str], geographic: str, plain: str) -> str | None:
+    """The latitude (longitude) dimension among `dims`, else a plain y (x) axis."""
+    return guess(ds, geographic, among=dims) or guess(ds, plain, among=dims)
 
 
 def _candidates(ds: Any) -> list[str]:
@@ -87,8 +74,8 @@ def _select(ds: Any, name: str, level: float | None, path: str, notes: list[str]
         extra = [d for d in rest if d.lower() not in LAT_NAMES + LON_NAMES]
         raise DataError(f"{path}: {name!r} has extra dimension(s) {extra} of size > 1; select one "
                         f"(e.g. ds.isel({extra[0] if extra else rest[0]}=0)) before prepare")
-    y = _find(ds, rest, LAT_NAMES, "latitude") or rest[0]
-    x = _find(ds, [d for d in rest if d != y], LON_NAMES, "longitude") or [d for d in rest if d != y][0]
+    y = _grid_axis(ds, rest, "lat", "y") or rest[0]
+    x = _grid_axis(ds, [d for d in rest if d != y], "lon", "x") or [d for d in rest if d != y][0]
     return da.transpose(tdim, y, x), tdim, y, x
 
 

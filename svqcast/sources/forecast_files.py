@@ -15,19 +15,18 @@ grid keeps its file order and its coordinate values so truth can be matched to i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from svqcast.errors import DataError, UsageError
-from svqcast.sources.grid import LAT_NAMES, LON_NAMES, find_coord
+from svqcast.sources.coords import apply_coords, guess
+from svqcast.sources.lexicon import INIT_NAMES, LEAD_NAMES
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import validate_time_axis
 
-_LEAD_DIMS = ("lead_time", "prediction_timedelta", "step", "forecast_period", "lead")
-_INIT_DIMS = ("time", "init_time", "forecast_reference_time", "initialization_time", "reference_time")
 _REF_COORDS = ("forecast_reference_time", "init_time", "reference_time", "initialization_time")
 
 
@@ -95,14 +94,14 @@ def _from_valid_time(ds: Any, src: str) -> tuple[Any, str]:
 def _normalise_dims(ds: Any, src: str) -> tuple[Any, str, str, str]:
     """(dataset, layout, init dim, lead dim) for any supported layout."""
     dims = list(ds.dims)
-    lead = _first(_LEAD_DIMS, dims)
+    lead = _first(LEAD_NAMES, dims)
     if lead is None:
         ds, layout = _from_valid_time(ds, src)
         return ds, layout, "time", "lead_time"
     layout = {"lead_time": "svqcast", "prediction_timedelta": "wb2", "step": "grib"}.get(lead, "other")
-    init = _first(_INIT_DIMS, dims)
+    init = _first(INIT_NAMES, dims)
     if init is None:
-        ref = _first(_INIT_DIMS, list(ds.coords))
+        ref = _first(INIT_NAMES, list(ds.coords))
         if ref is None or ds[ref].ndim != 0:
             raise DataError(f"{src}: the forecast has a '{lead}' dimension but no initialisation time")
         ds = ds.expand_dims(ref)
@@ -112,8 +111,7 @@ def _normalise_dims(ds: Any, src: str) -> tuple[Any, str, str, str]:
 
 def _spatial_dims(ds: Any, src: str) -> tuple[str, str, bool]:
 
-    lat = find_coord(ds, LAT_NAMES, "latitude", ("degrees_north",))
-    lon = find_coord(ds, LON_NAMES, "longitude", ("degrees_east",))
+    lat, lon = guess(ds, "lat"), guess(ds, "lon")
     if lat is not None and lon is not None and ds[lat].ndim == 1 and ds[lon].ndim == 1:
         return str(ds[lat].dims[0]), str(ds[lon].dims[0]), True
     if "y" in ds.dims and "x" in ds.dims:
@@ -152,12 +150,15 @@ def _select_variables(ds: Any, dims: tuple[str, str, str, str], wanted: Sequence
     return {w: found[w] for w in wanted}
 
 
-def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] | None = None) -> ForecastView:
-    """Open a forecast file or store (or take an xarray Dataset) as a `ForecastView`."""
+def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] | None = None,
+                  coords: Mapping[str, str] | None = None, *, strict: bool = True) -> ForecastView:
+    """Open a forecast file or store (or take an xarray Dataset) as a `ForecastView`; `coords`
+    ({role: name}) renames coordinates the guesser would miss."""
     import xarray as xr
 
     src = str(path) if not isinstance(path, xr.Dataset) else "forecast dataset"
-    ds = path if isinstance(path, xr.Dataset) else open_dataset(path)
+    ds = apply_coords(path, coords or {}, src, strict=strict) if isinstance(path, xr.Dataset) else open_dataset(
+        path, coords, strict=strict)
     ds, layout, init, lead = _normalise_dims(ds, src)
     ydim, xdim, latlon = _spatial_dims(ds, src)
     data = _select_variables(ds, (init, lead, ydim, xdim), variables, src)

@@ -14,20 +14,8 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError
-from svqcast.sources.lexicon import LAT_NAMES, LON_NAMES, TIME_NAMES
-
-
-def find_coord(ds: Any, names: Sequence[str], standard_name: str, units: Sequence[str]) -> str | None:
-    lower = {str(k).lower(): str(k) for k in list(ds.coords) + list(ds.dims)}
-    for n in names:
-        if n in lower:
-            return lower[n]
-    for k, v in ds.coords.items():
-        if v.ndim == 1 and (
-            v.attrs.get("standard_name") == standard_name or v.attrs.get("units") in units
-        ):
-            return str(k)
-    return None
+from svqcast.sources.coords import guess
+from svqcast.sources.lexicon import TIME_NAMES
 
 
 def describe_axis(values: np.ndarray) -> str:
@@ -75,8 +63,7 @@ def latlon_selection(
 ) -> tuple[dict[str, Any], tuple[str, str]]:
     """isel indexers that cut/reorder/wrap a lat-lon input onto the `target`'s lat-lon grid
     (`dims`: the target's two dimension names, `coords`: their coordinate values)."""
-    lat_name = find_coord(ds, LAT_NAMES, "latitude", ("degrees_north", "degree_north", "degrees_N"))
-    lon_name = find_coord(ds, LON_NAMES, "longitude", ("degrees_east", "degree_east", "degrees_E"))
+    lat_name, lon_name = guess(ds, "lat"), guess(ds, "lon")
     if lat_name is None or lon_name is None:
         raise DataError(
             f"{src}: no latitude/longitude coordinates found (looked for lat/latitude and "
@@ -144,5 +131,5 @@ def spatial_selection(
     return sel, (ydim, xdim)
 
 
-__all__ = ["LAT_NAMES", "LON_NAMES", "TIME_NAMES", "describe_axis", "find_coord", "latlon_selection",
+__all__ = ["describe_axis", "latlon_selection",
            "match_axis", "spatial_selection", "time_dims"]

@@ -1,12 +1,14 @@
 """One vocabulary: the names a variable or a coordinate goes by in the files people bring.
 
 Every reader and writer asks here: which input variable is the model's `t2m` (`ALIASES`),
-what a `--var-map` says, and which names mean latitude, longitude, time or level.
+what a forecast writes as its CF standard name, long name and WeatherBench2 name
+(`VOCABULARY`), what a `--var-map` says, and which names mean latitude, longitude, time or level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from svqcast.errors import DataError, UsageError
@@ -19,21 +21,45 @@ GRID_Y_NAMES = ("lat", "latitude", "nav_lat", "rlat", "y")
 GRID_X_NAMES = ("lon", "longitude", "nav_lon", "rlon", "x")
 TIME_NAMES = ("time", "valid_time", "t", "date", "datetime")
 LEVEL_NAMES = ("level", "plev", "lev", "pressure", "pressure_level", "isobaricinhpa", "height", "depth")
+# forecast files: the initialisation, the lead time, the ensemble member
+INIT_NAMES = ("time", "init_time", "forecast_reference_time", "initialization_time", "reference_time")
+LEAD_NAMES = ("lead_time", "prediction_timedelta", "step", "forecast_period", "lead")
+MEMBER_NAMES = ("realization", "member", "number", "ensemble", "ens")
 
-# Equivalent variable names (case-insensitive). The first name is the canonical one.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "t2m": (
-        "t2m", "2t", "2m_temperature", "tas", "air_temperature_2m", "t2", "temperature_2m",
-        "2m_air_temperature", "temp2m", "var167",
-    ),
-    "u10": ("u10", "10u", "10m_u_component_of_wind", "uas", "u_10m", "eastward_wind_10m"),
-    "v10": ("v10", "10v", "10m_v_component_of_wind", "vas", "v_10m", "northward_wind_10m"),
-    "tcc": ("tcc", "total_cloud_cover", "clt", "cloud_cover"),
-    "r": ("r", "relative_humidity", "rh", "hur"),
-    "t": ("t", "temperature", "ta", "air_temperature"),
-    "z": ("z", "geopotential", "zg"),
-    "tp": ("tp", "total_precipitation", "pr", "precipitation"),
+@dataclass(frozen=True)
+class Term:
+    """One physical variable: its names in CF, in WeatherBench2 and in the files people bring."""
+
+    standard_name: str | None  # CF standard name
+    long_name: str
+    wb2: str  # WeatherBench2's variable name (its zarr stores and results files)
+    aliases: tuple[str, ...]  # other names in the wild, WB2's included, in the order they are tried
+    height_m: float | None = None  # CF scalar height coordinate of a near-surface variable
+
+
+# The vocabulary, keyed by svqcast's canonical (ECMWF short) name. Matching is case-insensitive.
+VOCABULARY: dict[str, Term] = {
+    "t2m": Term("air_temperature", "2 metre temperature", "2m_temperature",
+                ("2t", "2m_temperature", "tas", "air_temperature_2m", "t2", "temperature_2m",
+                 "2m_air_temperature", "temp2m", "var167"), 2.0),
+    "u10": Term("eastward_wind", "10 metre U wind component", "10m_u_component_of_wind",
+                ("10u", "10m_u_component_of_wind", "uas", "u_10m", "eastward_wind_10m"), 10.0),
+    "v10": Term("northward_wind", "10 metre V wind component", "10m_v_component_of_wind",
+                ("10v", "10m_v_component_of_wind", "vas", "v_10m", "northward_wind_10m"), 10.0),
+    "tcc": Term("cloud_area_fraction", "total cloud cover", "total_cloud_cover",
+                ("total_cloud_cover", "clt", "cloud_cover")),
+    "r": Term("relative_humidity", "relative humidity", "relative_humidity", ("relative_humidity", "rh", "hur")),
+    "t": Term("air_temperature", "temperature", "temperature", ("temperature", "ta", "air_temperature")),
+    "z": Term("geopotential", "geopotential", "geopotential", ("geopotential", "zg")),
+    "tp": Term("precipitation_amount", "total precipitation", "total_precipitation",
+               ("total_precipitation", "pr", "precipitation")),
 }
+
+# Views of the vocabulary that readers and writers use.
+ALIASES: dict[str, tuple[str, ...]] = {name: (name, *t.aliases) for name, t in VOCABULARY.items()}  # canonical first
+CF_NAMES: dict[str, tuple[str | None, str]] = {n: (t.standard_name, t.long_name) for n, t in VOCABULARY.items()}
+WB2_NAMES: dict[str, str] = {n: t.wb2 for n, t in VOCABULARY.items()}
+HEIGHT_M: dict[str, float] = {n: t.height_m for n, t in VOCABULARY.items() if t.height_m is not None}
 
 
 def parse_var_map(pairs: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:

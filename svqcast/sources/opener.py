@@ -13,11 +13,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from svqcast.errors import DataError, MissingExtraError, NetworkError, UsageError
 from svqcast.fsutil import check_input
+from svqcast.sources.coords import apply_coords
 from svqcast.sources.fields import fields_source
 from svqcast.sources.formats import FRAME_FORMATS, classify
 from svqcast.sources.frames import frames_dataset, open_frames_source
@@ -25,14 +27,19 @@ from svqcast.sources.remote_zarr import open_zarr
 from svqcast.sources.source import URL_HINT, Source
 
 
-def open_source(arg: str, *, variables: list[str] | None = None, level: float | None = None) -> Source:
-    """Open `arg` lazily as a Source (DataError/UsageError with one line on any problem)."""
+def open_source(arg: str, *, variables: list[str] | None = None, level: float | None = None,
+                coords: Mapping[str, str] | None = None) -> Source:
+    """Open `arg` lazily as a Source (DataError/UsageError with one line on any problem).
+
+    `coords` ({role: name}, `svqcast.sources.coords`) renames the file's coordinates first."""
     fmt, paths = classify(str(arg))
     if fmt in FRAME_FORMATS:
         if variables or level is not None:
             raise UsageError("`variables` and `level` apply to netCDF, zarr and GRIB inputs, not frame data")
+        if coords:
+            raise UsageError("`coords` applies to netCDF, zarr and GRIB inputs, not frame data")
         return open_frames_source(fmt, paths, str(arg))
-    datasets = [_open_xr(fmt, p) for p in paths]
+    datasets = [apply_coords(_open_xr(fmt, p), coords or {}, p) for p in paths]
     return fields_source(str(arg), paths, datasets, variables, level)
 
 
@@ -70,8 +77,14 @@ def _open_xr(fmt: str, path: str, *, lazy: bool = True) -> Any:
         raise DataError(f"{path}: cannot read as {fmt} ({reason}); is the file complete?") from None
 
 
-def open_dataset(path: str | os.PathLike[str]) -> Any:
-    """Any supported input (file, folder, glob or URL) as one xarray.Dataset."""
+def open_dataset(path: str | os.PathLike[str], coords: Mapping[str, str] | None = None, *,
+                 strict: bool = True) -> Any:
+    """Any supported input (file, folder, glob or URL) as one xarray.Dataset, its coordinates renamed
+    by `coords` ({role: name}; `strict`: every name must be in the file)."""
+    return apply_coords(_open_any(path), coords or {}, str(path), strict=strict)
+
+
+def _open_any(path: str | os.PathLike[str]) -> Any:
     import xarray as xr
 
     text = str(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,9 +134,10 @@ def _frames(fv: ForecastView, var: str, init_index: int) -> _Frames:
     )
 
 
-def _attach_truth(data: _Frames, fv: ForecastView, truth: Path, init_index: int, notes: list[str]) -> None:
+def _attach_truth(data: _Frames, fv: ForecastView, truth: Path, init_index: int, notes: list[str],
+                  coords: Mapping[str, str] | None) -> None:
     """Truth on the forecast grid, and the per-lead scores `svqcast score` gives this initialisation."""
-    data.truth, data.mask, rows = init_scores(fv, data.var, truth, init_index, notes)
+    data.truth, data.mask, rows = init_scores(fv, data.var, truth, init_index, notes, coords)
     data.rows = rows
 
 
@@ -242,24 +243,26 @@ def plot_forecast(
     animate: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     init_time: str | None = None,
+    coords: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write the figure (and optional GIF); return per-lead scores when truth is given.
 
     `init_time` picks one initialisation of a multi-initialisation file (default: the first,
-    with a note in the result's `notes`).
+    with a note in the result's `notes`). `coords` ({role: name}) names coordinates of the
+    forecast or truth file that the guesser would miss.
     """
     output = Path(output)
     anim_path = Path(animate) if animate is not None else None
     _check_targets(output, anim_path, overwrite, [file, truth])
     plt = pyplot()
-    fv = open_forecast(file, [var] if var else None)
+    fv = open_forecast(file, [var] if var else None, coords, strict=truth is None)
     var = var or next(iter(fv.data))
     init_index, notes = pick_init(fv, init_time, file)
     notes = list(fv.notes) + notes
     try:
         data = _frames(fv, var, init_index)
         if truth is not None:
-            _attach_truth(data, fv, Path(truth), init_index, notes)
+            _attach_truth(data, fv, Path(truth), init_index, notes, coords)
         sel = _select_leads(data.hours, lead_times)
         scores = _scores(data)
         _write_figure(plt, data, sel, scores, output, fv.model, overwrite)

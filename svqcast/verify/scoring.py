@@ -18,7 +18,7 @@ For every variable and lead time, over all initialisations whose valid time the 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 from svqcast.errors import DataError
 from svqcast.forecast.inputs import squeeze_extra
 from svqcast.progress import Progress, counted
+from svqcast.sources.coords import apply_coords, check_found
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.lexicon import resolve_variables
@@ -352,6 +353,7 @@ def score_forecast(
     climatology: str | os.PathLike[str] | Any = None,
     variables: Sequence[str] | None = None,
     progress: Progress | None = None,
+    coords: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Score `forecast` (any supported layout) against `truth` over all initialisations.
 
@@ -361,10 +363,13 @@ def score_forecast(
     """
     import xarray as xr
 
-    fv = open_forecast(forecast, variables)
-    tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth)
+    coords = coords or {}
+    fv = open_forecast(forecast, variables, coords, strict=False)
+    tds = apply_coords(truth, coords, "truth", strict=False) if isinstance(truth, xr.Dataset) else open_dataset(
+        truth, coords, strict=False)
     cds = None if climatology is None else (
-        climatology if isinstance(climatology, xr.Dataset) else open_dataset(climatology))
+        climatology if isinstance(climatology, xr.Dataset) else open_dataset(climatology, coords, strict=False))
+    check_found(coords, [fv.handle, tds, cds], "forecast, truth and climatology files")
     srcs = (str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset",
             str(climatology) if climatology is not None and not isinstance(climatology, xr.Dataset) else "climatology")
     notes = list(fv.notes)
@@ -386,8 +391,8 @@ def score_forecast(
     }
 
 
-def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int,
-                notes: list[str]) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int, notes: list[str],
+                coords: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """One initialisation of `fv` against `truth`, through the same code as `score_forecast`.
 
     Returns the truth on the forecast grid (L, H, W) in the forecast's units (NaN where a lead
@@ -397,7 +402,8 @@ def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int,
     import xarray as xr
 
     src = str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset"
-    tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth)
+    tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth, coords, strict=False)
+    check_found(coords or {}, [fv.handle, tds], "forecast and truth files")
     shape = (fv.inits.size, fv.leads.size)
     run = _Run(fv, var, _open_truth(tds, var, fv, src, notes), None, area_weights(fv), notes,
                _Sums.empty(shape), _Sums.empty(shape))
