@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,135 @@ def test_checkpoint_meta_is_validated(change: dict, match: str) -> None:
         validate_checkpoint_meta(meta, "ckpt", 1)
     assert validate_checkpoint_meta(_meta(), "ckpt", 1)["config"]["name"] == "era5-uk-t2m_gsta"
     json.dumps(_meta())
+
+
+# --------------------------------------------------------------------------- one typed tree, defaults always merged
+
+DEFAULTS_TOML = Path(__file__).resolve().parents[1] / "svqcast" / "presets" / "_defaults.toml"
+
+
+def _toml_defaults() -> dict:
+    """`_defaults.toml` read here, independently of svqcast.config_schema."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib.loads(DEFAULTS_TOML.read_text(encoding="utf-8"))
+
+
+def _sections(cfg: dict) -> dict:
+    return {k: cfg[k] for k in ("model", "data", "train")}
+
+
+def test_dataclass_fields_are_the_toml_keys_with_its_defaults_and_types() -> None:
+    import dataclasses
+    import typing
+
+    from svqcast.config_schema import SECTION_TYPES
+
+    toml = _toml_defaults()
+    assert set(SECTION_TYPES) == {k for k, v in toml.items() if isinstance(v, dict)}
+    for section, cls in SECTION_TYPES.items():
+        instance, hints = cls(), typing.get_type_hints(cls)
+        assert [f.name for f in dataclasses.fields(cls)] == list(toml[section]), section  # same keys, same order
+        for key, value in toml[section].items():
+            assert getattr(instance, key) == value, f"{section}.{key}"
+            kind = typing.get_origin(hints[key]) or hints[key]
+            assert isinstance(value, kind) and (kind is bool) == isinstance(value, bool), f"{section}.{key}"
+
+
+@pytest.mark.parametrize("bare", [{}, {"model": {}, "data": {}, "train": {}}])
+def test_a_bare_dict_resolves_to_the_toml_defaults_field_for_field(bare: dict) -> None:
+    from svqcast.config import typed_config
+    from svqcast.config_schema import SvqcastConfig
+
+    toml = _toml_defaults()
+    typed = typed_config(bare)
+    assert _sections(typed.to_dict()) == toml
+    assert typed == SvqcastConfig()  # the dataclass defaults are the same numbers
+    assert _sections(load_config(bare)) == toml and load_config(bare)["name"] == "custom"
+    assert _sections(validate_config(bare)) == toml
+
+
+def test_a_plain_toml_without_extends_gets_the_defaults(tmp_path: Path) -> None:
+    plain = _write(tmp_path / "plain.toml", "[model]\nhid_S = 8\n[train]\nlr = 0.5\n")
+    cfg = load_config(plain)
+    expected = _toml_defaults()
+    expected["model"]["hid_S"], expected["train"]["lr"] = 8, 0.5
+    assert _sections(cfg) == expected and cfg["name"] == "plain"
+    # every key can be `--set`, including those the file does not mention
+    assert load_config(plain, ["train.patience=3", "model.out_frames=4"])["train"]["patience"] == 3
+
+
+def test_a_checkpoint_config_missing_keys_gets_the_defaults(tmp_path: Path) -> None:
+    import torch
+
+    from svqcast.models.factory import build_model_from_config
+    from svqcast.zoo.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = load_config({"model": {"in_shape": [4, 1, 16, 16], "hid_S": 4, "hid_T": 8, "N_T": 2}})
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "ckpt", build_model_from_config(cfg), cfg, card="# t\n")
+    path = ckpt / "config.json"
+    meta = json.loads(path.read_text())
+    for section, key in [("model", "out_frames"), ("model", "fused_attn"), ("train", "patience"),
+                         ("train", "val_batch_size")]:
+        del meta["config"][section][key]  # an older svqcast wrote no such key
+    del meta["config"]["data"]
+    path.write_text(json.dumps(meta))
+    net, loaded = load_checkpoint(ckpt)
+    toml = _toml_defaults()
+    assert loaded["config"]["model"]["out_frames"] == toml["model"]["out_frames"] == net.out_frames == 12
+    assert loaded["config"]["train"]["patience"] == 10 and loaded["config"]["train"]["val_batch_size"] == 16
+    assert loaded["config"]["data"] == toml["data"] and loaded["config"]["model"]["hid_S"] == 4
+
+
+def test_decided_model_defaults_reach_the_model_from_a_dict() -> None:
+    """SVQ-raw's codebook is `model.codebook_size` (10000, not the 1024 the code used to
+    restate) and T_out is `model.out_frames` (12, not T_in)."""
+    import svqcast
+    from svqcast.models.quantizers.registry import build_quantizer
+
+    assert build_quantizer({"quantizer": "svq-raw"}, 8).codebook_size == 10000
+    small = {"in_shape": [4, 1, 16, 16], "hid_S": 4, "hid_T": 8, "N_T": 2}
+    net = svqcast.build_model({"model": {**small, "quantizer": "svq-raw"}})
+    assert net.quantizer.codebook_size == 10000 and tuple(net.quantizer.codebook.shape) == (10000, 4)
+    assert net.out_frames == 12
+
+
+def test_decided_train_defaults_reach_the_loop_from_a_dict(tmp_path: Path, monkeypatch) -> None:
+    """A dict config without patience / val_batch_size / out_frames trains with the TOML's
+    10 / 16 / 12: the early-stopping object, the validation loader and the shape check."""
+    from _train_standins import SyntheticWindows, TinyNet, one_thread
+
+    import svqcast.training.loop as loop
+
+    seen, setup = [], loop.setup_trainer
+
+    def keep(*args, **kwargs):  # the Trainer the loop runs, kept for inspection
+        seen.append(setup(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(loop, "setup_trainer", keep)
+    cfg = {"model": {"in_shape": [3, 1, 8, 8]}, "train": {"epochs": 1, "batch_size": 4, "device": "cpu"}}
+    data = SyntheticWindows(8, t_out=12), SyntheticWindows(20, t_out=12, offset=100)
+    with one_thread():
+        run = loop.train(cfg, run_dir=tmp_path / "r", datasets=data, model_fn=TinyNet, progress="none")
+    (t,) = seen
+    assert t.early.patience == 10 and t.tc.patience == 10
+    assert t.val_loader.batch_size == 16 and t.train_loader.batch_size == 4
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["model"]["out_frames"] == 12 and stored["train"]["warmup_epochs"] == 5
+
+
+@pytest.mark.parametrize("item, key", [("train.patience=soon", "train.patience"),
+                                       ("train.patiense=3", "train.patiense")])
+def test_set_wrong_type_or_unknown_key_on_a_plain_toml_exits_2_one_line(tmp_path: Path, item: str, key: str) -> None:
+    import subprocess
+
+    plain = _write(tmp_path / "plain.toml", "[train]\nlr = 0.5\n")
+    res = subprocess.run([sys.executable, "-m", "svqcast.cli.main", "models", "describe", str(plain), "--set", item],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in res.stderr, res.stderr

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.config import model_config
 from svqcast.data.catalog import get_entry
 from svqcast.data.entry import DatasetEntry
 from svqcast.data.prepare import prepare
@@ -215,8 +216,8 @@ def spec_for_model(name: str, model_cfg: Mapping[str, Any], stride: int = 1,
     of config `model_cfg`: what `models convert --data` attaches. The store is verified in
     full first, because its statistics are about to be written into a checkpoint."""
 
-    shape = [int(v) for v in model_cfg["in_shape"]]
-    t_out = int(model_cfg.get("out_frames", shape[0]))
+    m = model_config(model_cfg)
+    shape, t_out = list(m.in_shape), m.out_frames
     ds = get_split_dataset(name, "train", t_in=shape[0], t_out=t_out, root=root, verify=True)
     want = [shape[1], *ds.spec.shape]
     if shape[1:] != want:

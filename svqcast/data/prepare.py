@@ -22,6 +22,7 @@ from svqcast.data.catalog import get_entry
 from svqcast.data.downloads import parse_years
 from svqcast.data.store import StoreLayout, channel_stats, write_store
 from svqcast.data.storedir import (
+    Prepared,
     is_prepared,
     prepared_dir,
     raw_dir,
@@ -31,6 +32,7 @@ from svqcast.data.storedir import (
 )
 from svqcast.errors import UsageError
 from svqcast.fsutil import atomic_dir
+from svqcast.progress import Progress, counted
 
 
 def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_validation: bool = False,
@@ -55,39 +57,14 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
     select = dict(select) if select is not None else (entry.official_select if official_validation else entry.select)
     prep = builder(entry, select, src, official_validation)
     say = log or (lambda _m: None)
+    prep.channels, prep.units = prep.channels or entry.channel_names, prep.units or entry.units
+    prep.time_kind, prep.normalisation = prep.time_kind or entry.time_kind, prep.normalisation or entry.normalisation
+    prep.manifest = {"select": select, **prep.manifest}
+    prep.splits = {s: prep.splits[s] for s in split_names(official_validation)}
     # overwrite only when asked (or the old dir lacks its manifest): a concurrent first-use
     # preparation by another process then ends in FileExistsError, which callers accept.
     with atomic_dir(target, overwrite=force or (target.exists() and not is_prepared(target))) as tmp:
-        for split in split_names(official_validation):
-            data = prep.splits[split]
-            layout = StoreLayout(
-                dataset=name, split=split, dims=prep.dims, coords=prep.coords, coord_units=prep.coord_units,
-                channels=entry.channel_names, units=entry.units, time_kind=entry.time_kind, dtype=prep.dtype,
-                attrs={"official_validation": np.int32(official_validation), **(data.attrs or {})},
-            )
-            say(f"writing {split}.nc ({len(data.times)} frames)")
-            write_store(tmp / f"{split}.nc", layout, data.frames, data.times, data.segments, data.strides,
-                        data.centres)
-        mean, std, count = channel_stats(tmp / "train.nc")
-        stats = {
-            "dataset": name,
-            "computed_on": "train",
-            "channels": entry.channel_names,
-            "units": entry.units,
-            "mean": mean,
-            "std": std,
-            "count_per_channel": count,
-            "normalisation": entry.normalisation,
-        }
-        write_stats(tmp, stats)
-        write_manifest(tmp, {
-            "dataset": name,
-            "official_validation": official_validation,
-            "splits": list(split_names(official_validation)),
-            "frames": {s: int(len(prep.splits[s].times)) for s in split_names(official_validation)},
-            "sources": prep.sources,
-            "select": select,
-        })
+        write_prepared(tmp, name, prep, official_validation=official_validation, say=say)
     say(f"prepared {name} in {target}")
     return target
 
@@ -107,3 +84,49 @@ def parse_split_years(name: str, items: list[str], official_validation: bool = F
         assert parsed is not None
         years[split] = list(parsed)
     return {**base, "years": years}
+
+
+class _Counted:
+    """A sliceable frame source that reports the frames read (what `write_store` writes) to `tick`."""
+
+    def __init__(self, frames: Any, tick: Callable[[int], None]) -> None:
+        self.frames, self.tick = frames, tick
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, sl: slice) -> Any:
+        block = self.frames[sl]
+        self.tick(len(block))
+        return block
+
+
+def write_prepared(tmp: Path, name: str, prep: Prepared, *, official_validation: bool = False,
+                   say: Callable[[str], None] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """The one store writer of every preparation, catalog builder or user file: each split, the
+    training-split statistics and the manifest, into the directory being built."""
+    say = say or (lambda _m: None)
+    total, done = sum(len(s.times) for s in prep.splits.values()), [0]
+    report = counted(progress, "prepare", total, "preparing (frames written)")
+
+    def tick(frames: int) -> None:
+        done[0] += frames
+        report(done[0])
+
+    chunk = {} if prep.chunk is None else {"chunk": prep.chunk}
+    for split, data in prep.splits.items():
+        layout = StoreLayout(
+            dataset=name, split=split, dims=prep.dims, coords=prep.coords, coord_units=prep.coord_units,
+            channels=prep.channels, units=prep.units, time_kind=prep.time_kind, dtype=prep.dtype,
+            attrs={"official_validation": np.int32(official_validation), **(data.attrs or {})},
+        )
+        say(f"writing {split}.nc ({len(data.times)} frames)")
+        write_store(tmp / f"{split}.nc", layout, _Counted(data.frames, tick), data.times, data.segments,
+                    data.strides, data.centres, **chunk)
+    mean, std, count = channel_stats(tmp / "train.nc", **chunk)
+    write_stats(tmp, {"dataset": name, "computed_on": "train", "channels": prep.channels, "units": prep.units,
+                      "mean": mean, "std": std, "count_per_channel": count, "normalisation": prep.normalisation})
+    return write_manifest(tmp, {
+        "dataset": name, "official_validation": official_validation, "splits": list(prep.splits),
+        "frames": {s: int(len(d.times)) for s, d in prep.splits.items()}, "sources": prep.sources, **prep.manifest,
+    })

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,11 @@ class SplitData:
 
 @dataclass
 class Prepared:
-    """What a builder returns: the common layout (minus split name) and the splits."""
+    """What a builder returns: the common layout (minus split name) and the splits.
+
+    Catalog builders leave the channel fields empty (the catalog entry has them); a user file's
+    builder fills them from the file.
+    """
 
     dims: tuple[str, str]
     coords: dict[str, np.ndarray]
@@ -54,6 +58,12 @@ class Prepared:
     dtype: str
     splits: dict[str, SplitData]
     sources: dict[str, str]  # input file -> sha256, recorded in the manifest
+    channels: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    time_kind: str = ""  # "datetime" | "frame"
+    normalisation: str = ""  # "zscore" | "none"
+    chunk: int | None = None  # frames per write and statistics block (None: the store's defaults)
+    manifest: dict[str, Any] = field(default_factory=dict)  # more manifest fields (selection, user: true)
 
 
 def root_dir(root: str | os.PathLike[str] | None) -> Path:

@@ -11,7 +11,6 @@ Frames are streamed in blocks of about 64 MB, so memory does not grow with the i
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -21,16 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from svqcast._version import __version__
 from svqcast.data.catalog import CATALOG
+from svqcast.data.prepare import write_prepared
 from svqcast.data.splitting import default_windows, split_ranges
-from svqcast.data.store import StoreLayout, channel_stats, write_store
-from svqcast.data.storedir import MANIFEST, STATS, prepared_dir, root_dir
+from svqcast.data.storedir import Prepared, SplitData, prepared_dir, root_dir
 from svqcast.data.usercatalog import load_records, register
 from svqcast.data.userrecord import build_record
 from svqcast.errors import UsageError
 from svqcast.fsutil import atomic_dir, check_input, check_output, sha256_file
-from svqcast.progress import Progress, counted
+from svqcast.progress import Progress
 from svqcast.sources.calendars import TimeStep, infer_step, parse_step
 from svqcast.sources.formats import is_url
 from svqcast.sources.opener import open_source
@@ -63,11 +61,9 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         say(f"note: {note}")
     target = prepared_dir(name, root)
     with _clean_on_failure(root_dir(root), name):
+        files = source_fingerprints(src)
         with atomic_dir(target, overwrite=force) as tmp:
-            _write_splits(tmp, name, src, ranges, say, progress)
-            _write_stats(tmp, name, src)
-            files = source_fingerprints(src)
-            _write_manifest(tmp, name, ranges, files)
+            write_prepared(tmp, name, user_file(src, ranges, files), say=say, progress=progress)
         register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
@@ -114,46 +110,32 @@ def _block(src: Source) -> int:
 
 
 class _Range:
-    """frames[a:b] of a source, re-based at 0 (what write_store slices); each chunk read is
-    reported to `tick(frames)` so that progress follows the streaming write."""
+    """frames[a:b] of a source, re-based at 0 (what the store writer slices)."""
 
-    def __init__(self, frames: Any, a: int, b: int, tick: Callable[[int], None]) -> None:
-        self.frames, self.a, self.b, self.tick = frames, a, b, tick
+    def __init__(self, frames: Any, a: int, b: int) -> None:
+        self.frames, self.a, self.b = frames, a, b
 
     def __len__(self) -> int:
         return self.b - self.a
 
     def __getitem__(self, sl: slice) -> np.ndarray:
         lo, hi, _ = sl.indices(len(self))
-        block = self.frames[slice(self.a + lo, self.a + hi)]
-        self.tick(hi - lo)
-        return block
+        return self.frames[slice(self.a + lo, self.a + hi)]
 
 
-def _write_splits(tmp: Path, name: str, src: Source, ranges: dict[str, tuple[int, int]],
-                  say: Callable[[str], None], progress: Progress | None = None) -> None:
-    total, done = sum(b - a for a, b in ranges.values()), [0]
-    report = counted(progress, "prepare", total, "preparing (frames written)")
-
-    def tick(frames: int) -> None:
-        done[0] += frames
-        report(done[0])
-
-    for split, (a, b) in ranges.items():
-        layout = StoreLayout(dataset=name, split=split, dims=src.dims, coords=src.coords,
-                             coord_units=src.coord_units, channels=src.channels, units=src.units,
-                             time_kind="datetime" if src.is_datetime else "frame", dtype=src.dtype,
-                             attrs={"official_validation": np.int32(0), "source": os.path.basename(str(src.path))})
-        say(f"writing {split}.nc ({b - a} frames)")
-        write_store(tmp / f"{split}.nc", layout, _Range(src.frames, a, b, tick), src.times[a:b], chunk=_block(src))
-
-
-def _write_stats(tmp: Path, name: str, src: Source) -> None:
-    mean, std, count = channel_stats(tmp / "train.nc", chunk=_block(src))
-    stats = {"dataset": name, "computed_on": "train", "channels": src.channels, "units": src.units,
-             "mean": mean, "std": std, "count_per_channel": count,
-             "normalisation": "zscore" if src.kind != "video" else "none"}
-    (tmp / STATS).write_text(json.dumps(stats, indent=2) + "\n")
+def user_file(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, dict[str, Any]]) -> Prepared:
+    """The builder of a user's file: the same `Prepared` a catalog builder returns, read lazily
+    from the source by time range, so `write_prepared` streams it block by block."""
+    base = os.path.basename(str(src.path))
+    splits = {split: SplitData(frames=_Range(src.frames, a, b), times=src.times[a:b], attrs={"source": base})
+              for split, (a, b) in ranges.items()}
+    return Prepared(
+        src.dims, src.coords, src.coord_units, src.dtype, splits,
+        sources={k: v.get("sha256") or f"bytes:{v.get('bytes')}" for k, v in files.items()},
+        channels=src.channels, units=src.units, time_kind="datetime" if src.is_datetime else "frame",
+        normalisation="zscore" if src.kind != "video" else "none", chunk=_block(src),
+        manifest={"select": {"ranges": {k: list(v) for k, v in ranges.items()}}, "user": True},
+    )
 
 
 def source_fingerprints(src: Source) -> dict[str, dict[str, Any]]:
@@ -170,14 +152,4 @@ def source_fingerprints(src: Source) -> dict[str, dict[str, Any]]:
             out[str(p.resolve())] = {"bytes": size, "sha256": sha256_file(p) if size <= SHA_LIMIT else None}
     return out
 
-
-def _write_manifest(tmp: Path, name: str, ranges: dict[str, tuple[int, int]],
-                    sources: dict[str, dict[str, Any]]) -> None:
-    files = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size}
-             for f in sorted(p.name for p in tmp.iterdir())}
-    manifest = {"dataset": name, "svqcast_version": __version__, "store_version": 1, "official_validation": False,
-                "splits": list(ranges), "frames": {k: b - a for k, (a, b) in ranges.items()},
-                "sources": {k: v.get("sha256") or f"bytes:{v.get('bytes')}" for k, v in sources.items()},
-                "select": {"ranges": {k: list(v) for k, v in ranges.items()}}, "files": files, "user": True}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
