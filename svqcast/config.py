@@ -1,13 +1,16 @@
 """Presets and configs: TOML files, `extends` inheritance and dotted `--set` overrides.
 
-A config is a plain nested dict with the sections `model`, `data` and `train` (see
-docs/presets.md). Presets are TOML files shipped in `svqcast/presets/`; a user TOML file
-is accepted wherever a preset name is. TOML is data, never code: nothing is executed.
+A config is stored as a nested dict with the sections `model`, `data` and `train` (see
+docs/presets.md) and read as a typed tree (`typed_config` -> `svqcast.config_schema`).
+Presets are TOML files shipped in `svqcast/presets/`; a user TOML file is accepted wherever
+a preset name is. TOML is data, never code: nothing is executed.
 
-Every config -- a preset, a user TOML file, `--set` overrides, a run's or a checkpoint's
-config.json -- passes ONE schema (`validate_config`): the keys and types of
-`presets/_defaults.toml` plus the ranges in `RANGES`. A mistake in a file or a `--set` is a
-`UsageError` naming the key (exit 2); in a checkpoint it is a `DataError` (exit 3).
+Every config -- a preset, a user TOML file (with or without `extends`), `--set` overrides, a
+Python dict, a run's or a checkpoint's config.json -- gets `presets/_defaults.toml` merged
+under it and passes ONE schema (`validate_config`): the keys and types of `_defaults.toml`
+plus the ranges in `RANGES`. So a checked config is always complete: nothing restates a
+default in code. A mistake in a file or a `--set` is a `UsageError` naming the key (exit 2);
+in a checkpoint it is a `DataError` (exit 3).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from svqcast.config_schema import DEFAULTS, SECTIONS, ModelConfig, SvqcastConfig
 from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import check_input
 
@@ -133,8 +137,10 @@ def load_config(
 ) -> Config:
     """Resolve a preset name, TOML path or dict into a full config and apply overrides.
 
-    `overrides` is either a mapping of dotted keys to values
-    (`{"model.codebook_size": 4096}`) or `--set` strings (`["model.codebook_size=4096"]`).
+    The result is complete: `_defaults.toml` is merged under every config, so a dict or a
+    TOML file without `extends` runs on the same defaults as a preset. `overrides` is either
+    a mapping of dotted keys to values (`{"model.codebook_size": 4096}`) or `--set` strings
+    (`["model.codebook_size=4096"]`).
     """
     if isinstance(ref, Mapping):
         cfg = copy.deepcopy(dict(ref))
@@ -147,6 +153,7 @@ def load_config(
     else:
         cfg = _resolve_file(preset_path(str(ref)))
         name = str(ref)
+    cfg = deep_merge(_schema(), cfg)  # before the overrides: every key can be `--set`
     cfg["name"] = name
     if overrides:
         apply_overrides(cfg, parse_overrides(overrides))
@@ -259,14 +266,11 @@ FREE_TABLES = ("model.vq_options",)
 #: Top-level keys besides the sections.
 TOP_LEVEL = {"name": str, "description": str}
 
-_schema_cache: list[Config] = []
-
 
 def _schema() -> Config:
-    """The reference config: `_defaults.toml` read once (its keys and value types)."""
-    if not _schema_cache:
-        _schema_cache.append(_read_toml(_preset_root() / "_defaults.toml"))
-    return _schema_cache[0]
+    """The reference config: `_defaults.toml` (its keys, value types and the defaults).
+    Read-only: `deep_merge` copies it."""
+    return DEFAULTS
 
 
 def _check_type(key: str, ref: Any, value: Any) -> Any:
@@ -328,15 +332,16 @@ def _check_table(prefix: str, ref: Mapping[str, Any], table: Any) -> Config:
 
 
 def validate_config(cfg: Mapping[str, Any], source: str = "", error: type[Exception] = UsageError) -> Config:
-    """Check keys, types and ranges of a resolved config against the one schema; return it
-    with the harmless coercions applied. `error` is raised (UsageError for what the user
-    typed, DataError for a stored checkpoint), its message prefixed with `source`."""
+    """Merge `_defaults.toml` under a config and check keys, types and ranges against the one
+    schema; return the complete config with the harmless coercions applied. `error` is raised
+    (UsageError for what the user typed, DataError for a stored checkpoint), its message
+    prefixed with `source`."""
     ref = _schema()
     try:
         if not isinstance(cfg, Mapping):
             raise UsageError(f"a config must be a table of sections, got a {type(cfg).__name__}")
         out: Config = {}
-        for key, value in cfg.items():
+        for key, value in deep_merge(ref, cfg).items():
             if key in TOP_LEVEL:
                 out[key] = value if isinstance(value, str) else str(value)
             elif key in ref and isinstance(ref[key], Mapping):
@@ -351,6 +356,25 @@ def validate_config(cfg: Mapping[str, Any], source: str = "", error: type[Except
         raise error(f"{source + ': ' if source else ''}{exc}") from None
 
 
+def typed_config(cfg: Mapping[str, Any] | SvqcastConfig, source: str = "",
+                 error: type[Exception] = UsageError) -> SvqcastConfig:
+    """The typed tree of a config (a dict of any completeness, or a tree already): defaults
+    merged, keys, types and ranges checked as `validate_config` does."""
+    if isinstance(cfg, SvqcastConfig):
+        return cfg
+    return SvqcastConfig.from_dict(validate_config(cfg, source, error))
+
+
+def model_config(cfg: Mapping[str, Any] | SvqcastConfig | ModelConfig) -> ModelConfig:
+    """The complete, checked `[model]` section of a whole config, or of a `[model]` table
+    given alone (`{"quantizer": "svq", "codebook_size": 64}`): what the model builders read."""
+    if isinstance(cfg, ModelConfig):
+        return cfg
+    if isinstance(cfg, Mapping) and cfg and not set(cfg) & {*SECTIONS, *TOP_LEVEL}:
+        cfg = {"model": cfg}
+    return typed_config(cfg).model
+
+
 #: Top-level keys of a checkpoint's config.json (svqcast.zoo.checkpoint writes exactly these).
 CHECKPOINT_KEYS = {"format_version", "svqcast_version", "preset", "config", "data_spec", "provenance",
                    "weights_sha256"}
@@ -358,7 +382,8 @@ CHECKPOINT_KEYS = {"format_version", "svqcast_version", "preset", "config", "dat
 
 def validate_checkpoint_meta(meta: Any, source: str, format_version: int) -> Config:
     """A checkpoint's config.json: known keys only, a format this version reads, the weights'
-    sha256 recorded, and a config that passes the schema. Any failure is a DataError (exit 3)."""
+    sha256 recorded, and a config that passes the schema, returned complete (a key an older
+    checkpoint lacks takes its `_defaults.toml` value). Any failure is a DataError (exit 3)."""
     if not isinstance(meta, dict):
         raise DataError(f"{source}: config.json must be a JSON object, got a {type(meta).__name__}")
     unknown = sorted(set(meta) - CHECKPOINT_KEYS)

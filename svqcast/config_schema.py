@@ -51,10 +51,10 @@ class ModelConfig:
     arch: str = _default("model", "arch")
     in_shape: list[int] = _default("model", "in_shape")
     out_frames: int = _default("model", "out_frames")
-    hid_S: int = _default("model", "hid_S")  # noqa: N815  (the paper's and the TOML key's name)
-    hid_T: int = _default("model", "hid_T")  # noqa: N815
-    N_S: int = _default("model", "N_S")  # noqa: N815
-    N_T: int = _default("model", "N_T")  # noqa: N815
+    hid_S: int = _default("model", "hid_S")
+    hid_T: int = _default("model", "hid_T")
+    N_S: int = _default("model", "N_S")
+    N_T: int = _default("model", "N_T")
     translator: str = _default("model", "translator")
     mlp_ratio: float = _default("model", "mlp_ratio")
     drop: float = _default("model", "drop")

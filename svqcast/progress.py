@@ -70,11 +70,12 @@ class _Task:
     start_done: float
     t0: float
     next_line: float
+    finished: bool = False
 
 
 class PlainProgress(Progress):
     """Timestamped lines on a stream: every message, and each task's state `lines` times over its
-    course (plus its first and last update), so a log stays readable whatever the task's length."""
+    course (its last update once), so a log stays readable whatever the task's length."""
 
     def __init__(self, stream: IO[str] | None = None, lines: int = 4) -> None:
         self.stream = stream or sys.stderr
@@ -86,7 +87,8 @@ class PlainProgress(Progress):
 
     def begin(self, key: str, total: float | None = None, *, label: str | None = None, done: float = 0,
               unit: str = "", info: str = "") -> None:
-        self.tasks[key] = _Task(label or key, total, done, unit, info, done, time.perf_counter(), done)
+        first = done + (total or 0) / self.lines if total else float("inf")
+        self.tasks[key] = _Task(label or key, total, done, unit, info, done, time.perf_counter(), first)
 
     def update(self, key: str, done: float | None = None, *, advance: float = 0, total: float | None = None,
                info: str | None = None) -> None:
@@ -97,9 +99,12 @@ class PlainProgress(Progress):
         task.total = total if total is not None else task.total
         task.info = info if info is not None else task.info
         finished = task.total is not None and task.done >= task.total
+        if finished and task.finished:
+            return  # the last line is printed once
         if task.done >= task.next_line or finished:
             step = (task.total or 0) / self.lines
             task.next_line = (task.done // step + 1) * step if step > 0 else float("inf")
+            task.finished = finished
             self._print(self._line(task))
 
     def _line(self, task: _Task) -> str:

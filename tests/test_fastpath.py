@@ -122,6 +122,7 @@ def test_training_loop_with_channels_last_and_compile(tmp_path, monkeypatch) -> 
     the first validation loss agrees to float noise (training losses differ slightly
     because dropout draws its mask in memory order)."""
     import svqcast.training.loop as loop
+    import svqcast.training.trainer as trainer
     from svqcast.training.runlog import read_metrics
 
     calls = []
@@ -130,7 +131,7 @@ def test_training_loop_with_channels_last_and_compile(tmp_path, monkeypatch) -> 
         calls.append(enabled)
         return torch.compile(net, backend="eager") if enabled else net
 
-    monkeypatch.setattr(loop, "compile_model", eager_compile)
+    monkeypatch.setattr(trainer, "compile_model", eager_compile)
     rows = {}
     for name, extra in (("plain", {}), ("compiled", {"compile": True}), ("cl", {"channels_last": "on"})):
         run = loop.train(tiny_cfg(epochs=2, **extra), run_dir=tmp_path / name, datasets=_loop_data(),

@@ -50,9 +50,9 @@ def test_sigint_saves_resumable_state_and_exits_130(tmp_path) -> None:
     seen = []
     deadline = time.monotonic() + 150
     assert proc.stderr is not None
-    for line in proc.stderr:  # plain progress: "... step 5/20 ..." once training runs
+    for line in proc.stderr:  # plain progress: "epoch 1/3 steps: 5/20 ..." once training runs
         seen.append(line)
-        if " step " in line:
+        if " steps: " in line:
             proc.send_signal(signal.SIGINT)
             break
         assert time.monotonic() < deadline, "".join(seen)

@@ -1,4 +1,5 @@
-"""Config -> model. `build_model_from_config(cfg)` reads `cfg["model"]` (docs/presets.md)."""
+"""Config -> model. `build_model_from_config(cfg)` reads the typed `[model]` section
+(`svqcast.config.model_config`: `_defaults.toml` merged under it; docs/presets.md)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,35 @@ from typing import Any
 
 from torch import nn
 
+from svqcast.config import model_config
+from svqcast.config_schema import ModelConfig, SvqcastConfig
 from svqcast.errors import UsageError
 from svqcast.models.quantizers.registry import build_quantizer
 from svqcast.models.simvp import SimVP
 from svqcast.models.translators import build_translator, canonical_name
 
-#: keys of [model] a SimVP build reads (the rest are quantizer keys, read by the registry)
-_TRANSLATOR_OPTIONS = ("swin_shift_mask", "fused_attn")
 
-
-def _shape(model_cfg: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    shape = model_cfg.get("in_shape")
+def _shape(shape: Any) -> tuple[int, int, int, int]:
     if not isinstance(shape, (list, tuple)) or len(shape) != 4 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise UsageError(f"model.in_shape must be 4 positive integers [T, C, H, W], got {shape!r}")
     return tuple(int(v) for v in shape)  # type: ignore[return-value]
 
 
-def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
-    """Build SimVP (+ quantizer) from the [model] section of a config."""
-    t, c, h, w = _shape(model_cfg)
-    hid_s, hid_t = int(model_cfg["hid_S"]), int(model_cfg["hid_T"])
-    n_s, n_t = int(model_cfg["N_S"]), int(model_cfg["N_T"])
+def build_simvp(model_cfg: ModelConfig | Mapping[str, Any]) -> SimVP:
+    """Build SimVP (+ quantizer) from the [model] section of a config (a dict is completed
+    with the defaults and checked first)."""
+    m = model_config(model_cfg)
+    t, c, h, w = _shape(m.in_shape)
+    hid_s, hid_t = m.hid_S, m.hid_T
+    n_s, n_t = m.N_S, m.N_T
     if n_s < 2 or n_s % 2:
         raise UsageError(f"model.N_S must be an even number >= 2, got {n_s}")
     stride = 2 ** (n_s // 2)  # H, W need not divide: SimVP pads to the stride and crops back
-    out_frames = int(model_cfg.get("out_frames", t))
+    out_frames = m.out_frames
     if out_frames < 1:
         raise UsageError(f"model.out_frames must be >= 1, got {out_frames}")
-    name = canonical_name(str(model_cfg.get("translator", "gsta")))
-    options = {k: model_cfg[k] for k in _TRANSLATOR_OPTIONS if k in model_cfg}
+    name = canonical_name(m.translator)
+    options = {"swin_shift_mask": m.swin_shift_mask, "fused_attn": m.fused_attn}
     try:
         translator = build_translator(
             name,
@@ -43,15 +44,15 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
             channel_hid=hid_t,
             n_blocks=n_t,
             resolution=(-(-h // stride), -(-w // stride)),
-            mlp_ratio=float(model_cfg.get("mlp_ratio", 8.0)),
-            drop=float(model_cfg.get("drop", 0.0)),
-            drop_path=float(model_cfg.get("drop_path", 0.1)),
+            mlp_ratio=m.mlp_ratio,
+            drop=m.drop,
+            drop_path=m.drop_path,
             options=options,
         )
     except ValueError as exc:
         raise UsageError(f"cannot build translator '{name}': {exc}") from None
-    quantizer = build_quantizer(model_cfg, hid_s)
-    if bool(model_cfg.get("freeze_projection", False)):
+    quantizer = build_quantizer(m, hid_s)
+    if m.freeze_projection:
         _freeze_projection(quantizer)
     return SimVP(
         (t, c, h, w),
@@ -61,12 +62,12 @@ def build_simvp(model_cfg: Mapping[str, Any]) -> SimVP:
         N_S=n_s,
         translator=translator,
         quantizer=quantizer,
-        post_vq=bool(model_cfg.get("post_vq", False)),
-        spatio_kernel_enc=int(model_cfg.get("spatio_kernel_enc", 3)),
-        spatio_kernel_dec=int(model_cfg.get("spatio_kernel_dec", 3)),
+        post_vq=m.post_vq,
+        spatio_kernel_enc=m.spatio_kernel_enc,
+        spatio_kernel_dec=m.spatio_kernel_dec,
         translator_name=name,
-        residual=str(model_cfg.get("residual", "none")),
-        residual_period=int(model_cfg.get("residual_period", 24)),
+        residual=m.residual,
+        residual_period=m.residual_period,
     )
 
 
@@ -82,10 +83,11 @@ def _freeze_projection(quantizer: nn.Module | None) -> None:
         p.requires_grad_(False)
 
 
-def build_model_from_config(cfg: Mapping[str, Any]) -> nn.Module:
-    """Build the model a resolved config describes (`cfg["model"]`)."""
-    model_cfg = cfg.get("model", cfg)
-    arch = str(model_cfg.get("arch", "simvp")).lower()
+def build_model_from_config(cfg: Mapping[str, Any] | SvqcastConfig | ModelConfig) -> nn.Module:
+    """Build the model a config describes: a whole config (dict or typed tree), or its
+    `[model]` section alone; keys it lacks take the `_defaults.toml` values."""
+    m = model_config(cfg)
+    arch = m.arch.lower()
     if arch != "simvp":
         raise UsageError(f"unknown model.arch '{arch}'; svqcast builds 'simvp'")
-    return build_simvp(model_cfg)
+    return build_simvp(m)

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from svqcast.config import list_presets, load_config
+from svqcast.config import list_presets, load_config, typed_config
+from svqcast.config_schema import SvqcastConfig
 from svqcast.models.factory import build_model_from_config
 from svqcast.models.flops import count_flops
 from svqcast.models.simvp import SimVP
@@ -68,7 +69,7 @@ def model_flops(
 
 
 def _build_and_count(
-    cfg: Mapping[str, Any], in_shape: list[int], device: str
+    cfg: SvqcastConfig, in_shape: list[int], device: str
 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     with torch.device(device):
         model = build_model_from_config(cfg)
@@ -77,10 +78,10 @@ def _build_and_count(
     return model, paper, fused
 
 
-def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Summary of the model a resolved config describes (what `svqcast models describe` prints)."""
-    model_cfg = cfg["model"]
-    in_shape = [int(v) for v in model_cfg["in_shape"]]
+def describe_config(config: Mapping[str, Any] | SvqcastConfig) -> dict[str, Any]:
+    """Summary of the model a config describes (what `svqcast models describe` prints)."""
+    cfg = typed_config(config)
+    in_shape = list(cfg.model.in_shape)
     try:
         model, paper, fused = _build_and_count(cfg, in_shape, "meta")
     except (RuntimeError, NotImplementedError):
@@ -90,14 +91,14 @@ def describe_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     assert isinstance(model, SimVP)  # the only architecture (`arch` below)
     params, trainable = count_params(model)
     t, c, h, w = in_shape
-    out_frames = int(model_cfg.get("out_frames", t))
+    out_frames = cfg.model.out_frames
     quantizer = model.quantizer
     calls = 1 if out_frames <= t else -(-out_frames // t)
     return {
-        "name": cfg.get("name", "custom"),
+        "name": cfg.name or "custom",  # the loader always names a config; a bare dict is "custom"
         "arch": "simvp",
         "translator": model.translator_name,
-        "quantizer": str(model_cfg.get("quantizer", "none")),
+        "quantizer": cfg.model.quantizer,
         "params": params,
         "trainable_params": trainable,
         "quantizer_params": count_params(quantizer)[0] if quantizer is not None else 0,
@@ -128,18 +129,18 @@ def preset_rows() -> list[dict[str, Any]]:
 
     rows = []
     for name in list_presets():
-        cfg = load_config(name)
-        m = cfg.get("model", {})
+        cfg = typed_config(load_config(name))
+        m = cfg.model
         rows.append(
             {
                 "name": name,
-                "dataset": cfg.get("data", {}).get("dataset", ""),
-                "translator": str(m.get("translator", "")),
-                "quantizer": str(m.get("quantizer", "none")),
-                "codebook_size": int(m.get("codebook_size", 0)) if m.get("quantizer", "none") != "none" else None,
-                "in_shape": list(m.get("in_shape", [])),
-                "out_frames": m.get("out_frames"),
-                "description": str(cfg.get("description", "")),
+                "dataset": cfg.data.dataset,
+                "translator": m.translator,
+                "quantizer": m.quantizer,
+                "codebook_size": m.codebook_size if m.quantizer != "none" else None,
+                "in_shape": list(m.in_shape),
+                "out_frames": m.out_frames,
+                "description": cfg.description,
             }
         )
     return rows

@@ -211,7 +211,8 @@ def train_epoch(t: Trainer, stop: StopFlag, t0: float) -> float:
         p.partial_loss_sum = p.partial_aux_sum = 0.0
         p.partial_samples = 0
     lr = t.schedule.current_lr()
-    t.bar.begin("steps", t.steps_per_epoch, label=f"epoch {p.epoch + 1}", done=p.batch_in_epoch, info=f"lr {lr:.3g}")
+    t.bar.begin("steps", t.steps_per_epoch, label=f"epoch {p.epoch + 1}/{t.tc.epochs} steps", done=p.batch_in_epoch,
+                info=f"lr {lr:.3g}")
     if p.batch_in_epoch:
         t.bar.update("steps", p.batch_in_epoch, info=f"loss {p.partial_loss_sum / max(1, p.partial_samples):.5f}")
     # Running sums of (loss, aux) * samples stay on the device, in float64: the same

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from svqcast.config_schema import TrainConfig
 from svqcast.errors import UsageError
 
 SCHEDULERS = ("cosine", "onecycle", "none")
@@ -173,27 +174,27 @@ class OneCycleSchedule(Schedule):
 
 
 def build_schedule(
-    optimizer: torch.optim.Optimizer, train_cfg: Mapping[str, Any], steps_per_epoch: int
+    optimizer: torch.optim.Optimizer, train_cfg: TrainConfig, steps_per_epoch: int
 ) -> Schedule:
     """The schedule named by ``train.scheduler`` for an optimizer built at ``train.lr``."""
-    name = str(train_cfg.get("scheduler", "cosine")).lower()
-    lr = float(train_cfg["lr"])
-    epochs = int(train_cfg["epochs"])
+    name = train_cfg.scheduler.lower()
+    lr = train_cfg.lr
+    epochs = train_cfg.epochs
     if name == "cosine":
         return CosineWarmupSchedule(
             optimizer,
             lr,
             epochs=epochs,
-            warmup_epochs=int(train_cfg.get("warmup_epochs", 0)),
-            warmup_lr=float(train_cfg.get("warmup_lr", 1e-5)),
-            min_lr=float(train_cfg.get("min_lr", 1e-6)),
+            warmup_epochs=train_cfg.warmup_epochs,
+            warmup_lr=train_cfg.warmup_lr,
+            min_lr=train_cfg.min_lr,
         )
     if name == "onecycle":
         return OneCycleSchedule(
             optimizer,
             lr,
             total_steps=max(1, epochs * steps_per_epoch),
-            final_div_factor=float(train_cfg.get("final_div_factor", 1e4)),
+            final_div_factor=train_cfg.final_div_factor,
         )
     if name == "none":
         return Schedule(optimizer, lr)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from svqcast.config import Config, load_config, read_json_config
+from svqcast.config import Config, load_config, read_json_config, typed_config
 from svqcast.data import get_split_dataset
 from svqcast.data.loading import verify_store
 from svqcast.data.storedir import MANIFEST
@@ -143,7 +143,7 @@ def resolve_run(
         if run_dir is None:
             if config is None:
                 raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
-            run = Path("runs") / str(load_config(config).get("name", "run"))
+            run = Path("runs") / load_config(config)["name"]
         else:
             run = Path(run_dir)
         resuming = resume is not None and (run / STATE_NAME).is_file()
@@ -168,29 +168,30 @@ def resolve_run(
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset]:
     """Training and validation splits of ``data.dataset`` for the model's T_in / T_out."""
 
-    model_cfg, data_cfg = cfg["model"], cfg["data"]
+    conf = typed_config(cfg)
     kwargs: dict[str, Any] = {
-        "t_in": int(model_cfg["in_shape"][0]),
-        "t_out": int(model_cfg.get("out_frames", model_cfg["in_shape"][0])),
-        "root": data_cfg.get("root") or None,
+        "t_in": conf.model.in_shape[0],
+        "t_out": conf.model.out_frames,
+        "root": conf.data.root or None,
     }
-    if data_cfg.get("official_validation"):
+    if conf.data.official_validation:
         kwargs["official_validation"] = True
-    name = str(data_cfg["dataset"])
+    name = conf.data.dataset
     return get_split_dataset(name, "train", **kwargs), get_split_dataset(name, "val", **kwargs)
 
 
 def check_shapes(cfg: Config, ds: Dataset) -> None:
     """The model's ``in_shape`` (C, H, W) must match what the dataset yields."""
     x, y = ds[0]
-    want = [int(v) for v in cfg["model"]["in_shape"]]
+    m = typed_config(cfg).model
+    want = list(m.in_shape)
     got = [int(v) for v in x.shape]
     if got != want:
         raise UsageError(
             f"model.in_shape {want} does not match the dataset's input clips {got}; "
             f"use `overrides` model.in_shape={got} (and a matching model) or another preset"
         )
-    t_out = int(cfg["model"].get("out_frames", want[0]))
+    t_out = m.out_frames
     if int(y.shape[0]) != t_out:
         raise UsageError(f"model.out_frames {t_out} does not match the dataset's targets {list(y.shape)}")
 

@@ -304,6 +304,37 @@ def spatial_weights(dims: Sequence[str], coords: Mapping[str, Sequence[float]], 
     return np.ones((h, w))
 
 
+def weighted_mean(z: ArrayLike, w: ArrayLike) -> ArrayLike:
+    """Spatial mean over the last two axes with weights `w` of mean 1 (numpy or torch alike)."""
+    return (z * w).mean(axis=(-2, -1))
+
+
+def error_means(forecast: ArrayLike, truth: ArrayLike, w: ArrayLike) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """Weighted spatial means of err^2, |err| and err (err = forecast - truth): the one place
+    MSE, MAE and bias are computed, for evaluation (torch) and file scoring (numpy) alike."""
+    err = forecast - truth
+    return weighted_mean(err * err, w), weighted_mean(abs(err), w), weighted_mean(err, w)
+
+
+def anomaly_correlation(forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike,
+                        w: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+    """(uncentred ACC, where it is defined) of fields against a climatology; 0 where undefined
+    (a field equal to the climatology has no anomaly)."""
+    fa, oa = forecast - clim, truth - clim
+    num = weighted_mean(fa * oa, w)
+    den = (weighted_mean(fa * fa, w) * weighted_mean(oa * oa, w)) ** 0.5
+    ok = den > 0
+    if isinstance(den, torch.Tensor):
+        return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num)), ok
+    return np.where(ok, num / np.where(ok, den, 1.0), 0.0), ok
+
+
+def normalised_weights(weights: ArrayLike) -> np.ndarray:
+    """float64 weights scaled to mean 1."""
+    w = np.asarray(weights, dtype=np.float64)
+    return w / w.mean()
+
+
 class WB2Scores:
     """Per-lead-time, per-channel RMSE / MAE / bias / ACC with spatial weights (WB2 style).
 
@@ -321,15 +352,9 @@ class WB2Scores:
         self.acc_n: torch.Tensor | None = None
         self.n = 0
 
-    def _wmean(self, z: torch.Tensor) -> torch.Tensor:
-        return (z * self.w).mean(dim=(-2, -1))
-
     def update(self, forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike | None = None) -> None:
         f, o = _t64(forecast), _t64(truth)
-        err = f - o
-        sq = self._wmean(err * err).sum(0)
-        ab = self._wmean(err.abs()).sum(0)
-        bi = self._wmean(err).sum(0)
+        sq, ab, bi = (m.sum(0) for m in error_means(f, o, self.w))
         if self.sq is None:
             self.sq, self.ab, self.bias = sq, ab, bi
             self.acc = torch.zeros_like(sq)
@@ -341,12 +366,7 @@ class WB2Scores:
             self.bias += bi
         if clim is not None:
             assert self.acc is not None and self.acc_n is not None  # set with the first sums above
-            c = _t64(clim)
-            fa, oa = f - c, o - c
-            num = self._wmean(fa * oa)
-            den = torch.sqrt(self._wmean(fa * fa) * self._wmean(oa * oa))
-            ok = den > 0
-            val = torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+            val, ok = anomaly_correlation(f, o, _t64(clim), self.w)
             self.acc += val.sum(0)
             self.acc_n += ok.to(torch.float64).sum(0)
         self.n += int(f.shape[0])

@@ -21,6 +21,7 @@ from svqcast.errors import UsageError
 from svqcast.fsutil import DEVNULL, atomic_path, check_input, check_output
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.verify.figures import FIGURE_FORMATS, pyplot
+from svqcast.verify.metrics import weighted_mean
 from svqcast.verify.scoring import area_weights, init_scores
 
 
@@ -184,7 +185,7 @@ def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
         ax.set_title("latitude-weighted error vs lead time" if data.geographic else "error vs lead time", fontsize=9)
     else:
         w, values = data.weights, data.values
-        ax.plot(data.hours, np.sum(w * values, axis=(1, 2)) / w.sum(), "o-", ms=3, label="domain mean")
+        ax.plot(data.hours, weighted_mean(values, w), "o-", ms=3, label="domain mean")
         ax.fill_between(data.hours, values.min(axis=(1, 2)), values.max(axis=(1, 2)), alpha=0.2, label="min..max")
         ax.set_ylabel(data.units)
         ax.set_title("forecast domain mean vs lead time", fontsize=9)

@@ -34,7 +34,7 @@ from svqcast.sources.lexicon import resolve_variables
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import iso_duration, time_axis_of
 from svqcast.units import convert_units
-from svqcast.verify.metrics import lat_weights, psnr_frames, ssim_frames
+from svqcast.verify.metrics import anomaly_correlation, error_means, lat_weights, psnr_frames, ssim_frames
 
 
 @dataclass
@@ -104,34 +104,19 @@ def _open_truth(tds: Any, var: str, fv: ForecastView, src: str, notes: list[str]
 
 
 def area_weights(fv: ForecastView) -> np.ndarray:
-    """(H, W) weights of the forecast grid: latitude cell areas (WeatherBench2) or uniform."""
-
+    """(H, W) weights of the forecast grid, mean 1: latitude cell areas (WeatherBench2) or uniform."""
     h, w = fv.y.size, fv.x.size
     if fv.latlon:
         return np.repeat(lat_weights(fv.y.astype(np.float64).tolist())[:, None], w, axis=1)
     return np.ones((h, w))
 
 
-def _wmean(z: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted spatial mean over the last two axes (weights need not be normalised)."""
-    return (z * w).sum(axis=(-2, -1)) / w.sum()
-
-
-def _acc(f: np.ndarray, o: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray:
-    fa, oa = f - c, o - c
-    den = np.sqrt(_wmean(fa * fa, w) * _wmean(oa * oa, w))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, _wmean(fa * oa, w) / np.where(den > 0, den, 1.0), np.nan)
-
-
 def _fill(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray, w: np.ndarray,
           clim: np.ndarray | None) -> None:
-    err = f - o
-    sums.mse[i, leads] = _wmean(err * err, w)
-    sums.mae[i, leads] = _wmean(np.abs(err), w)
-    sums.bias[i, leads] = _wmean(err, w)
+    sums.mse[i, leads], sums.mae[i, leads], sums.bias[i, leads] = error_means(f, o, w)
     if clim is not None:
-        sums.acc[i, leads] = _acc(f, o, clim, w)
+        acc, ok = anomaly_correlation(f, o, clim, w)
+        sums.acc[i, leads] = np.where(ok, acc, np.nan)
 
 
 def _image_metrics(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray) -> None:

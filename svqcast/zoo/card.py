@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from svqcast._version import __version__
+from svqcast.config import typed_config
+from svqcast.config_schema import SvqcastConfig
 
 TASK = "time-series-forecasting"
 TAGS = ["spatiotemporal-forecasting", "sparse-vector-quantization", "simvp", "svqcast"]
@@ -47,15 +49,15 @@ def best_val_row(run_dir: Path | None) -> dict[str, Any]:
     return best
 
 
-def _sections(meta: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-    cfg = dict(meta.get("config") or {})
-    return (cfg, dict(cfg.get("model") or {}), dict(cfg.get("train") or {}),
-            dict(meta.get("data_spec") or {}), dict(meta.get("provenance") or {}))
+def _sections(meta: Mapping[str, Any]) -> tuple[SvqcastConfig, dict, dict]:
+    """(the typed config, defaults merged; the data spec; the provenance) of a checkpoint's meta."""
+    return (typed_config(meta.get("config") or {}), dict(meta.get("data_spec") or {}),
+            dict(meta.get("provenance") or {}))
 
 
 def _dataset(meta: Mapping[str, Any]) -> str:
-    cfg, _, _, spec, _ = _sections(meta)
-    return str(spec.get("dataset") or (cfg.get("data") or {}).get("dataset") or "?")
+    cfg, spec, _ = _sections(meta)
+    return str(spec.get("dataset") or cfg.data.dataset or "?")
 
 
 def card_data(meta: Mapping[str, Any], name: str, licence: str, metrics: Mapping[str, Any] | None) -> Any:
@@ -77,21 +79,22 @@ def card_data(meta: Mapping[str, Any], name: str, licence: str, metrics: Mapping
 
 
 def _model_lines(meta: Mapping[str, Any]) -> list[str]:
-    cfg, model, _, _, _ = _sections(meta)
-    quantizer = model.get("quantizer", "none")
+    cfg, _, _ = _sections(meta)
+    model = cfg.model
+    codebook = f", codebook {model.codebook_size}" if model.quantizer != "none" else ""
     return [
         "## Model", "",
-        f"- preset: `{meta.get('preset') or cfg.get('name', '?')}`",
-        f"- architecture: SimVP, translator `{model.get('translator', '?')}`, hid_S={model.get('hid_S', '?')}, "
-        f"hid_T={model.get('hid_T', '?')}, N_S={model.get('N_S', '?')}, N_T={model.get('N_T', '?')}",
-        f"- quantizer: `{quantizer}`" + (f", codebook {model.get('codebook_size')}" if quantizer != "none" else ""),
+        f"- preset: `{meta.get('preset') or cfg.name or '?'}`",
+        f"- architecture: SimVP, translator `{model.translator}`, hid_S={model.hid_S}, "
+        f"hid_T={model.hid_T}, N_S={model.N_S}, N_T={model.N_T}",
+        f"- quantizer: `{model.quantizer}`{codebook}",
         f"- svqcast version: {meta.get('svqcast_version', __version__)}",
         f"- weights sha256: `{meta.get('weights_sha256', '?')}`",
     ]
 
 
 def _data_lines(meta: Mapping[str, Any]) -> list[str]:
-    _, _, _, spec, _ = _sections(meta)
+    _, spec, _ = _sections(meta)
     coords = spec.get("coords") or {}
     dims = spec.get("dims") or ["lat", "lon"]
     grid = " x ".join(f"{d} {len(coords.get(d, []))}" for d in dims) if coords else "?"
@@ -119,11 +122,12 @@ def _user_data_lines(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _training_lines(meta: Mapping[str, Any], best_val: Mapping[str, Any] | None, which: str | None) -> list[str]:
-    _, _, train, _, prov = _sections(meta)
+    cfg, _, prov = _sections(meta)
+    train = cfg.train
     lines = [
         "## Training", "",
-        f"- recipe: loss {train.get('loss', '?')}, lr {train.get('lr', '?')}, optimizer {train.get('optimizer', '?')}, "
-        f"scheduler {train.get('scheduler', '?')}, batch {train.get('batch_size', '?')}, seed {train.get('seed', '?')}",
+        f"- recipe: loss {train.loss}, lr {train.lr}, optimizer {train.optimizer}, "
+        f"scheduler {train.scheduler}, batch {train.batch_size}, seed {train.seed}",
     ]
     if which:
         lines.append(f"- this checkpoint: {which}, epoch {_epoch1(prov.get('epoch'))}, "

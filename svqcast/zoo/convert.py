@@ -176,11 +176,11 @@ def convert_openstl(
 
     checkpoint = Path(checkpoint)
     out_dir = check_output(out_dir, overwrite=overwrite, inputs=[checkpoint], kind="dir")
-    cfg = load_config(preset, overrides)
+    cfg = load_config(preset, overrides)  # complete: `_defaults.toml` merged under it
     model_cfg = cfg["model"]
-    if str(model_cfg.get("translator", "")).lower() == "swin":
+    if str(model_cfg["translator"]).lower() == "swin":
         model_cfg["swin_shift_mask"] = False  # OpenSTL never applied the shifted-window mask
-    quantizer = str(model_cfg.get("quantizer", "none")).lower()
+    quantizer = str(model_cfg["quantizer"]).lower()
     state = read_openstl_state(checkpoint)
     model = build_model_from_config(cfg)
     mapped = map_state(state, model.state_dict(), quantizer, str(checkpoint))
@@ -200,17 +200,17 @@ def convert_openstl(
         "key_mapping": "docs/convert.md",
     }
     card = (
-        f"# {cfg.get('name', 'converted model')}\n\n"
+        f"# {cfg['name']}\n\n"
         f"Converted from the OpenSTL / SVQ-Forecasting checkpoint `{checkpoint.name}` "
         f"(sha256 {provenance['source_sha256'][:16]}...) with `svqcast models convert openstl`.\n"
     )
     save_checkpoint(out_dir, model, cfg, data_spec=spec, provenance=provenance, card=card, overwrite=overwrite)
     return {
         "output": str(out_dir),
-        "preset": cfg.get("name"),
+        "preset": cfg["name"],
         "tensors": len(mapped),
         "params": sum(p.numel() for p in model.parameters()),
-        "swin_shift_mask": model_cfg.get("swin_shift_mask"),
+        "swin_shift_mask": model_cfg["swin_shift_mask"],
         "source_sha256": provenance["source_sha256"],
         "data": data,
     }

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from svqcast.config_schema import ModelConfig
 from svqcast.errors import MissingExtraError, UsageError
 from svqcast.models.quantizers.base import Quantizer, QuantizerOutput
 from svqcast.models.quantizers.diagnostics import index_perplexity, index_usage
@@ -156,11 +157,8 @@ class VQBaseline(Quantizer):
 
 
 def _builder(kind: str):
-    def build(model_cfg: Mapping[str, Any], dim: int) -> Quantizer:
-        options = model_cfg.get("vq_options") or {}
-        if not isinstance(options, Mapping):
-            raise UsageError("model.vq_options must be a table of keyword arguments")
-        return VQBaseline(kind, dim, options)
+    def build(m: ModelConfig, dim: int) -> Quantizer:
+        return VQBaseline(kind, dim, m.vq_options)  # a table: the schema checked it
 
     build.__name__ = f"build_{kind}"
     return build

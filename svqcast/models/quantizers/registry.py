@@ -6,11 +6,14 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from svqcast.config import model_config
+from svqcast.config_schema import ModelConfig
 from svqcast.errors import UsageError
 from svqcast.models.quantizers.base import Quantizer
 from svqcast.models.quantizers.svq import SVQ
 
-Builder = Callable[[Mapping[str, Any], int], Quantizer]
+#: (complete, checked [model] section, latent channels) -> quantizer
+Builder = Callable[[ModelConfig, int], Quantizer]
 _REGISTRY: dict[str, Builder] = {}
 
 
@@ -22,27 +25,27 @@ def register_quantizer(name: str) -> Callable[[Builder], Builder]:
     return deco
 
 
-def _svq(model_cfg: Mapping[str, Any], dim: int, frozen: bool) -> SVQ:
+def _svq(m: ModelConfig, dim: int, frozen: bool) -> SVQ:
     return SVQ(
         dim,
-        codebook_size=int(model_cfg.get("codebook_size", 10000)),
-        middim=int(model_cfg.get("middim", 128)),
-        nonlinear=bool(model_cfg.get("nonlinear", True)),
-        hid_relu=bool(model_cfg.get("hid_relu", True)),
-        out_relu=bool(model_cfg.get("out_relu", False)),
+        codebook_size=m.codebook_size,
+        middim=m.middim,
+        nonlinear=m.nonlinear,
+        hid_relu=m.hid_relu,
+        out_relu=m.out_relu,
         freeze_codebook=frozen,
-        init=str(model_cfg.get("codebook_init", "normal")),
+        init=m.codebook_init,
     )
 
 
 @register_quantizer("svq")
-def _svq_learnable(model_cfg: Mapping[str, Any], dim: int) -> Quantizer:
-    return _svq(model_cfg, dim, frozen=False)
+def _svq_learnable(m: ModelConfig, dim: int) -> Quantizer:
+    return _svq(m, dim, frozen=False)
 
 
 @register_quantizer("svq-frozen")
-def _svq_frozen(model_cfg: Mapping[str, Any], dim: int) -> Quantizer:
-    return _svq(model_cfg, dim, frozen=True)
+def _svq_frozen(m: ModelConfig, dim: int) -> Quantizer:
+    return _svq(m, dim, frozen=True)
 
 
 def quantizer_names() -> list[str]:
@@ -61,9 +64,11 @@ def _load_optional() -> None:
                 raise
 
 
-def build_quantizer(model_cfg: Mapping[str, Any], dim: int) -> Quantizer | None:
-    """Build the quantizer named by `model_cfg["quantizer"]` for `dim`-channel latents."""
-    name = str(model_cfg.get("quantizer", "none")).lower()
+def build_quantizer(model_cfg: ModelConfig | Mapping[str, Any], dim: int) -> Quantizer | None:
+    """Build the quantizer named by `model.quantizer` for `dim`-channel latents, from a
+    `[model]` section (a dict is completed with the defaults and checked first)."""
+    m = model_config(model_cfg)
+    name = m.quantizer.lower()
     if name in {"", "none"}:
         return None
     _load_optional()
@@ -71,4 +76,4 @@ def build_quantizer(model_cfg: Mapping[str, Any], dim: int) -> Quantizer | None:
         raise UsageError(
             f"unknown quantizer '{name}'; choose one of: none, {', '.join(sorted(_REGISTRY))}"
         )
-    return _REGISTRY[name](model_cfg, dim)
+    return _REGISTRY[name](m, dim)

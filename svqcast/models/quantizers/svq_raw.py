@@ -26,12 +26,12 @@ is the reconstruction a_K Z; there is no auxiliary loss.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from svqcast.config_schema import ModelConfig
 from svqcast.errors import UsageError
 from svqcast.models.quantizers.base import Quantizer, QuantizerOutput
 from svqcast.models.quantizers.registry import register_quantizer
@@ -126,8 +126,8 @@ _OPTIONS = {
 
 
 @register_quantizer("svq-raw")
-def _build_svq_raw(model_cfg: Mapping[str, Any], dim: int) -> Quantizer:
-    options = dict(model_cfg.get("vq_options") or {})
+def _build_svq_raw(m: ModelConfig, dim: int) -> Quantizer:
+    options = dict(m.vq_options)
     unknown = set(options) - _OPTIONS
     if unknown:
         raise UsageError(
@@ -136,7 +136,7 @@ def _build_svq_raw(model_cfg: Mapping[str, Any], dim: int) -> Quantizer:
         )
     return SVQRaw(
         dim,
-        codebook_size=int(model_cfg.get("codebook_size", 1024)),
-        init=str(model_cfg.get("codebook_init", "normal")),
+        codebook_size=m.codebook_size,
+        init=m.codebook_init,
         **options,
     )

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svqcast.config_schema import ModelConfig
 from svqcast.models.layers import (
     ConvMlp,
     Mlp,
@@ -244,7 +245,8 @@ class SwinBlock(nn.Module):
 
 @register_subblock("swin")
 def swin_block(spec: BlockSpec) -> nn.Module:
-    return SwinBlock(spec, shift_mask=bool(spec.options.get("swin_shift_mask", True)))
+    # a SimVP build always passes model.swin_shift_mask; a bare translator takes its default
+    return SwinBlock(spec, shift_mask=bool(spec.options.get("swin_shift_mask", ModelConfig.swin_shift_mask)))
 
 
 # ----------------------------------------------------------------------------------- ViT
