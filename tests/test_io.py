@@ -1,4 +1,4 @@
-"""Input validation (svqcast/io.py) on the real embedded ERA5 sample, and the CF writer."""
+"""Input validation (svqcast/forecast/inputs.py) on the real embedded ERA5 sample, and the CF writer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference forecasts (svqcast/refcast.py): the seasonal-naive forecast ("same hour
+"""Reference forecasts (svqcast/verify/references.py): the seasonal-naive forecast ("same hour
 yesterday", "same time last week") against hand-computed oracles, alone and inside
 `svqcast evaluate`."""
 

@@ -1,4 +1,4 @@
-"""`svqcast models export` (logic in svqcast/export.py)."""
+"""`svqcast models export` (logic in svqcast/forecast/export.py)."""
 
 from __future__ import annotations
 

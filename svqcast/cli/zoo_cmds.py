@@ -1,4 +1,4 @@
-"""`svqcast models list|info|download|push`: the model zoo (logic in svqcast/hub.py)."""
+"""`svqcast models list|info|download|push`: the model zoo (logic in svqcast/zoo/hub.py)."""
 
 from __future__ import annotations
 
