@@ -50,11 +50,12 @@ class NetworkError(SvqcastError):
     exit_code = 4
 
 
-class Interrupted(SvqcastError):
+class Interrupted(BaseException):
     """SIGINT (exit 130) or SIGTERM (exit 143) arrived; partial outputs were removed first.
 
     The codes follow the shell convention 128 + signal number, so scripts can tell an
-    interrupted run from a failed one.
+    interrupted run from a failed one. Like KeyboardInterrupt it derives from BaseException:
+    an `except Exception` written to survive a bad file can never swallow a signal.
     """
 
     def __init__(self, signum: int = signal.SIGINT, what: str = "") -> None:

@@ -32,6 +32,7 @@ from svqcast.cli.options import (
     VariablesOpt,
     VerifyOpt,
     YearsOpt,
+    cli_message,
 )
 from svqcast.cli.output import OutputFormat, emit, log, out_console
 from svqcast.cli.progress import reporter
@@ -113,7 +114,10 @@ def list_cmd(root: RootOpt = None, fmt: FormatOpt = OutputFormat.text) -> None:
     Example: svqcast datasets list --format json
     """
     from svqcast.data import list_datasets
+    from svqcast.data.catalog import malformed_user_entries
 
+    for line in malformed_user_entries(root):  # one bad entry spoils only itself
+        log(f"note: skipped {cli_message(line)}")
     emit(list_datasets(root), fmt, _render_list)
 
 

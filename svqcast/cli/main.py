@@ -112,6 +112,9 @@ def _report(exc: BaseException, debug: bool) -> int:
 
     if isinstance(exc, (SystemExit, typer.Exit)) or (debug and not isinstance(exc, Interrupted)):
         raise exc
+    if isinstance(exc, Interrupted):
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        return exc.exit_code
     if isinstance(exc, SvqcastError):  # library messages name parameters; show the flags
         typer.echo(f"error: {cli_message(_one_line(exc))}", err=True)
         return exc.exit_code

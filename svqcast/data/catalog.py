@@ -58,10 +58,15 @@ def get_entry(name: str, root: str | os.PathLike[str] | None = None) -> DatasetE
     )
 
 
+def malformed_user_entries(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """One line per user-catalog entry that cannot be read (`datasets list` shows them as notes)."""
+    return user_entries(root)[1]
+
+
 def list_entries(root: str | os.PathLike[str] | None = None) -> list[DatasetEntry]:
     """Catalog entries, then the user datasets of `root` (marked by `is_user`)."""
-    return list(CATALOG.values()) + user_entries(root)
+    return list(CATALOG.values()) + user_entries(root)[0]
 
 
 __all__ = ["CATALOG", "PAPER_DATASETS", "WB2_HTTPS", "DatasetEntry", "Variable", "entry_from_dict", "get_entry",
-           "list_entries"]
+           "list_entries", "malformed_user_entries"]

@@ -70,12 +70,20 @@ def root_dir(root: str | os.PathLike[str] | None) -> Path:
     return Path(root).expanduser() if root not in (None, "") else data_dir()
 
 
+def dataset_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """ROOT/NAME, refusing any name that would lead outside the data root."""
+    if not name or name in (".", "..") or Path(name).name != name or "/" in name or "\\" in name:
+        raise DataError(f"dataset name {name!r} would lead outside the data root; "
+                        "names are single path components")
+    return root_dir(root) / name
+
+
 def prepared_dir(name: str, root: str | os.PathLike[str] | None = None, official_validation: bool = False) -> Path:
-    return root_dir(root) / name / ("prepared-official" if official_validation else "prepared")
+    return dataset_dir(name, root) / ("prepared-official" if official_validation else "prepared")
 
 
 def raw_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
-    return root_dir(root) / name / "raw"
+    return dataset_dir(name, root) / "raw"
 
 
 def is_prepared(directory: Path) -> bool:
@@ -116,9 +124,7 @@ def verify(directory: Path, deep: bool = True) -> dict[str, Any]:
     be cheap. A missing manifest, file or digest mismatch all say how to rebuild the store.
     """
     manifest = read_json(directory / MANIFEST)
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not files:
-        raise DataError(f"{directory / MANIFEST}: lists no files; {_rebuild(directory, manifest)}")
+    files = _manifest_files(directory, manifest)
     deep = deep or sum(int(info.get("bytes", 0)) for info in files.values()) <= SMALL_STORE
     for fname, info in sorted(files.items()):
         p = directory / fname
@@ -133,6 +139,23 @@ def verify(directory: Path, deep: bool = True) -> dict[str, Any]:
     return manifest
 
 
+def _manifest_files(directory: Path, manifest: Any) -> dict[str, dict[str, Any]]:
+    """The manifest's file table, checked as untrusted input: plain file names inside the store
+    (never a path that leads out of it), each with an integer size and a sha256 string."""
+    where = directory / MANIFEST
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{where}: lists no files; {_rebuild(directory, manifest)}")
+    for fname, info in files.items():
+        if Path(fname).name != fname or fname in (".", "..") or "\\" in fname:
+            raise DataError(f"{where}: lists {fname[:60]!r}, which is not a file of the store; "
+                            f"{_rebuild(directory, manifest)}")
+        if not (isinstance(info, dict) and isinstance(info.get("bytes", 0), int)
+                and isinstance(info.get("sha256", ""), (str, type(None)))):
+            raise DataError(f"{where}: the entry of {fname} has wrong types; {_rebuild(directory, manifest)}")
+    return files
+
+
 def _rebuild(directory: Path, manifest: Any) -> str:
     name = manifest.get("dataset", directory.parent.name) if isinstance(manifest, dict) else directory.parent.name
     if isinstance(manifest, dict) and manifest.get("user"):
@@ -140,10 +163,16 @@ def _rebuild(directory: Path, manifest: Any) -> str:
     return f"re-run `svqcast prepare {name} --force`"
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, what: str = "", fix: str = "run `svqcast prepare --force`") -> Any:
+    """A JSON file svqcast wrote (or a user may have edited): any damage is one DataError line."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run `svqcast prepare` for this dataset") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not {what or 'a JSON file'}; move it away and {fix}") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg}); run `svqcast prepare --force`") from None
+        raise DataError(f"{path}: not valid JSON ({exc.msg}); {fix}") from None
+    except (UnicodeDecodeError, RecursionError, OSError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        raise DataError(f"{path}: unreadable {what or 'JSON'} ({reason}); {fix}") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,11 +22,11 @@ import numpy as np
 from svqcast.data.catalog import CATALOG
 from svqcast.data.prepare import write_prepared
 from svqcast.data.splitting import default_windows, split_ranges
-from svqcast.data.storedir import Prepared, SplitData, prepared_dir, root_dir
-from svqcast.data.usercatalog import load_records, register
+from svqcast.data.storedir import Prepared, SplitData, dataset_dir, prepared_dir, root_dir
+from svqcast.data.usercatalog import check_name, load_records, locked, register
 from svqcast.data.userrecord import build_record
 from svqcast.errors import UsageError
-from svqcast.fsutil import atomic_dir, check_input, check_output, sha256_file
+from svqcast.fsutil import atomic_dir, check_input, check_output, deferred_signals, sha256_file
 from svqcast.progress import Progress
 from svqcast.sources.calendars import TimeStep, infer_step, parse_step
 from svqcast.sources.formats import is_url
@@ -36,7 +35,6 @@ from svqcast.sources.source import Source
 
 BLOCK_BYTES = 64 << 20  # frames per write/stats block: about this many bytes
 SHA_LIMIT = 1 << 30  # inputs up to 1 GB get a sha256 in the manifest; larger ones their size
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None = None,
@@ -49,33 +47,34 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
     `progress` counts the frames written over all splits, chunk by chunk; `coords` ({role: name})
     names coordinates the guesser gets wrong (`svqcast.sources.coords`)."""
     say = log or (lambda _m: None)
-    _check_name(name, root, force)
-    check_output(root_dir(root) / name, overwrite=True, kind="dir")  # a file there, read-only root: exit 2
+    check_name(name)
+    if name in CATALOG:
+        raise UsageError(f"`name` {name}: that is a catalog dataset; choose another name")
+    # a file there or a read-only root is exit 2; so is an input inside the store --force would replace
+    check_output(dataset_dir(name, root), overwrite=True, kind="dir", inputs=[source])
     if "://" not in str(source):
         check_input(source)  # a FIFO or device would block the reader forever
-    src = open_source(source, variables=variables, level=level, coords=coords)
-    step = _step(src, time_step)
-    window = default_windows(src.kind, t_in, t_out)
-    ranges = split_ranges(src.times, splits, window, step)
-    for note in src.notes:
-        say(f"note: {note}")
-    target = prepared_dir(name, root)
-    with _clean_on_failure(root_dir(root), name):
-        files = source_fingerprints(src)
-        with atomic_dir(target, overwrite=force) as tmp:
-            write_prepared(tmp, name, user_file(src, ranges, files), say=say, progress=progress)
-        register(build_record(name, src, step, window, ranges, files), root)
+    with locked(root, name):  # one preparation of a name at a time; the second sees the first's result
+        _refuse_existing(name, root, force)
+        src = open_source(source, variables=variables, level=level, coords=coords)
+        step = _step(src, time_step)
+        window = default_windows(src.kind, t_in, t_out)
+        ranges = split_ranges(src.times, splits, window, step)
+        for note in src.notes:
+            say(f"note: {note}")
+        target = prepared_dir(name, root)
+        # store and record change together: a signal after the store is swapped in waits for the record
+        with _clean_on_failure(root_dir(root), name), deferred_signals():
+            files = source_fingerprints(src)
+            with atomic_dir(target, overwrite=force) as tmp:
+                write_prepared(tmp, name, user_file(src, ranges, files), say=say, progress=progress)
+            register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
 
 
-def _check_name(name: str, root: str | os.PathLike[str] | None, force: bool) -> None:
-
-    if not _NAME.fullmatch(name or ""):
-        raise UsageError(f"`name` {name!r}: use lower-case letters, digits, '.', '_' or '-' (at most 64)")
-    if name in CATALOG:
-        raise UsageError(f"`name` {name}: that is a catalog dataset; choose another name")
-    exists = name in load_records(root) or (root_dir(root) / name).exists()
+def _refuse_existing(name: str, root: str | os.PathLike[str] | None, force: bool) -> None:
+    exists = name in load_records(root) or dataset_dir(name, root).exists()
     if exists and not force:
         raise UsageError(f"dataset {name!r} already exists in {root_dir(root)}; use `force` to replace it")
 
