@@ -32,6 +32,7 @@ from svqcast.errors import MissingExtraError, SvqcastError, UsageError
 from svqcast.forecast.forecaster import load_network
 from svqcast.forecast.inputs import prepare_input
 from svqcast.fsutil import atomic_dir, check_output
+from svqcast.zoo.hub import resolve_checkpoint
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt", "pt2": "model.pt2"}
 SPEC_FILE = "data_spec.json"
@@ -206,7 +207,9 @@ def export_model(ref: str | None, fmt: str, out_dir: str | os.PathLike[str], *, 
         raise UsageError(f"`fmt` {fmt}: choose one of {', '.join(FORMATS)}")
     if not tolerance >= 0.0:  # also refuses NaN
         raise UsageError(f"`tolerance` {tolerance}: must be a number >= 0")
-    out = check_output(out_dir, overwrite=overwrite, kind="dir")
+    # the model being exported is an input: `-o` onto it (or onto the run holding it) is refused
+    model_dir = resolve_checkpoint(ref)
+    out = check_output(out_dir, overwrite=overwrite, kind="dir", inputs=[model_dir, *([ref] if ref else [])])
     net, meta, _, label = load_network(ref)
     if getattr(net, "needs_phase", False):
         raise UsageError(f"{label}: a climatology-residual model (model.residual = 'climatology') also needs the "

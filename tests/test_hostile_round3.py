@@ -1,0 +1,213 @@
+"""Hostile inputs against the surfaces the round-3 house rebuilt (readers, catalog, writers,
+signals): one case per defect class, each asserting the exit code, one line, inputs unchanged
+and nothing left behind. The concurrency cases run several processes for real."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cli import run_cli
+
+from svqcast.data.samples import SAMPLES_DIR
+from svqcast.errors import Interrupted
+
+SVQCAST = str(Path(sys.executable).parent / "svqcast")
+BUNDLED = Path(__file__).resolve().parents[1] / "svqcast" / "zoo" / "bundled" / "era5-uk-t2m_gsta_svq"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _clip(path: Path, seed: int = 0, n: int = 40) -> Path:
+    np.save(path, np.random.default_rng(seed).integers(0, 255, (n, 6, 5), dtype=np.uint8))
+    return path
+
+
+# ---------------------------------------------------------------- 3: literal paths with glob characters
+
+
+def test_a_path_that_exists_is_used_literally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    literal = _clip(tmp_path / "a[1].npy", seed=1)
+    _clip(tmp_path / "a1.npy", seed=2)  # what the pattern a[1].npy would match
+    code, out, err = run_cli(["prepare", literal, "--name", "lit", "--root", tmp_path / "root", "--t-in", "2",
+                              "--t-out", "2", "--format", "json"], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "root" / "user-datasets.json").read_text())["datasets"]["lit"]
+    (source,) = record["extra"]["source_files"]
+    assert source.endswith("a[1].npy")
+    digest = hashlib.sha256(literal.read_bytes()).hexdigest()
+    assert record["extra"]["source_files"][source]["sha256"] == digest
+
+
+# ---------------------------------------------------------------- 10: an output that contains its input
+
+
+def test_export_onto_its_own_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(BUNDLED, run / "best")
+    before = _tree(run)
+    for target in (run / "best", run):
+        code, _, err = run_cli(["models", "export", str(run), "--format", "pt2", "-o", target, "--overwrite"], capsys)
+        assert code == 2 and "would overwrite the input" in err and _one_line(err)
+        assert _tree(run) == before
+
+
+def test_prepare_force_of_a_file_inside_the_store_it_replaces(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    args = ["--root", root, "--t-in", "2", "--t-out", "2"]
+    assert run_cli(["prepare", _clip(tmp_path / "c.npy"), "--name", "c", *args], capsys)[0] == 0
+    inside = _clip(root / "c" / "c2.npy", seed=3)
+    before = _tree(root)
+    code, _, err = run_cli(["prepare", inside, "--name", "c", "--force", *args], capsys)
+    assert code == 2 and "would overwrite the input" in err and _one_line(err)
+    assert _tree(root) == before
+
+
+# ---------------------------------------------------------------- 11: concurrent prepares
+
+
+def _spawn(args: list[object], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([SVQCAST, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def test_concurrent_prepares_of_different_names_all_land(tmp_path: Path) -> None:
+    env = {**os.environ, "SVQCAST_DATA_DIR": str(tmp_path / "root")}
+    procs = [_spawn(["prepare", _clip(tmp_path / f"c{i}.npy", seed=i), "--name", f"c{i}", "--t-in", "2",
+                     "--t-out", "2"], env) for i in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    names = json.loads((tmp_path / "root" / "user-datasets.json").read_text())["datasets"]
+    assert sorted(names) == ["c0", "c1", "c2"]
+
+
+def test_concurrent_prepares_of_one_name_keep_the_winner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**os.environ, "SVQCAST_DATA_DIR": str(tmp_path / "root")}
+    procs = [_spawn(["prepare", _clip(tmp_path / f"s{i}.npy", seed=i), "--name", "same", "--t-in", "2",
+                     "--t-out", "2"], env) for i in range(2)]
+    results = sorted((p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs)
+    (ok, _), (lost, err) = results
+    assert ok == 0 and lost == 2 and "already exists" in err and "--force" in err
+    assert err.strip().splitlines()[-1].startswith("error:")
+    code, out, err = run_cli(["datasets", "info", "same", "--root", tmp_path / "root", "--format", "json"], capsys)
+    assert code == 0, err
+    from svqcast.data.storedir import verify
+
+    verify(tmp_path / "root" / "same" / "prepared", deep=True)  # the winner's store is whole
+
+
+# ---------------------------------------------------------------- 12: nothing outside the data root
+
+
+def _catalog_with(root: Path, key: str, **fields: object) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "user-datasets.json").write_text(json.dumps({"format_version": 1, "datasets": {key: {
+        "name": key, **fields}}}))
+
+
+def test_a_catalog_key_that_leaves_the_root_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    _catalog_with(root, "../escaped")
+    for argv in (["datasets", "info", "../escaped"], ["evaluate", "era5-uk-t2m_gsta_svq", "--dataset", "../escaped"]):
+        code, _, err = run_cli([*argv, "--root", root], capsys)
+        assert code in (2, 3) and _one_line(err), err
+    assert not (tmp_path / "escaped").exists()
+    code, _, err = run_cli(["datasets", "list", "--root", root], capsys)
+    assert code == 0 and "skipped" in err and "malformed" in err  # one bad entry does not hide the rest
+
+
+def test_a_manifest_naming_a_file_outside_the_store_is_refused(tmp_path: Path) -> None:
+    from svqcast.data.storedir import verify
+    from svqcast.errors import DataError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "manifest.json").write_text(json.dumps({"dataset": "x", "files": {"../../../etc/hostname": {
+        "bytes": 1, "sha256": "0"}}}))
+    with pytest.raises(DataError, match="not a file of the store"):
+        verify(store)
+    (store / "manifest.json").write_text(json.dumps({"dataset": "x", "files": {"train.nc": {"bytes": "12"}}}))
+    with pytest.raises(DataError, match="wrong types"):
+        verify(store)
+
+
+def test_library_only_fields_in_a_user_entry_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    _catalog_with(root, "mine", sample_file="era5_uk_t2m_2019-03.nc", embedded=True)
+    code, _, err = run_cli(["datasets", "info", "mine", "--root", root], capsys)
+    assert code == 3 and "sample_file" in err and _one_line(err)
+
+
+# ---------------------------------------------------------------- 14: signals are never swallowed
+
+
+def test_interrupted_is_no_exception() -> None:
+    assert issubclass(Interrupted, BaseException) and not issubclass(Interrupted, Exception)
+
+
+def test_sigterm_inside_a_reader_that_catches_exceptions_exits_143(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    real_open = xr.open_dataset
+
+    def terminated(path, *args, **kwargs):
+        if str(path).endswith("truth.nc"):
+            raise Interrupted(signal.SIGTERM)
+        return real_open(path, *args, **kwargs)
+
+    forecast = tmp_path / "f.nc"
+    assert run_cli(["predict", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", "-o", forecast, "--init-time",
+                    "2019-03-29T00:00", "--lead-time", "3h"], capsys)[0] == 0
+    shutil.copy(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", tmp_path / "truth.nc")
+    monkeypatch.setattr(xr, "open_dataset", terminated)
+    code, _, err = run_cli(["score", forecast, "--truth", tmp_path / "truth.nc", "--plot", tmp_path / "s.png"], capsys)
+    assert code == 143 and "SIGTERM" in err and _one_line(err)
+    assert not (tmp_path / "s.png").exists()
+
+
+# ---------------------------------------------------------------- 16 and 18: classification
+
+
+def test_a_deeply_nested_user_catalog_is_a_data_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "user-datasets.json").write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run_cli(["datasets", "list", "--root", root], capsys)
+    assert code == 3 and "user-datasets.json" in err and "internal error" not in err and _one_line(err)
+
+
+def test_a_user_catalog_that_is_a_directory_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    (root / "user-datasets.json").mkdir(parents=True)
+    code, _, err = run_cli(["datasets", "list", "--root", root], capsys)
+    assert code == 3 and "not a regular file" in err and _one_line(err)
+
+
+def test_a_fifo_inside_an_input_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), i * 10, dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    os.mkfifo(folder / "zz.png")
+    code, _, err = run_cli(["prepare", folder, "--name", "f", "--root", tmp_path / "root"], capsys)
+    assert code == 2 and "zz.png" in err and _one_line(err)
+    assert not (tmp_path / "root" / "f").exists()
