@@ -63,11 +63,15 @@ def preset_path(name: str) -> Path:
 
 
 def _read_toml(path: Path) -> Config:
-
+    """A TOML config file; an empty one is refused (it would silently mean "all defaults")."""
     check_input(path, "config")  # a FIFO would block the reader
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
+        if not data:
+            raise UsageError(f"config file {path} is empty; give at least `extends` or one key "
+                             "(an empty file would run on the defaults without saying so)")
+        return data
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except IsADirectoryError:

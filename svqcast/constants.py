@@ -33,3 +33,16 @@ def cache_dir() -> Path:
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "svqcast"
 ENV_ZOO_REGISTRY = "SVQCAST_ZOO_REGISTRY"  # extra zoo registry TOML file(s), os.pathsep-separated
+
+
+ENV_NETWORK_TIMEOUT = "SVQCAST_NETWORK_TIMEOUT"  # seconds a server may stay silent before a read fails
+DEFAULT_NETWORK_TIMEOUT_S = 30.0
+
+
+def network_timeout() -> float:
+    """Seconds a remote server may stay silent ($SVQCAST_NETWORK_TIMEOUT, default 30)."""
+    try:
+        value = float(os.environ.get(ENV_NETWORK_TIMEOUT, DEFAULT_NETWORK_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_NETWORK_TIMEOUT_S
+    return value if value > 0 else DEFAULT_NETWORK_TIMEOUT_S

@@ -211,3 +211,118 @@ def test_a_fifo_inside_an_input_folder_is_refused(tmp_path: Path, capsys: pytest
     code, _, err = run_cli(["prepare", folder, "--name", "f", "--root", tmp_path / "root"], capsys)
     assert code == 2 and "zz.png" in err and _one_line(err)
     assert not (tmp_path / "root" / "f").exists()
+
+
+# ---------------------------------------------------------------- 13: servers that accept and never answer
+
+
+class _SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never sends a byte (bounded: closes on exit)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[object] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def __enter__(self) -> _SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        for conn in self.held:
+            conn.close()  # type: ignore[attr-defined]
+        self.sock.close()
+
+
+def test_a_silent_zarr_server_fails_in_seconds(tmp_path: Path) -> None:
+    import time
+
+    env = {**os.environ, "SVQCAST_NETWORK_TIMEOUT": "2", "SVQCAST_DATA_DIR": str(tmp_path / "root")}
+    with _SilentServer() as server:
+        t0 = time.monotonic()
+        proc = subprocess.run([SVQCAST, "prepare", f"http://127.0.0.1:{server.port}/store.zarr", "--name", "z"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode == 4 and "no answer in time" in proc.stderr, proc.stderr
+    assert elapsed < 60 and not (tmp_path / "root" / "z").exists()
+
+
+def test_a_silent_hub_fails_push_in_seconds(tmp_path: Path) -> None:
+    import time
+
+    with _SilentServer() as server:
+        env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.port}", "HF_TOKEN": "x"}
+        t0 = time.monotonic()
+        proc = subprocess.run([SVQCAST, "models", "push", str(BUNDLED), "--repo-id", "org/name"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode == 4 and "no answer within" in proc.stderr, proc.stderr
+    assert elapsed < 30
+
+
+def test_an_http_500_is_a_server_error_not_unreachable(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+            self.send_response(500)
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**os.environ, "SVQCAST_DATA_DIR": str(tmp_path / "root")}
+        proc = subprocess.run([SVQCAST, "prepare", f"http://127.0.0.1:{server.server_port}/s.zarr", "--name", "e"],
+                              capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 4 and "HTTP 500" in proc.stderr and "unreachable" not in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------- 16 and 18: more classification
+
+
+@pytest.mark.parametrize("repo", ["org/..", "org/.git", "org/a--b", "-org/name"])
+def test_repo_ids_the_hub_would_refuse_are_usage_errors(repo: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["models", "push", str(BUNDLED), "--repo-id", repo], capsys)
+    assert code == 2 and "ORG/NAME" in err and _one_line(err)
+
+
+def test_an_empty_config_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.toml").write_text("\n")
+    code, _, err = run_cli(["models", "describe", tmp_path / "empty.toml"], capsys)
+    assert code == 2 and "is empty" in err and _one_line(err)
+
+
+@pytest.mark.parametrize("array, words", [(np.zeros((0, 4, 4), np.uint8), "holds no values"),
+                                          (np.full((40, 6, 5), 7.5, np.float32), "is constant")])
+def test_frames_without_information_are_refused_at_prepare(array: np.ndarray, words: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", array)
+    code, _, err = run_cli(["prepare", tmp_path / "x.npy", "--name", "x", "--root", tmp_path / "root", "--t-in", "2",
+                            "--t-out", "2"], capsys)
+    assert code == 3 and words in err and err.strip().splitlines()[-1].startswith("error:")  # after the notes
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())

@@ -274,6 +274,7 @@ RENAMED_PARAMS = {
     "overrides": "--set",
     "from_path": "--from",
     "fmt": "--format",
+    "splits": "--split",
 }
 
 

@@ -30,7 +30,7 @@ from svqcast.data.storedir import (
     write_manifest,
     write_stats,
 )
-from svqcast.errors import UsageError
+from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import atomic_dir
 from svqcast.progress import Progress, counted
 
@@ -86,6 +86,18 @@ def parse_split_years(name: str, items: list[str], official_validation: bool = F
     return {**base, "years": years}
 
 
+def _check_stats(name: str, prep: Prepared, mean: list[float], std: list[float]) -> None:
+    """A channel that is constant (or not finite) over the training split cannot be z-scored:
+    refuse it here, naming it, rather than at the first training step."""
+    for ch, m, s in zip(prep.channels, mean, std, strict=True):
+        if not (np.isfinite(m) and np.isfinite(s)):
+            raise DataError(f"{name}: channel '{ch}' has a non-finite mean or std over the training split "
+                            f"(mean {m}, std {s}); the input holds inf or NaN values")
+        if prep.normalisation == "zscore" and s == 0:
+            raise DataError(f"{name}: channel '{ch}' is constant ({m:g}) over the training split and cannot be "
+                            "normalised; drop the channel (`variables`) or choose other splits (`splits`)")
+
+
 class _Counted:
     """A sliceable frame source that reports the frames read (what `write_store` writes) to `tick`."""
 
@@ -124,6 +136,7 @@ def write_prepared(tmp: Path, name: str, prep: Prepared, *, official_validation:
         write_store(tmp / f"{split}.nc", layout, _Counted(data.frames, tick), data.times, data.segments,
                     data.strides, data.centres, **chunk)
     mean, std, count = channel_stats(tmp / "train.nc", **chunk)
+    _check_stats(name, prep, mean, std)
     write_stats(tmp, {"dataset": name, "computed_on": "train", "channels": prep.channels, "units": prep.units,
                       "mean": mean, "std": std, "count_per_channel": count, "normalisation": prep.normalisation})
     return write_manifest(tmp, {

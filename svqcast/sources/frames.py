@@ -86,9 +86,12 @@ def _range(arr: np.ndarray, chunk: int = 256) -> tuple[float, float]:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file (Click would call it an abort)
         raise DataError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0][:120]})") from None
+    if 0 in arr.shape:
+        raise DataError(f"{path}: the array {tuple(arr.shape)} holds no values (a dimension of size 0)")
+    return arr
 
 
 def _read_video(path: Path) -> tuple[np.ndarray, float | None]:

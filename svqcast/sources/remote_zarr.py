@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from svqcast.constants import network_timeout
 from svqcast.errors import DataError, MissingExtraError, NetworkError
 
 T = TypeVar("T")
@@ -56,8 +57,13 @@ def guarded(location: str, what: str, call: Callable[[], T], hint: str = DOWNLOA
         raise MissingExtraError(f"Reading {location}", "zarr", exc.name or "fsspec") from None
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        status = getattr(exc, "status", None)  # aiohttp.ClientResponseError: the server did answer
+        if "://" in location and isinstance(status, int) and status >= 500:
+            raise NetworkError(f"{location}: the server answered HTTP {status} while {what} (a server-side "
+                               f"error; try again later); {hint}") from None
         if "://" in location and _network_error(exc):
-            raise NetworkError(f"{location}: unreachable while {what} ({reason}); {hint}") from None
+            kind = "no answer in time" if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) else "unreachable"
+            raise NetworkError(f"{location}: {kind} while {what} ({reason}); {hint}") from None
         raise DataError(f"{location}: cannot read as a zarr store while {what} ({reason})") from None
 
 
@@ -66,7 +72,19 @@ def open_zarr(location: str, hint: str = DOWNLOAD_HINT) -> Any:
     import xarray as xr
 
     url = public_url(location)
-    return guarded(location, "opening", lambda: xr.open_zarr(url, chunks=None, consolidated=None), hint)
+    storage = http_options() if url.startswith(("http://", "https://")) else None
+    return guarded(location, "opening",
+                   lambda: xr.open_zarr(url, chunks=None, consolidated=None, storage_options=storage), hint)
+
+
+def http_options() -> dict[str, Any]:
+    """fsspec HTTP options with connect and read timeouts of seconds, so a server that accepts and
+    never answers fails in one line instead of freezing the command ($SVQCAST_NETWORK_TIMEOUT)."""
+    import aiohttp
+
+    read = network_timeout()
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, read), sock_read=read)
+    return {"client_kwargs": {"timeout": timeout}}
 
 
 def load(location: str, obj: Any) -> Any:

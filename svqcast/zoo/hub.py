@@ -21,9 +21,9 @@ An entry may also be `bundled`: its files ship inside the package and need no ne
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -88,25 +88,33 @@ def _endpoint_url() -> str:
 
 
 def unreachable_reason(url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
-    """Why a TCP connection to `url`'s host cannot be made within `timeout` s (None: it can).
+    """Why the server at `url` does not answer an HTTP request within `timeout` s (None: it does).
 
-    huggingface_hub retries a refused connection for ~25 s; this pre-flight check (DNS and
-    connect in a daemon thread, so a hanging resolver is capped too) lets svqcast fall back to
-    the cache, or fail with one line, within a few seconds.
+    huggingface_hub retries a refused connection for ~25 s and waits on a silent server much
+    longer; this pre-flight check (DNS, connect and a HEAD request in a daemon thread, so a
+    hanging resolver or a server that accepts and never answers is capped too) lets svqcast fall
+    back to the cache, or fail with one line, within a few seconds. Any HTTP status is an answer.
     """
-
     parts = urlsplit(url)
-    if not parts.hostname:
+    host = parts.hostname
+    if not host:
         return f"invalid endpoint URL '{url}'"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     outcome: list[str | None] = []
+    conn_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
 
     def _try() -> None:
+        conn = conn_type(host, port, timeout=timeout)
         try:
-            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+            conn.request("HEAD", "/")
+            conn.getresponse()
             outcome.append(None)
-        except OSError as exc:
-            outcome.append(exc.strerror or type(exc).__name__)
+        except TimeoutError:
+            outcome.append(f"no answer within {timeout:g} s")
+        except (OSError, http.client.HTTPException) as exc:
+            outcome.append(getattr(exc, "strerror", None) or type(exc).__name__)
+        finally:
+            conn.close()
 
     thread = threading.Thread(target=_try, daemon=True)
     thread.start()

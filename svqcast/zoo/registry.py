@@ -28,7 +28,10 @@ from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import check_input
 from svqcast.zoo.checkpoint import WEIGHTS_NAME
 
-REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, as the Hub spells repository ids
+# ORG/NAME as the Hub accepts it: each part starts and ends with a letter or digit, holds letters,
+# digits, '_', '.', '-', never '..' or '--', at most 96 characters ('org/..', 'org/.git' are refused)
+_PART = r"(?!.*(?:\.\.|--))[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?"
+REPO_RE = re.compile(rf"^{_PART}/{_PART}$")
 
 
 @dataclass(frozen=True)
