@@ -326,3 +326,119 @@ def test_frames_without_information_are_refused_at_prepare(array: np.ndarray, wo
                             "--t-out", "2"], capsys)
     assert code == 3 and words in err and err.strip().splitlines()[-1].startswith("error:")  # after the notes
     assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+# ---------------------------------------------------------------- 1, 4, 8, 9: silent wrong numbers at the readers
+
+
+def _field_file(path: Path, *, lat: np.ndarray | None = None, times: object = None, units: str = "K",
+                attrs: dict | None = None, values: np.ndarray | None = None) -> Path:
+    import pandas as pd
+    import xarray as xr
+
+    lat = np.linspace(40.0, 50.0, 4) if lat is None else lat
+    times = pd.date_range("2020-01-01", periods=40, freq="h") if times is None else times
+    data = 280.0 + np.random.default_rng(0).normal(size=(40, lat.size, 5)) if values is None else values
+    xr.Dataset({"t2m": (("time", "lat", "lon"), data, {"units": units, **(attrs or {})})},
+               coords={"time": times, "lat": lat, "lon": np.linspace(0.0, 8.0, 5)}).to_netcdf(path)
+    return path
+
+
+def _prepare_fails(path: Path, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    code, out, err = run_cli(["prepare", path, "--name", "bad", "--root", root, "--t-in", "2", "--t-out", "1"],
+                             capsys)
+    assert code == 3 and words in err and err.strip().splitlines()[-1].startswith("error:"), err
+    assert out == "" and not (root / "bad").exists()
+
+
+def test_dates_beyond_2261_are_refused_not_wrapped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cftime
+
+    times = [cftime.DatetimeNoLeap(2300 + i, 1, 1) for i in range(40)]
+    _prepare_fails(_field_file(tmp_path / "y2300.nc", times=times), "outside 1678..2261", tmp_path, capsys)
+
+
+def test_pieces_in_different_units_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "pieces"
+    folder.mkdir()
+    _field_file(folder / "a.nc", times=pd.date_range("2020-01-01", periods=40, freq="h"))
+    warm = 10.0 + np.random.default_rng(1).normal(size=(40, 4, 5))
+    _field_file(folder / "b.nc", times=pd.date_range("2020-01-02T16", periods=40, freq="h"), units="degC",
+                values=warm)
+    _prepare_fails(folder, "convert the files to one unit", tmp_path, capsys)
+
+
+def test_values_outside_the_declared_valid_range_are_missing(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    values = 280.0 + np.random.default_rng(0).normal(size=(40, 4, 5))
+    values[7, 1, 2] = 1e20
+    path = _field_file(tmp_path / "vr.nc", values=values, attrs={"valid_max": 400.0, "valid_min": 150.0})
+    _prepare_fails(path, "missing", tmp_path, capsys)
+
+
+@pytest.mark.parametrize("lat, words", [(np.array([40.0, np.nan, 45.0, 50.0]), "missing (NaN)"),
+                                        (np.array([80.0, 85.0, 90.0, 95.0]), "beyond +-90"),
+                                        (np.array([40.0, 45.0, 45.0, 50.0]), "repeats a value"),
+                                        (np.array([40.0, 50.0, 45.0, 55.0]), "not monotonic")])
+def test_impossible_coordinates_are_refused_at_prepare(lat: np.ndarray, words: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _prepare_fails(_field_file(tmp_path / "grid.nc", lat=lat), words, tmp_path, capsys)
+
+
+# ---------------------------------------------------------------- 7: evaluate on another dataset
+
+
+def test_evaluate_on_another_dataset_uses_the_model_s_statistics(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    root = tmp_path / "root"
+    sample = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc")
+    warm = sample.copy()
+    warm["t2m"] = sample["t2m"] + 20.0
+    warm["t2m"].attrs = sample["t2m"].attrs
+    warm.to_netcdf(tmp_path / "warm.nc")
+    sample.isel(lat=slice(0, 16)).to_netcdf(tmp_path / "half.nc")
+    for name in ("warm", "half"):
+        code, _, err = run_cli(["prepare", tmp_path / f"{name}.nc", "--name", name, "--root", root, "--t-in", "12",
+                                "--t-out", "12"], capsys)
+        assert code == 0, err
+    code, out, err = run_cli(["evaluate", "era5-uk-t2m_gsta_svq", "--dataset", "warm", "--root", root,
+                              "--max-batches", "2", "--format", "json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert any("normalised with the checkpoint's statistics" in n for n in result.get("notes", [])), result
+    from svqcast.forecast.forecaster import load_network
+    from svqcast.verify.evaluation import _open_split
+
+    _, meta, ckpt, _ = load_network("era5-uk-t2m_gsta_svq")
+    split = _open_split(ckpt, meta, "warm", "test", root, False)
+    store = json.loads((root / "warm" / "prepared" / "stats.json").read_text())
+    assert split.ds.spec.mean == meta["data_spec"]["mean"] != store["mean"]  # the model's, not the store's
+    x, _ = split.ds[0]
+    raw = (x.numpy() * np.asarray(meta["data_spec"]["std"]) + np.asarray(meta["data_spec"]["mean"]))
+    assert float(raw.mean()) > 290  # the +20 K copy, seen through the model's own statistics (as predict sees it)
+    code, _, err = run_cli(["evaluate", "era5-uk-t2m_gsta_svq", "--dataset", "half", "--root", root], capsys)
+    assert code == 2 and "trained on dataset era5-uk-t2m" in err and _one_line(err)
+
+
+def test_wrong_types_in_stats_json_are_a_data_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    assert run_cli(["prepare", _field_file(tmp_path / "f.nc"), "--name", "c", "--root", root, "--t-in", "2",
+                    "--t-out", "1"], capsys)[0] == 0
+    from svqcast.data import get_split_dataset
+    from svqcast.errors import DataError
+
+    stats = root / "c" / "prepared" / "stats.json"
+    body = json.loads(stats.read_text())
+    body["std"] = ["wide"]
+    stats.write_text(json.dumps(body))
+    manifest = json.loads((root / "c" / "prepared" / "manifest.json").read_text())
+    manifest["files"]["stats.json"] = {"bytes": stats.stat().st_size,
+                                       "sha256": hashlib.sha256(stats.read_bytes()).hexdigest()}
+    (root / "c" / "prepared" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="lists of numbers"):
+        get_split_dataset("c", "train", root=root)

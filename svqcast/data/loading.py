@@ -40,6 +40,7 @@ def get_split_dataset(
     official_validation: bool = False,
     rule: str = "svqcast",
     verify: bool = False,
+    stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> WindowDataset:
     """The (input, target) windows of one split of a catalog dataset.
 
@@ -49,6 +50,8 @@ def get_split_dataset(
     hour and off-by-one; identical to "svqcast" for non-weather stores).
     `verify`: check every file's sha256 against the manifest (sizes are always checked, and
     digests too when the store is small).
+    `stats`: (mean, std) per channel to normalise with instead of the store's training statistics
+    (a model scored on other data must see it through its own statistics).
     """
     if split not in ("train", "val", "test"):
         raise UsageError(f"unknown split {split!r}: use train, val or test")
@@ -60,13 +63,12 @@ def get_split_dataset(
     verify_store(directory, verify)
     path = directory / f"{file_split}.nc"
     meta = read_meta(path)
-    stats = read_json(directory / STATS)
-    if entry.normalisation == "zscore":
-        mean, std = [float(v) for v in stats["mean"]], [float(v) for v in stats["std"]]
-        if any(s <= 0 for s in std):
-            raise DataError(f"{directory / STATS}: a channel has zero variance in the training split")
-    else:
+    if entry.normalisation != "zscore":
         mean, std = [0.0] * len(entry.channel_names), [1.0] * len(entry.channel_names)
+    elif stats is not None:
+        mean, std = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
+    else:
+        mean, std = _store_stats(directory / STATS, len(entry.channel_names))
     centres = sample_centres(entry, meta, idx_in, idx_out, rule)
     spec = DataSpec(
         dataset=name,
@@ -91,6 +93,23 @@ def get_split_dataset(
         extra=spec_extra(entry),
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+
+
+def _store_stats(path: Path, channels: int) -> tuple[list[float], list[float]]:
+    """The training statistics of a store, checked as untrusted data (types, count, finite, std > 0)."""
+    raw = read_json(path)
+    try:
+        mean, std = [float(v) for v in raw["mean"]], [float(v) for v in raw["std"]]
+    except (TypeError, KeyError, ValueError):
+        raise DataError(f"{path}: 'mean' and 'std' must be lists of numbers; "
+                        "re-run `svqcast prepare --force`") from None
+    if len(mean) != channels or len(std) != channels:
+        raise DataError(f"{path}: {len(mean)} means and {len(std)} stds for {channels} channels; re-run "
+                        "`svqcast prepare --force`")
+    if not all(np.isfinite(mean)) or not all(np.isfinite(std)) or any(s <= 0 for s in std):
+        raise DataError(f"{path}: a channel has a non-finite mean or a std that is not positive; re-run "
+                        "`svqcast prepare --force`")
+    return mean, std
 
 
 def _ensure_prepared(entry: DatasetEntry, name: str, directory: Path, root: str | os.PathLike[str] | None,

@@ -28,6 +28,7 @@ import numpy as np
 from svqcast.data.spec import DataSpec, channel_names, frames_allowed, relative_offsets, time_step
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.calendars import calendar_frames, calendar_months
+from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import apply_coords
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.leadtime import format_step
@@ -215,7 +216,7 @@ def _read_frames(da: Any, tdim: str, sel: Mapping[str, Any], dims: tuple[str, st
         values = np.asarray(sub.transpose("_frame", *dims).values, dtype=np.float32)
     except Exception as exc:
         raise DataError(f"{src}: cannot read variable '{name}' ({str(exc)[:160]}); is the file complete?") from None
-    return values.reshape(idx.shape + values.shape[1:])
+    return mask_invalid(values, da).reshape(idx.shape + values.shape[1:])
 
 
 def _checked_units(values: np.ndarray, da: Any, unit: str, name: str, sel: _Selection, src: str,

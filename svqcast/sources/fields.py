@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError, UsageError
+from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import guess
 from svqcast.sources.lexicon import GRID_X_NAMES as LON_NAMES
 from svqcast.sources.lexicon import GRID_Y_NAMES as LAT_NAMES
@@ -33,6 +34,7 @@ class _Piece:
     da: Any
     times: np.ndarray
     path: str
+    time: Any = None  # the time coordinate as read (its calendar)
 
 
 def _time_dim(ds: Any, da: Any) -> str | None:
@@ -104,7 +106,9 @@ def fields_source(arg: str, paths: list[str], datasets: list[Any], variables: li
             da, tdim, y, x = _select(ds, name, level, path, notes)
             axis = time_axis_of(ds, tdim, source=path)
             notes += list(axis.notes)
-            pieces[name].append(_Piece(da, axis.values, path))
+            if pieces[name]:
+                _same_kind(pieces[name][0], da, ds[tdim], name, path)
+            pieces[name].append(_Piece(da, axis.values, path, ds[tdim]))
             grid = _same_grid(grid, ds, y, x, path)
     if grid is None:
         raise DataError(f"{arg}: no variable with a time dimension and a 2-D grid")
@@ -151,9 +155,39 @@ def _coord(ds: Any, dim: str) -> np.ndarray:
     return np.arange(ds.sizes[dim], dtype=np.float64)
 
 
+def _same_kind(first: _Piece, da: Any, time: Any, name: str, path: str) -> None:
+    """The files of one variable must agree on its units and on the calendar of their times:
+    merging K with degC (or noleap with gregorian days) would give wrong numbers silently."""
+    units = (str(first.da.attrs.get("units", "")), str(da.attrs.get("units", "")))
+    if units[0] != units[1]:
+        raise DataError(f"{path}: '{name}' is in {units[1] or 'no units'} here but in {units[0] or 'no units'} "
+                        f"in {first.path}; convert the files to one unit first")
+    calendars = [str(t.encoding.get("calendar", t.attrs.get("calendar", "standard"))).lower()
+                 for t in (first.time, time)]
+    gregorian = {"standard", "gregorian", "proleptic_gregorian"}
+    if calendars[0] != calendars[1] and not {calendars[0], calendars[1]} <= gregorian:
+        raise DataError(f"{path}: its time axis uses the '{calendars[1]}' calendar, {first.path} the "
+                        f"'{calendars[0]}' one; give files of one calendar")
+
+
+def _check_axis(values: np.ndarray, name: str, latitude: bool, path: str) -> None:
+    """Coordinates that cannot be a grid: NaN, latitudes beyond +-90, repeated or unordered values."""
+    if not np.isfinite(values).all():
+        raise DataError(f"{path}: coordinate '{name}' has missing (NaN) values; fix the file's grid")
+    if latitude and np.abs(values).max() > 90:
+        raise DataError(f"{path}: latitude '{name}' reaches {values[np.argmax(np.abs(values))]:g}, beyond +-90")
+    steps = np.diff(values)
+    if values.size > 1 and not ((steps > 0).all() or (steps < 0).all()):
+        kind = "repeats a value" if (steps == 0).any() else "is not monotonic"
+        raise DataError(f"{path}: coordinate '{name}' {kind}; a grid axis must be strictly increasing or "
+                        "decreasing")
+
+
 def _same_grid(grid: Any, ds: Any, y: str, x: str, path: str) -> tuple[str, str, Any, Any]:
     yv, xv = _coord(ds, y), _coord(ds, x)
     if grid is None:
+        _check_axis(yv, y, y.lower() in LAT_NAMES[:4], path)
+        _check_axis(xv, x, False, path)
         return y, x, yv, xv
     if grid[2].shape != yv.shape or grid[3].shape != xv.shape or not (
             np.allclose(grid[2], yv) and np.allclose(grid[3], xv)):
@@ -210,12 +244,13 @@ class FieldFrames:
 
 
 def _read(path: str, name: str, sub: Any) -> np.ndarray:
-    """Values of a lazy selection; a damaged file or a lost connection is a one-line error."""
-
+    """Values of a lazy selection, CF-invalid values as NaN; a damaged file or a lost connection is
+    a one-line error."""
     if "://" in path:
-        return np.asarray(guarded(path, f"reading {name!r}", lambda: sub.values, URL_HINT), dtype=np.float32)
+        values = guarded(path, f"reading {name!r}", lambda: sub.values, URL_HINT)
+        return mask_invalid(np.asarray(values, dtype=np.float32), sub)
     try:
-        return np.asarray(sub.values, dtype=np.float32)
+        return mask_invalid(np.asarray(sub.values, dtype=np.float32), sub)
     except Exception as exc:  # netCDF4/HDF5/zarr raise many types for a damaged file
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read {name!r} ({reason}); is the file complete?") from None

@@ -73,6 +73,9 @@ def _from_cftime(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarr
             f"{what}: calendar '{calendar}' cannot be converted to real dates without shifting them "
             f"(its months and years differ from the Gregorian calendar); {FIX_CALENDAR}"
         )
+    years = [d.year for d in values.flat]
+    if years and (min(years) < NS_YEARS[0] or max(years) > NS_YEARS[1]):
+        raise DataError(_outside_ns_range(what, min(years), max(years)))
     try:
         out = np.array(
             [np.datetime64(d.strftime("%Y-%m-%dT%H:%M:%S"), "ns") + np.timedelta64(int(d.microsecond), "us")
@@ -85,6 +88,25 @@ def _from_cftime(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarr
         ) from None
     note = None if calendar in _GREGORIAN else f"{what}: '{calendar}' calendar converted to the Gregorian calendar"
     return out, note
+
+
+NS_YEARS = (1678, 2261)  # whole years datetime64[ns] holds (it spans 1677-09-21 .. 2262-04-11)
+
+
+def _outside_ns_range(what: str, lo: int, hi: int) -> str:
+    return (f"{what}: dates from year {lo} to {hi} lie outside {NS_YEARS[0]}..{NS_YEARS[1]}, the years "
+            "svqcast can represent; shift the time axis (e.g. cdo shifttime) or use a frame index")
+
+
+def _check_ns_range(values: np.ndarray, what: str) -> None:
+    """A datetime64 axis at a coarser unit may hold dates that nanoseconds cannot: casting would
+    wrap them silently (year 2300 becomes 1715), so refuse them here."""
+    valid = values[~np.isnat(values)]
+    if valid.size == 0 or np.datetime_data(values.dtype)[0] == "ns":
+        return
+    years = valid.astype("datetime64[Y]").astype(np.int64) + 1970
+    if years.min() < NS_YEARS[0] or years.max() > NS_YEARS[1]:
+        raise DataError(_outside_ns_range(what, int(years.min()), int(years.max())))
 
 
 def _is_leap(year: int) -> bool:
@@ -170,6 +192,7 @@ def validate_time_axis(
         if note:
             notes.append(note)
     if np.issubdtype(values.dtype, np.datetime64):
+        _check_ns_range(values, what)
         values = values.astype("datetime64[ns]")
         if np.isnat(values).any():
             raise DataError(f"{what}: the time axis has missing (NaT) values; drop or fill those times")

@@ -170,18 +170,45 @@ def _open_split(
     kwargs: dict[str, Any] = {"t_in": t_in, "t_out": t_out, "root": root or cfg.data.root or None}
     if official_validation:
         kwargs["official_validation"] = True
+    trained = meta.get("data_spec") or {}
+    if trained.get("mean") is not None and trained.get("std") is not None:
+        kwargs["stats"] = (trained["mean"], trained["std"])  # the model's own statistics, as predict uses
     ds = get_split_dataset(name, split, **kwargs)
+    if trained.get("dataset") not in (None, name):
+        _check_same_data(ckpt, trained, ds.spec)
     if len(ds) == 0:
         raise DataError(f"{name}/{split}: no samples for T_in={t_in}, T_out={t_out}")
     x0, _ = ds[0]
     if list(x0.shape) != in_shape:
         raise UsageError(f"{ckpt}: the model expects clips {in_shape}, {name} gives {list(x0.shape)}")
-    notes: list[str] = []
-    trained = meta.get("data_spec") or {}
-    if trained.get("dataset") == name and trained.get("mean") is not None:
-        if not np.allclose(trained["mean"], ds.spec.mean) or not np.allclose(trained["std"], ds.spec.std):
-            notes.append("the dataset's normalisation statistics differ from the checkpoint's")
+    notes = [f"{name} is normalised with the checkpoint's statistics (trained on {trained.get('dataset')})"
+             ] if trained.get("dataset") not in (None, name) else []
     return _Split(name, split, ds, kwargs, notes)
+
+
+def _check_same_data(ckpt: Path, trained: Mapping[str, Any], spec: Any) -> None:
+    """A model scored on another dataset must see the data it was trained on: the same variables,
+    units, grid (values and latitude order) and time step, or the scores describe nothing."""
+    checks = [
+        ("variables", list(trained.get("channel_names") or trained.get("variables") or []),
+         list(spec.channel_names or spec.variables)),
+        ("units", list(trained.get("units") or []), list(spec.units)),
+    ]
+    if trained.get("time_step_seconds") and spec.time_step_seconds:  # frame data may know no step
+        checks.append(("time step", trained["time_step_seconds"], spec.time_step_seconds))
+    for dim in trained.get("dims") or []:
+        checks.append((f"grid ({dim})", np.round(np.asarray((trained.get("coords") or {}).get(dim, []), float), 6)
+                       .tolist(), np.round(np.asarray(spec.coords.get(dim, []), float), 6).tolist()))
+    for what, want, got in checks:
+        if want != got:
+            raise UsageError(f"the model {ckpt} was trained on dataset {trained.get('dataset')}, whose {what} "
+                             f"differs from {spec.dataset}'s ({_short(want)} vs {_short(got)}); score it on data "
+                             "like its own, or train a model on this dataset")
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _use_lpips(spec: Any, lpips: bool | None, notes: list[str]) -> bool:

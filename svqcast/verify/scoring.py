@@ -27,6 +27,7 @@ import numpy as np
 from svqcast.errors import DataError
 from svqcast.forecast.inputs import squeeze_extra
 from svqcast.progress import Progress, counted
+from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import apply_coords, check_found
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.grid import spatial_selection, time_dims
@@ -59,7 +60,7 @@ class _Truth:
         import xarray as xr
 
         sub = self.da.isel({self.tdim: xr.DataArray(idx[mask], dims="_t"), **self.isel})
-        return np.asarray(sub.transpose("_t", *self.dims).values, dtype=np.float64), mask
+        return mask_invalid(np.asarray(sub.transpose("_t", *self.dims).values, dtype=np.float64), self.da), mask
 
 
 @dataclass
