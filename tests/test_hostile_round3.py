@@ -442,3 +442,65 @@ def test_wrong_types_in_stats_json_are_a_data_error(tmp_path: Path, capsys: pyte
     (root / "c" / "prepared" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="lists of numbers"):
         get_split_dataset("c", "train", root=root)
+
+
+# ---------------------------------------------------------------- 2: images at their depth
+
+
+def _prepared_images(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> np.ndarray:
+    import xarray as xr
+
+    root = tmp_path / "root"
+    code, _, err = run_cli(["prepare", folder, "--name", "img", "--root", root, "--t-in", "2", "--t-out", "2"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(root / "img" / "prepared" / "train.nc") as ds:
+        return np.asarray(ds["data"].values, dtype=np.float64)  # (T, C, H, W) as stored
+
+
+def _image_folder(tmp_path: Path, frames: list[object]) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, im in enumerate(frames):
+        im.save(folder / f"{i:03d}{'.tif' if im.mode == 'F' else '.png'}")  # type: ignore[attr-defined]
+    return folder
+
+
+def test_sixteen_bit_images_keep_their_depth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(1000, 1004, (6, 5)).astype(np.uint16) for _ in range(40)]
+    store = _prepared_images(_image_folder(tmp_path, [Image.fromarray(a) for a in arrays]), tmp_path, capsys)
+    np.testing.assert_allclose(store[:, 0] * 65535.0, np.stack(arrays)[:store.shape[0]], atol=0.05)
+
+
+def test_float_images_are_read_as_floats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    arrays = [np.full((6, 5), 0.25 + 0.01 * i, np.float32) + np.eye(6, 5, dtype=np.float32) * 0.1 for i in range(40)]
+    store = _prepared_images(_image_folder(tmp_path, [Image.fromarray(a, mode="F") for a in arrays]), tmp_path, capsys)
+    np.testing.assert_allclose(store[:, 0], np.stack(arrays)[:store.shape[0]], atol=1e-6)
+
+
+def test_palette_images_keep_their_colours(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    frames = []
+    for i in range(40):
+        im = Image.new("P", (5, 6))
+        im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+        im.putdata([(i + k) % 2 for k in range(30)])
+        frames.append(im)
+    store = _prepared_images(_image_folder(tmp_path, frames), tmp_path, capsys)
+    assert store.shape[1] == 3  # red, green, blue: not collapsed to grey
+    assert set(np.unique(store[:, 0])) == {0.0, 1.0} and set(np.unique(store[:, 2])) == {0.0}  # red on, no blue
+
+
+def test_a_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    folder = _image_folder(tmp_path, [Image.new("L", (64, 64)) for _ in range(6)])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels now count as a bomb
+    code, _, err = run_cli(["prepare", folder, "--name", "bomb", "--root", tmp_path / "root"], capsys)
+    assert code == 3 and "decompression bomb" in err and _one_line(err)

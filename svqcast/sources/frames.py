@@ -10,6 +10,7 @@ memory-mapped, so a large array streams; videos and images are decoded once into
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,22 +117,44 @@ def _read_video(path: Path) -> tuple[np.ndarray, float | None]:
     return arr, fps
 
 
+def _image_array(im: Any) -> np.ndarray:
+    """One image at its own depth: 8 or 16 bit counts, 32-bit floats, colour kept as colour.
+
+    Palette images are expanded to their colours (never to grey), 16-bit and float images keep
+    their values (`_scaling` then maps 16 bit to [0, 1] and leaves floats as they are).
+    """
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im, dtype=np.uint16)
+    if im.mode in ("F", "I"):
+        return np.asarray(im, dtype=np.float32)
+    if im.mode in ("L", "1", "LA"):
+        return np.asarray(im.convert("L"))
+    return np.asarray(im.convert("RGB"))  # RGB, RGBA (alpha dropped), palette, CMYK, YCbCr
+
+
 def _read_images(paths: list[Path], arg: str) -> np.ndarray:
+    import warnings
+
     from PIL import Image
 
     frames: list[np.ndarray] = []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                frames.append(np.asarray(im.convert("L" if im.mode in ("L", "I;16", "1", "P") else "RGB")))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not read
+                with Image.open(p) as im:
+                    frames.append(_image_array(im))
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise DataError(f"{p}: the image declares more pixels than a frame can sensibly hold "
+                            f"(over {Image.MAX_IMAGE_PIXELS}); is it a decompression bomb?") from None
         except OSError as exc:
             raise DataError(f"{p}: not a readable image ({exc})") from None
-        if frames[-1].shape != frames[0].shape:
-            raise DataError(f"{p}: {frames[-1].shape} differs from the first image's {frames[0].shape}")
+        if frames[-1].shape != frames[0].shape or frames[-1].dtype != frames[0].dtype:
+            raise DataError(f"{p}: {frames[-1].shape} {frames[-1].dtype} differs from the first image's "
+                            f"{frames[0].shape} {frames[0].dtype}; give images of one size and depth")
     if not frames:
         raise DataError(f"{arg}: no images")
     return np.stack(frames)
-
 
 
 def frames_dataset(path: str) -> object:
