@@ -504,3 +504,38 @@ def test_a_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels now count as a bomb
     code, _, err = run_cli(["prepare", folder, "--name", "bomb", "--root", tmp_path / "root"], capsys)
     assert code == 3 and "decompression bomb" in err and _one_line(err)
+
+
+# ---------------------------------------------------------------- 5: duplicated GRIB messages
+
+
+def test_duplicated_grib_messages_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    eccodes = pytest.importorskip("eccodes")
+    sample = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc").isel(time=slice(0, 30))
+    lat, lon = sample["lat"].values.astype(float), sample["lon"].values.astype(float)
+    template = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+    path = tmp_path / "dup.grib"
+    with open(path, "wb") as fh:
+        for t in [*sample["time"].values, sample["time"].values[5]]:  # one time written twice
+            msg = eccodes.codes_clone(template)
+            stamp = str(t)
+            for key, value in {"Ni": lon.size, "Nj": lat.size, "latitudeOfFirstGridPointInDegrees": lat[0],
+                               "latitudeOfLastGridPointInDegrees": lat[-1],
+                               "longitudeOfFirstGridPointInDegrees": lon[0] % 360,
+                               "longitudeOfLastGridPointInDegrees": lon[-1] % 360,
+                               "iDirectionIncrementInDegrees": 0.25, "jDirectionIncrementInDegrees": 0.25,
+                               "dataDate": int(stamp[:10].replace("-", "")), "dataTime": int(stamp[11:13]) * 100,
+                               "shortName": "2t"}.items():
+                eccodes.codes_set(msg, key, value)
+            eccodes.codes_set_values(msg, sample["t2m"].sel(time=t).values.astype(np.float64).ravel())
+            eccodes.codes_write(msg, fh)
+            eccodes.codes_release(msg)
+    eccodes.codes_release(template)
+    for argv in (["prepare", path, "--name", "g", "--root", tmp_path / "root"],
+                 ["predict", path, "-o", tmp_path / "o.nc"]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 3 and "two GRIB messages" in err and _one_line(err), err
+    assert not (tmp_path / "o.nc").exists() and not (tmp_path / "root" / "g").exists()
+    assert not list(tmp_path.glob("*.idx"))

@@ -55,7 +55,31 @@ def open_grib(path: Path) -> Any:
 
     if importlib.util.find_spec("cfgrib") is None:
         raise MissingExtraError("GRIB input", "grib", "cfgrib")
+    _refuse_duplicate_messages(path)
     return xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""}, decode_timedelta=True)
+
+
+_GRIB_IDENTITY = ("shortName", "typeOfLevel", "level", "dataDate", "dataTime", "step", "number")
+
+
+def _refuse_duplicate_messages(path: Path) -> None:
+    """Two messages for the same variable, level, time, step and member: cfgrib keeps the first
+    without a word, so the file is refused (exit 3) as a netCDF with duplicated times is."""
+    import eccodes
+
+    seen: set[tuple[object, ...]] = set()
+    with open(path, "rb") as fh:
+        while (msg := eccodes.codes_grib_new_from_file(fh)) is not None:
+            try:
+                key = tuple(eccodes.codes_get(msg, k) if eccodes.codes_is_defined(msg, k) else None
+                            for k in _GRIB_IDENTITY)
+            finally:
+                eccodes.codes_release(msg)
+            if key in seen:
+                when = f"{key[3]} {int(key[4]):04d} step {key[5]}"
+                raise DataError(f"{path}: two GRIB messages hold {key[0]} at {key[1]} {key[2]} for {when}; "
+                                "keep one of them (e.g. grib_copy with a where clause)")
+            seen.add(key)
 
 
 def _open_xr(fmt: str, path: str, *, lazy: bool = True) -> Any:
