@@ -78,3 +78,30 @@ def convert_units(values: np.ndarray, src: str | None, dst: str, name: str) -> t
 
 
 __all__ = ["convert_units", "norm_units", "temperature_kind"]
+
+
+def is_physical(units: str | None) -> bool:
+    """Units that say something: not missing, dimensionless or "unknown"."""
+    return units is not None and norm_units(units) not in _DIMENSIONLESS | {"unknown"}
+
+
+AIR_TEMPERATURE_K = (150.0, 350.0)  # what any air or sea temperature on Earth lies within
+
+
+def implausible(values: np.ndarray, units: str | None) -> str | None:
+    """Why `values` in `units` cannot be what they claim (None: plausible).
+
+    Only temperatures are checked, after conversion to the model's or forecast's units: a
+    degC file labelled K shows up as 0..30 "K", which no air ever had.
+    """
+    if units is None or temperature_kind(units) is None:
+        return None
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return None
+    kelvin, _ = convert_units(finite, units, "K", "check")
+    lo, hi = float(kelvin.min()), float(kelvin.max())
+    if lo < AIR_TEMPERATURE_K[0] or hi > AIR_TEMPERATURE_K[1]:
+        return f"ranges {lo:.1f}..{hi:.1f} K, which is not a plausible air or sea temperature"
+    return None

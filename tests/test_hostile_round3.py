@@ -539,3 +539,53 @@ def test_duplicated_grib_messages_are_refused(tmp_path: Path, capsys: pytest.Cap
         assert code == 3 and "two GRIB messages" in err and _one_line(err), err
     assert not (tmp_path / "o.nc").exists() and not (tmp_path / "root" / "g").exists()
     assert not list(tmp_path.glob("*.idx"))
+
+
+# ---------------------------------------------------------------- 6: units in score
+
+
+@pytest.fixture(scope="module")
+def uk_forecast(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from svqcast.cli import main
+
+    path = tmp_path_factory.mktemp("uk") / "f.nc"
+    try:
+        main.run(["predict", str(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc"), "-o", str(path), "--init-time",
+                  "2019-03-29T00:00", "--lead-time", "6h", "--format", "json"])
+    except SystemExit as exc:
+        assert not exc.code
+    return path
+
+
+@pytest.mark.parametrize("units, words", [("K", "not a plausible"), (None, "no units attribute")])
+def test_truth_with_wrong_or_missing_units_is_refused(units: str | None, words: str, uk_forecast: Path,
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    truth = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc")
+    truth["t2m"] = truth["t2m"] - 273.15  # degC values ...
+    truth["t2m"].attrs = {} if units is None else {"units": units}  # ... labelled K, or not labelled
+    truth.to_netcdf(tmp_path / "truth.nc")
+    code, out, err = run_cli(["score", uk_forecast, "--truth", tmp_path / "truth.nc", "--format", "json"], capsys)
+    assert code == 3 and words in err and out == "" and _one_line(err), err
+
+
+def test_a_climatology_in_other_units_is_converted(uk_forecast: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    sample = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc")
+    clim = sample.mean("time")  # a static climatology, in K
+    clim["t2m"].attrs = {"units": "K"}
+    clim.to_netcdf(tmp_path / "clim_k.nc")
+    celsius = clim.copy()
+    celsius["t2m"] = clim["t2m"] - 273.15
+    celsius["t2m"].attrs = {"units": "degC"}
+    celsius.to_netcdf(tmp_path / "clim_c.nc")
+    accs = []
+    for name in ("clim_k.nc", "clim_c.nc"):
+        code, out, err = run_cli(["score", uk_forecast, "--truth", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc",
+                                  "--climatology", tmp_path / name, "--format", "json"], capsys)
+        assert code == 0, err
+        accs.append(json.loads(out)["variables"]["t2m"]["overall"]["acc"])
+    assert accs[0] == pytest.approx(accs[1], abs=1e-6) and accs[0] < 0.99

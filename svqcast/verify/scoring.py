@@ -34,7 +34,7 @@ from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.lexicon import resolve_variables
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import iso_duration, time_axis_of
-from svqcast.units import convert_units
+from svqcast.units import convert_units, implausible, is_physical
 from svqcast.verify.metrics import anomaly_correlation, error_means, lat_weights, psnr_frames, ssim_frames
 
 
@@ -183,6 +183,7 @@ class _Clim:
     dims: tuple[str, str]
     pos: dict[int, int]
     src: str
+    units: str | None = None
 
     def at(self, valid: np.ndarray) -> np.ndarray:
         import pandas as pd
@@ -223,22 +224,33 @@ def _open_clim(cds: Any, var: str, fv: ForecastView, src: str, notes: list[str])
     isel, dims = spatial_selection(cds, da, *_grid(fv), src, notes, target="forecast")
     extra = [d for d in da.dims if d not in (*dims, "dayofyear", "hour") and d not in time_dims(da)]
     da = da.isel({d: 0 for d in extra if da.sizes[d] == 1})
+    units = None if da.attrs.get("units") is None else str(da.attrs["units"])
     if "dayofyear" in da.dims:
-        return _Clim(da, "dayofyear", isel, dims, {}, src)
+        return _Clim(da, "dayofyear", isel, dims, {}, src, units)
     if time_dims(da):
         axis = time_axis_of(da, _time_dim(da), source=src)
         pos = {int(k): i for i, k in enumerate(axis.values.astype(np.int64))}
-        return _Clim(da, "time", isel, dims, pos, src)
-    return _Clim(da, "static", isel, dims, {}, src)
+        return _Clim(da, "time", isel, dims, pos, src, units)
+    return _Clim(da, "static", isel, dims, {}, src, units)
 
 
-def _in_units(values: np.ndarray, src_units: str | None, dst: str | None, name: str, notes: list[str]) -> np.ndarray:
-
-    if dst is None or src_units is None:
+def _in_units(values: np.ndarray, src_units: str | None, dst: str | None, name: str, notes: list[str],
+              what: str = "truth") -> np.ndarray:
+    """`values` of the truth (or climatology) in the forecast's units, converted where that is
+    unambiguous; missing units where the forecast has them, and implausible values, are refused."""
+    if dst is None:
+        return values
+    if src_units is None and is_physical(dst):
+        raise DataError(f"the {what} of '{name}' has no units attribute while the forecast is in {dst}; "
+                        "set the units of the file (svqcast never guesses them)")
+    if src_units is None:
         return values
     out, note = convert_units(values, src_units, dst, name)
     if note:
         notes.append(note)
+    if (why := implausible(out, dst)) is not None:
+        raise DataError(f"the {what} of '{name}' {why} after conversion from '{src_units}' to {dst}; "
+                        "check its units attribute")
     return np.asarray(out, dtype=np.float64)
 
 
@@ -279,7 +291,10 @@ class _Run:
         if not np.isfinite(f).all():
             raise DataError(f"{self.fv.source}: '{self.var}' has missing (NaN) values at initialisation "
                             f"{str(t0)[:19]}; svqcast scores complete fields only")
-        clim = self.clim.at(valid[leads]) if self.clim is not None else None
+        if (why := implausible(f, self.fv.units(self.var))) is not None:
+            raise DataError(f"{self.fv.source}: the forecast of '{self.var}' {why}; check its units attribute")
+        clim = None if self.clim is None else _in_units(self.clim.at(valid[leads]), self.clim.units,
+                                                        self.fv.units(self.var), self.var, self.notes, "climatology")
         _fill(self.model, i, leads, f, obs, self.w, clim)
         p0, pmask = self.observe(np.array([t0]))
         if pmask[0]:
