@@ -188,6 +188,13 @@ def _disk_full(path: Path) -> bool:
     return False
 
 
+def _existing_parent(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
 def classify_write_error(exc: BaseException, path: Path) -> SvqcastError | None:
     """One-line error for a failed write (disk full, permission, read-only), else None.
 
@@ -197,7 +204,9 @@ def classify_write_error(exc: BaseException, path: Path) -> SvqcastError | None:
     if isinstance(exc, SvqcastError) or not isinstance(exc, Exception):
         return None
     code = getattr(exc, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT) or (code is None and _disk_full(path.parent)):
+    # HDF5 reports a file it cannot create on a full disk as EACCES: free space decides
+    hidden = code is None or code in (errno.EACCES, errno.EPERM)
+    if code in (errno.ENOSPC, errno.EDQUOT) or (hidden and _disk_full(_existing_parent(path))):
         return SvqcastError(f"disk full at {path}; free some space (or choose another place) and run again")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason = os.strerror(code).lower()

@@ -589,3 +589,29 @@ def test_a_climatology_in_other_units_is_converted(uk_forecast: Path, tmp_path: 
         assert code == 0, err
         accs.append(json.loads(out)["variables"]["t2m"]["overall"]["acc"])
     assert accs[0] == pytest.approx(accs[1], abs=1e-6) and accs[0] < 0.99
+
+
+# ---------------------------------------------------------------- 17: a full disk is a full disk
+
+
+def test_prepare_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        fd = os.open(mnt / "fill", os.O_WRONLY | os.O_CREAT)  # fill the file system to the last block
+        try:
+            while os.write(fd, b"\0" * 1024):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        code, _, err = run_cli(["prepare", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", "--name", "full", "--root",
+                                mnt / "root"], capsys)
+        errors = [line for line in err.splitlines() if line.startswith("error")]
+        assert code == 1 and len(errors) == 1 and "disk full" in errors[0] and "permission" not in err, err
+        assert sorted(p.name for p in mnt.rglob("*") if p.is_file()) == ["fill"]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
