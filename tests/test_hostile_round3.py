@@ -615,3 +615,44 @@ def test_prepare_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.Ca
         assert sorted(p.name for p in mnt.rglob("*") if p.is_file()) == ["fill"]
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+# ---------------------------------------------------------------- 16: markup in metadata is text
+
+
+def test_markup_in_a_dataset_s_metadata_is_printed_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    assert run_cli(["prepare", _clip(tmp_path / "c.npy"), "--name", "c", "--root", root, "--t-in", "2",
+                    "--t-out", "2"], capsys)[0] == 0
+    catalog = root / "user-datasets.json"
+    body = json.loads(catalog.read_text())
+    body["datasets"]["c"]["title"] = "clip [/] [bold red]x[/bold"
+    catalog.write_text(json.dumps(body))
+    for argv in (["datasets", "info", "c"], ["datasets", "list"]):
+        code, out, err = run_cli([*argv, "--root", root], capsys)
+        assert code == 0 and "internal error" not in err, err
+    code, out, _ = run_cli(["datasets", "info", "c", "--root", root], capsys)
+    assert "clip [/] [bold red]x[/bold" in out
+
+
+def test_split_bounds_with_times_of_day_and_frames_out_of_range(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    path = _field_file(tmp_path / "f.nc", times=pd.date_range("2020-01-01", periods=40, freq="h"))
+    root = tmp_path / "root"
+    split = ["--split", "train=2020-01-01T00:00..2020-01-01T23:00", "--split", "val=2020-01-02T00:00:2020-01-02T07:00",
+             "--split", "test=2020-01-02T08:00..2020-01-02T15:00"]
+    code, out, err = run_cli(["prepare", path, "--name", "t", "--root", root, "--t-in", "2", "--t-out", "1",
+                              "--format", "json", *split], capsys)
+    assert code == 0, err
+    assert json.loads(out)["frames"] == {"train": 24, "val": 8, "test": 8}
+    clip = _clip(tmp_path / "c.npy")
+    code, _, err = run_cli(["prepare", clip, "--name", "c", "--root", root, "--split", "train=-5:20",
+                            "--split", "val=20:30", "--split", "test=30:40"], capsys)
+    assert code == 2 and "must lie in 0..40" in err and _one_line(err)
+
+
+def test_an_npy_output_for_a_lat_lon_forecast_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["predict", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", "-o", tmp_path / "f.npy"], capsys)
+    assert code == 2 and "write .nc or .zarr" in err and _one_line(err) and not (tmp_path / "f.npy").exists()

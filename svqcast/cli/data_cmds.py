@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
@@ -66,7 +67,7 @@ def _step(seconds: float | None, label: str | None = None) -> str:
 
 def _render_info(d: dict[str, Any]) -> None:
     p = out_console.print
-    p(f"[bold]{d['name']}[/bold]: {d['title']}")
+    p(Text.assemble((str(d["name"]), "bold"), f": {d['title']}"))
     p(f"  kind         {d['kind']}")
     p("  variables    " + ", ".join(f"{v['name']}{v['level'] or ''} ({v['long_name']}, {v['units']})"
                                      for v in d["variables"]))

@@ -11,8 +11,10 @@ from typing import Any
 from rich.console import Console
 
 # Logs, progress bars and errors: stderr, so `--format json` output stays machine-readable.
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+# markup off: names, titles and notes come from user files and may hold "[...]"; styling is
+# applied with rich.text.Text where wanted, never by parsing strings
+err_console = Console(stderr=True, highlight=False, markup=False)
+out_console = Console(highlight=False, markup=False)
 
 
 class OutputFormat(str, Enum):

@@ -46,8 +46,8 @@ class RichProgress(Progress):
     """Rich bars on stderr, one per open task, with the library's messages printed above them."""
 
     def __init__(self, transient: bool = False) -> None:
-        self.bars = RichBars(TextColumn("[bold]{task.description}"), BarColumn(), _AmountColumn(),
-                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"),
+        self.bars = RichBars(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), _AmountColumn(),
+                             TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TextColumn("eta"),
                              TimeRemainingColumn(), console=err_console, transient=transient)
         self.tasks: dict[str, Any] = {}
         self.started = False

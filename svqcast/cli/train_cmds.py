@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from svqcast.cli.options import (
     BatchSizeOpt,
@@ -137,11 +138,10 @@ def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None
 
 
 def _render_eval(result: dict[str, Any]) -> None:
-
-    out_console.print(
-        f"[bold]{result.get('preset') or result['checkpoint']}[/] on {result['dataset']}/{result['split']}: "
-        f"{result['samples']} samples, kind {result['kind']}"
-    )
+    out_console.print(Text.assemble(
+        (str(result.get("preset") or result["checkpoint"]), "bold"),
+        f" on {result['dataset']}/{result['split']}: {result['samples']} samples, kind {result['kind']}",
+    ))
     scores = result.get("scores", {})
     openstl_keys: list[str] = []
     for sc in scores.values():

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from svqcast.cli.groups import models_app
 from svqcast.cli.options import (
@@ -67,7 +68,8 @@ def _info(
     info = entry_report(get_entry(name))
 
     def _text(r: dict[str, Any]) -> None:
-        out_console.print(f"[bold]{r['name']}[/bold]{' (default)' if r['default'] else ''}: {r['description']}")
+        out_console.print(Text.assemble((str(r["name"]), "bold"),
+                                        f"{' (default)' if r['default'] else ''}: {r['description']}"))
         for key in ("preset", "repo_id", "revision", "sha256", "licence", "bundled", "reproduce"):
             if r.get(key):
                 out_console.print(f"  {key}: {r[key]}")

@@ -73,19 +73,17 @@ def _parse(times: np.ndarray, items: list[str]) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     for item in items:
         split, _, rng = item.partition("=")
-        lo, sep, hi = rng.partition(":")
+        lo, sep, hi = _bounds(rng)
         if split not in SPLITS or not sep or not lo or not hi:
-            raise UsageError(f"`split` {item!r}: use SPLIT=A:B with SPLIT one of train, val, test")
+            raise UsageError(f"`split` {item!r}: use SPLIT=A:B (or A..B, for bounds with a time of day) "
+                             "with SPLIT one of train, val, test")
         if split in out:
             raise UsageError(f"`split` {split} given twice")
         if is_dt:
             start, stop = _date(lo, item, end=False), _date(hi, item, end=True)
             a, b = int(np.searchsorted(times, start, "left")), int(np.searchsorted(times, stop, "left"))
         else:
-            try:
-                a, b = min(max(int(lo), 0), len(times)), min(max(int(hi), 0), len(times))
-            except ValueError:
-                raise UsageError(f"`split` {item!r}: frame data splits by frame index, e.g. train=0:700") from None
+            a, b = _frame_bounds(lo, hi, item, len(times))
         if b <= a:
             raise UsageError(f"`split` {item!r}: selects no time step of the input")
         out[split] = (a, b)
@@ -96,6 +94,28 @@ def _parse(times: np.ndarray, items: list[str]) -> dict[str, tuple[int, int]]:
     if any(p[1] > q[0] for p, q in zip(order, order[1:], strict=False)):
         raise UsageError("`split`: the splits overlap; give disjoint ranges")
     return {s: out[s] for s in SPLITS}
+
+
+def _bounds(rng: str) -> tuple[str, str, str]:
+    """(low, separator, high): `A..B` when given (times of day hold ':'), else `A:B`; a ':' that
+    splits `2019-03-01T06:00:2019-03-02` is the one between the two dates."""
+    if ".." in rng:
+        return rng.partition("..")
+    dated = re.fullmatch(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}(?::\d{2}){0,2}):(.+)", rng)
+    if dated:
+        return dated.group(1), ":", dated.group(2)
+    return rng.partition(":")
+
+
+def _frame_bounds(lo: str, hi: str, item: str, n: int) -> tuple[int, int]:
+    """Frame indices A:B (B exclusive) within 0..n; negative or beyond the data are refused, never clamped."""
+    try:
+        a, b = int(lo), int(hi)
+    except ValueError:
+        raise UsageError(f"`split` {item!r}: frame data splits by frame index, e.g. train=0:700") from None
+    if a < 0 or b < 0 or a > n or b > n:
+        raise UsageError(f"`split` {item!r}: frame indices must lie in 0..{n} (the input has {n} frames)")
+    return a, b
 
 
 def _date(text: str, item: str, end: bool) -> np.datetime64:

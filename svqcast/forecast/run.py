@@ -126,8 +126,11 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     n_steps = fc.resolve_steps(req.steps, req.lead_time)
     prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map, coords=parse_coords(req.coords))
     if not req.check:
-        check_layout(req.layout, latlon=fc.spec.dims[0] in ("lat", "latitude"), calendar=prep.time_coord,
-                     n_init=len(prep.init_times))
+        latlon = fc.spec.dims[0] in ("lat", "latitude")
+        check_layout(req.layout, latlon=latlon, calendar=prep.time_coord, n_init=len(prep.init_times))
+        if latlon and output_format(Path(str(req.output))) == "npy":
+            raise UsageError("`output` .npy holds bare frames without coordinates or times, which a latitude/"
+                             "longitude forecast cannot do without; write .nc or .zarr")
     report: dict[str, Any] = {**prep.report(), "model": fc.ref, "steps": n_steps,
                               "autoregressive": n_steps > fc.t_out}
     if req.check:
