@@ -101,6 +101,18 @@ class _Deferral:
 
 
 _active: list[_Deferral] = []
+_finishing: list[bool] = []
+
+
+@contextlib.contextmanager
+def finishing() -> Iterator[None]:
+    """Writes inside this block complete even when a signal is already pending: for the second
+    half of a pair that must change together (a store swapped in, then its catalog record)."""
+    _finishing.append(True)
+    try:
+        yield
+    finally:
+        _finishing.pop()
 
 
 @contextlib.contextmanager
@@ -114,7 +126,8 @@ def deferred_signals() -> Iterator[_Deferral]:
     no-op.
     """
     if _active:  # nested: a pending signal stops the outer write before this one starts
-        check_interrupted()
+        if not _finishing:
+            check_interrupted()
         yield _active[-1]
         return
     state = _Deferral()
@@ -378,7 +391,7 @@ def atomic_path(
         try:
             yield tmp_path
             _linger(state)
-            if (signum := state.interrupting()) is not None:
+            if not _finishing and (signum := state.interrupting()) is not None:
                 raise Interrupted(signum, str(target))
             if discard:
                 tmp_path.unlink(missing_ok=True)
@@ -444,7 +457,7 @@ def atomic_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Itera
         try:
             yield tmp
             _linger(state)
-            if (signum := state.interrupting()) is not None:
+            if not _finishing and (signum := state.interrupting()) is not None:
                 raise Interrupted(signum, str(target))
             _publish_mode(tmp, directory=True)
             _resolve_dir_target(target, overwrite)  # something may have appeared meanwhile

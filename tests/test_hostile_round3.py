@@ -656,3 +656,28 @@ def test_split_bounds_with_times_of_day_and_frames_out_of_range(tmp_path: Path,
 def test_an_npy_output_for_a_lat_lon_forecast_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["predict", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", "-o", tmp_path / "f.npy"], capsys)
     assert code == 2 and "write .nc or .zarr" in err and _one_line(err) and not (tmp_path / "f.npy").exists()
+
+
+def test_an_interrupted_force_keeps_store_and_record_paired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGINT after the new store is in place but before its record is written: the record is
+    still written (signals wait for it), then the command stops with 130. Never new store + old record."""
+    from svqcast.data import userprep
+
+    root = tmp_path / "root"
+    args = ["--root", root, "--t-in", "2", "--t-out", "2"]
+    assert run_cli(["prepare", _clip(tmp_path / "a.npy", seed=1), "--name", "p", *args], capsys)[0] == 0
+    real_register = userprep.register
+
+    def interrupted_register(record: dict, root_: object = None) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives between the store swap and the record
+        real_register(record, root_)
+
+    monkeypatch.setattr(userprep, "register", interrupted_register)
+    new = _clip(tmp_path / "b.npy", seed=2)
+    code, _, err = run_cli(["prepare", new, "--name", "p", "--force", *args], capsys)
+    assert code == 130, err
+    record = json.loads((root / "user-datasets.json").read_text())["datasets"]["p"]
+    manifest = json.loads((root / "p" / "prepared" / "manifest.json").read_text())
+    digest = hashlib.sha256(new.read_bytes()).hexdigest()
+    assert digest in json.dumps(record) and digest in json.dumps(manifest)  # both the new ones

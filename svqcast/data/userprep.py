@@ -26,7 +26,7 @@ from svqcast.data.storedir import Prepared, SplitData, dataset_dir, prepared_dir
 from svqcast.data.usercatalog import check_name, load_records, locked, register
 from svqcast.data.userrecord import build_record
 from svqcast.errors import UsageError
-from svqcast.fsutil import atomic_dir, check_input, check_output, deferred_signals, sha256_file
+from svqcast.fsutil import atomic_dir, check_input, check_output, deferred_signals, finishing, sha256_file
 from svqcast.progress import Progress
 from svqcast.sources.calendars import TimeStep, infer_step, parse_step
 from svqcast.sources.formats import is_url
@@ -68,7 +68,8 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
             files = source_fingerprints(src)
             with atomic_dir(target, overwrite=force) as tmp:
                 write_prepared(tmp, name, user_file(src, ranges, files), say=say, progress=progress)
-            register(build_record(name, src, step, window, ranges, files), root)
+            with finishing():  # the store is in place: its record follows, whatever signal is pending
+                register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
 
