@@ -31,6 +31,7 @@ HEAVY = {
     "pandas": "see xarray",
     "matplotlib": "optional extra `plot`",
     "cfgrib": "optional extra `grib`",
+    "eccodes": "optional extra `grib` (the ECMWF library behind cfgrib)",
     "av": "optional extra `video`",
     "onnx": "optional extra `export`",
     "onnxruntime": "optional extra `export`",

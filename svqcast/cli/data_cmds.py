@@ -42,7 +42,6 @@ from svqcast.progress import Progress
 
 
 def _render_list(rows: list[dict[str, Any]]) -> None:
-
     table = Table(box=None, pad_edge=False)
     for col in ("name", "kind", "channels", "grid", "step", "frames", "source"):
         table.add_column(col)

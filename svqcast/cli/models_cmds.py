@@ -23,7 +23,6 @@ def _presets(fmt: FormatOpt = OutputFormat.text) -> None:
     rows = preset_rows()
 
     def _text(data: list[dict[str, Any]]) -> None:
-
         table = Table(box=None, pad_edge=False)
         for col in ("name", "dataset", "translator", "quantizer"):
             table.add_column(col, no_wrap=True)
@@ -61,7 +60,6 @@ def _describe(
     info = describe(preset, overrides or None)
 
     def _text(r: dict[str, Any]) -> None:
-
         table = Table(title=r["name"], box=None, pad_edge=False, show_header=False)
         table.add_column("key", style="bold")
         table.add_column("value")

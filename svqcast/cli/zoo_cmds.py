@@ -38,7 +38,6 @@ def _list(
     rows = [entry_report(e) for e in list_models(pattern)]
 
     def _text(data: list[dict[str, Any]]) -> None:
-
         if not data:
             out_console.print("no zoo model matches" + (f" '{pattern}'" if pattern else ""))
             return

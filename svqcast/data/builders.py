@@ -46,7 +46,6 @@ def _source(path: Path) -> dict[str, str]:
 # ---- embedded samples -----------------------------------------------------------------
 
 def era5_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
-
     path = sample_path(entry.sample_file or "")
     da = read_netcdf_variable(path, "t2m", expect_shape=entry.shape)
     times = da["time"].values.astype("datetime64[ns]")
@@ -61,7 +60,6 @@ def era5_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official
 
 
 def flow_sample(entry: DatasetEntry, select: dict[str, Any], src: Path, official: bool) -> Prepared:
-
     path = sample_path(entry.sample_file or "")
     flow = read_flow_npz(path, expect_hw=entry.shape)  # (T, 2, H, W) float32
     start = np.datetime64(entry.extra["start"], "ns")

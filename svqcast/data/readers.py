@@ -274,7 +274,6 @@ class Wb2Store:
     lazily through xarray + zarr (a local path or a URL)."""
 
     def __init__(self, location: Any) -> None:
-
         loc = str(location)
         if "://" not in loc and not Path(loc).is_dir():
             raise DataError(f"{loc}: WeatherBench 2 store not found; run `svqcast download ... --source wb2`")
@@ -295,7 +294,6 @@ class Wb2Store:
         raise DataError(f"{self.source}: no {names[0]} dimension in {list(da.dims)}")
 
     def read_year(self, var: Any, year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-
         name = var.wb2_name or var.folder
         if name not in self.ds.data_vars:
             have = ", ".join(map(str, self.ds.data_vars))

@@ -99,7 +99,6 @@ def data_spec_document(
 
 
 def _require(module: str, feature: str) -> Any:
-
     try:
         return importlib.import_module(module)
     except ImportError:

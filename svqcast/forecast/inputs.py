@@ -186,7 +186,6 @@ class _Selection:
 
 
 def _select_frames(da: Any, tdim: str, spec: DataSpec, init_time: Any, src: str) -> _Selection:
-
     rel_in, _ = relative_offsets(spec)
     step = time_step(spec)
     n_time = da.sizes[tdim]

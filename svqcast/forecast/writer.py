@@ -45,7 +45,6 @@ _TIME_DIMS = ("time", "lead_time", "prediction_timedelta")
 
 
 def _time_coords(spec: DataSpec, init_times: np.ndarray, lead_steps: np.ndarray) -> dict[str, Any]:
-
     coords: dict[str, Any] = {}
     calendar = np.issubdtype(np.asarray(init_times).dtype, np.datetime64)
     if calendar:
@@ -139,7 +138,6 @@ def _data_vars(values: np.ndarray, channels: Sequence[str], units: Sequence[str]
 
 def _global_attrs(spec: DataSpec, channels: Sequence[str], lead_steps: np.ndarray, trained_steps: int, *,
                   source: str, history: str, model_ref: str) -> dict[str, Any]:
-
     step = time_step(spec)
     autoregressive = bool(lead_steps.size and int(lead_steps.max()) > int(trained_steps))
     attrs: dict[str, Any] = {

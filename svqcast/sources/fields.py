@@ -94,7 +94,6 @@ def _pick_level(da: Any, dim: str, level: float | None, name: str, path: str) ->
 
 def fields_source(arg: str, paths: list[str], datasets: list[Any], variables: list[str] | None,
                   level: float | None) -> Source:
-
     notes: list[str] = []
     wanted = _wanted(arg, datasets, variables)
     pieces: dict[str, list[_Piece]] = {v: [] for v in wanted}

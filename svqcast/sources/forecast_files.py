@@ -110,7 +110,6 @@ def _normalise_dims(ds: Any, src: str) -> tuple[Any, str, str, str]:
 
 
 def _spatial_dims(ds: Any, src: str) -> tuple[str, str, bool]:
-
     lat, lon = guess(ds, "lat"), guess(ds, "lon")
     if lat is not None and lon is not None and ds[lat].ndim == 1 and ds[lon].ndim == 1:
         return str(ds[lat].dims[0]), str(ds[lon].dims[0]), True

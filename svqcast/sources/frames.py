@@ -9,6 +9,7 @@ memory-mapped, so a large array streams; videos and images are decoded once into
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,6 @@ def _image_array(im: Any) -> np.ndarray:
 
 
 def _read_images(paths: list[Path], arg: str) -> np.ndarray:
-    import warnings
-
     from PIL import Image
 
     frames: list[np.ndarray] = []

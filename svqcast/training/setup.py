@@ -197,7 +197,6 @@ def check_shapes(cfg: Config, ds: Dataset) -> None:
 
 
 def default_model_fn(cfg: Config) -> torch.nn.Module:
-
     return build_model_from_config(cfg)
 
 
@@ -222,7 +221,6 @@ class StopFlag:
         self.raised = True
 
     def __enter__(self) -> StopFlag:
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handler)

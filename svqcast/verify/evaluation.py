@@ -86,7 +86,6 @@ class _QuantizerProbe:
     over batches) and, for SVQ-like quantizers, code-usage statistics of their weights."""
 
     def __init__(self, model: torch.nn.Module) -> None:
-
         self.model = model
         self.quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
         self.latents: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(self.quantizers))}
@@ -98,7 +97,6 @@ class _QuantizerProbe:
             self.handles.append(q.register_forward_pre_hook(self._hook(i)))
 
     def _hook(self, i: int) -> Any:
-
         def fn(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             if self.batches < DIAG_BATCHES and isinstance(module, HasCodeWeights):
                 z = args[0].detach()
@@ -251,7 +249,6 @@ class _Scores:
 
 
 def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
-
     spec = sp.spec
     forecasts = ("model",) if compat == "openstl" else FORECASTS
     seasonal = None if compat == "openstl" else seasonal_reference(sp.name, spec, **sp.loader_kwargs)

@@ -85,7 +85,6 @@ def _grid(fv: ForecastView) -> tuple[list[str], dict[str, Any]]:
 
 
 def _open_truth(tds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Truth:
-
     name = resolve_variables(tds, [var], {}, src)[var]
     da = tds[name]
     tdims = time_dims(da)
@@ -213,12 +212,10 @@ class _Clim:
 
 
 def _time_dim(da: Any) -> str:
-
     return str(time_dims(da)[0])
 
 
 def _open_clim(cds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Clim:
-
     name = resolve_variables(cds, [var], {}, src)[var]
     da = cds[name]
     isel, dims = spatial_selection(cds, da, *_grid(fv), src, notes, target="forecast")
