@@ -22,11 +22,22 @@ many did.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Every test runs on temporary roots, set before svqcast is imported: prepared datasets, the model
+# cache, the Hugging Face cache and matplotlib's font cache never touch the user's real ones
+# (~/.local/share/svqcast, ~/.cache), and `pytest_sessionfinish` checks that they did not.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="svqcast-tests-"))
+for _var, _sub in {"SVQCAST_DATA_DIR": "data", "SVQCAST_CACHE_DIR": "cache", "HF_HOME": "hf-home",
+                   "MPLCONFIGDIR": "matplotlib", "XDG_CACHE_HOME": "xdg-cache"}.items():
+    os.environ[_var] = str(_SANDBOX / _sub)
+REAL_ROOTS = (Path.home() / ".local" / "share" / "svqcast", Path.home() / ".cache")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -60,9 +71,40 @@ def locate_shared() -> Path | None:
     return beside if (beside / "data").is_dir() else None
 
 
+_ROOTS_KEY = pytest.StashKey["dict[str, tuple[int, int]]"]()
+
+
+def _snapshot() -> dict[str, tuple[int, int]]:
+    """Every file and folder under the user's real roots, with its size and mtime."""
+    out: dict[str, tuple[int, int]] = {}
+    for root in REAL_ROOTS:
+        for p in [root, *root.rglob("*")] if root.exists() else []:
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            out[str(p)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"needs_shared: {SHARED_REASON} (skipped otherwise)")
     config.stash[_SHARED_KEY] = locate_shared()
+    config.stash[_ROOTS_KEY] = _snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any test wrote into the user's real data root or caches."""
+    before = session.config.stash.get(_ROOTS_KEY, None)
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
+    if before is None:
+        return
+    after = _snapshot()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        session.config.stash[_ROOTS_KEY] = {}
+        print(f"\nthe tests changed the user's real roots ({len(changed)} entries, first: {changed[:3]})")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _shared_root(config: pytest.Config) -> Path | None:
