@@ -145,7 +145,8 @@ TrainDatasetOpt = Annotated[
     Optional[str], typer.Option("--dataset", "-d", help="Train on this dataset, catalog or your own (sets "
                                 "data.dataset; model.in_shape and out_frames follow it).")
 ]
-RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", "-o", help="Run directory (default runs/<preset>).")]
+RunDirOpt = Annotated[Optional[Path], typer.Option(
+    "--run-dir", "-o", help="Run directory (default runs/<preset>-<dataset>).")]
 MaxEpochsOpt = Annotated[Optional[int], typer.Option(
     "--max-epochs", min=1,
     help="Stop after this many epochs in total; the schedule still spans train.epochs, so --resume continues it.",

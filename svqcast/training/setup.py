@@ -122,6 +122,12 @@ class SkipSampler(Sampler[int]):
         return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
 
 
+def default_run_dir(cfg: Mapping[str, Any]) -> Path:
+    """runs/<preset>-<dataset>: two datasets trained with one preset never share a directory."""
+    name, dataset = str(cfg.get("name") or "run"), str(cfg["data"]["dataset"])
+    return Path("runs") / (name if name.endswith(f"-{dataset}") or name == dataset else f"{name}-{dataset}")
+
+
 def resolve_run(
     config: str | Path | Mapping[str, Any] | None,
     overrides: Mapping[str, Any] | Iterable[str] | None,
@@ -130,39 +136,49 @@ def resolve_run(
 ) -> tuple[Config, Path, bool]:
     """Decide the config, the run directory and whether to resume.
 
-    * ``resume=None``: a new run; its directory must not already hold one.
+    * ``resume=None``: a new run; its directory (default ``runs/<preset>-<dataset>``) must not
+      already hold one.
     * ``resume="auto"``: continue the run in ``run_dir`` if it has a trainer state, else start.
     * ``resume=DIR``: continue the run in DIR (its stored config wins; overrides apply on top).
+
+    A run is only ever continued with its own preset and dataset: anything else is refused
+    naming both, so a model of one dataset never silently trains on another.
     """
     if resume is not None and str(resume) != "auto":
         run = Path(resume)
         if not (run / STATE_NAME).is_file():
             raise UsageError(f"`resume` {run}: no {STATE_NAME} there; is it a svqcast run directory?")
         resuming = True
+        wanted = load_config(config, overrides) if config is not None else None
     else:
-        if run_dir is None:
-            if config is None:
-                raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
-            run = Path("runs") / load_config(config)["name"]
-        else:
-            run = Path(run_dir)
+        if config is None and run_dir is None:
+            raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
+        wanted = load_config(config, overrides) if config is not None else None
+        run = Path(run_dir) if run_dir is not None else default_run_dir(wanted or {})
         resuming = resume is not None and (run / STATE_NAME).is_file()
         if not resuming and (run / STATE_NAME).is_file():
             raise UsageError(f"{run} already holds a run; continue it with `resume` auto, or choose another `run_dir`")
-
     check_output(run, overwrite=True, kind="dir")  # a file, a FIFO or an unwritable place: exit 2
     if resuming:
-
         stored = read_json_config(run / "config.json", "the run's config")
-        if config is not None and str(resume) == "auto":
-            given = load_config(config).get("name")
-            if given != stored.get("name"):
-                raise UsageError(f"`resume` auto: {run} holds a run of '{stored.get('name')}', not '{given}'; "
-                                 "drop `preset`/`config` to continue it, or choose another `run_dir`")
-        return load_config(stored, overrides), run, True
-    if config is None:
+        resumed = load_config(stored, overrides)
+        _same_run(run, stored, wanted, resumed)
+        return resumed, run, True
+    if wanted is None:
         raise UsageError("give `preset` (a preset name) or `config` (a TOML file)")
-    return load_config(config, overrides), run, False
+    return wanted, run, False
+
+
+def _same_run(run: Path, stored: Mapping[str, Any], wanted: Mapping[str, Any] | None,
+              resumed: Mapping[str, Any]) -> None:
+    """Refuse to continue `run` with another preset or on another dataset (one line naming both)."""
+    had = (stored.get("name"), (stored.get("data") or {}).get("dataset"))
+    for what, now in (("preset", (wanted or {}).get("name")),
+                      ("dataset", (wanted or resumed)["data"]["dataset"])):
+        before = had[0] if what == "preset" else had[1]
+        if now is not None and before is not None and now != before:
+            raise UsageError(f"`resume`: {run} holds a run of {what} '{before}', not '{now}'; continue it without "
+                             f"changing its {what}, or start a new run in another `run_dir`")
 
 
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset]:

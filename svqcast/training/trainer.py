@@ -7,7 +7,7 @@ The loop itself (`svqcast.training.loop`) only steps, validates and saves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from svqcast._version import __version__
-from svqcast.config import Config, typed_config
+from svqcast.config import Config, read_json_config, typed_config
 from svqcast.config_schema import TrainConfig
 from svqcast.data.climatology import PhaseDataset, fill_climatology
 from svqcast.errors import DataError, UsageError
@@ -175,7 +175,9 @@ def setup_trainer(
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     schedule = build_schedule(optimizer, tc, steps)
     progress, early = Progress(), EarlyStopping(patience=tc.patience)
+    provenance = run_provenance(cfg, env, train_ds, val_ds, spec_dict, prec)
     if resuming:
+        _same_data(run, provenance)
         progress, early = restore_state(run, model, optimizer, schedule)
     net = D.wrap_model(model, env, sync_batchnorm=tc.sync_batchnorm)
     net = compile_model(net, tc.compile)  # `model` stays the uncompiled module for state
@@ -188,8 +190,21 @@ def setup_trainer(
         cfg, run, env, model, net, optimizer, schedule, loss_fn, prec, train_ds, sampler, skip, train_loader,
         val_ds, val_loader, tc.batch_size, steps, max(1, min(MAX_LOG_INTERVAL, steps // LOGS_PER_EPOCH)),
         progress, early, runlog, resolve_progress(progress_kind, enabled=env.is_main),
-        run_provenance(cfg, env, train_ds, val_ds, spec_dict, prec), spec_dict,
+        provenance, spec_dict,
     )
+
+
+def _same_data(run: Path, provenance: Mapping[str, Any]) -> None:
+    """A resumed run must train on the data it started with: a store prepared again with other
+    content (its manifest changed) is refused, naming both digests."""
+    last = run / "last" / "config.json"
+    if not last.is_file():
+        return
+    before = (read_json_config(last, "the run's last checkpoint").get("provenance") or {}).get("data_hash")
+    now = provenance.get("data_hash")
+    if before and now and before != now:
+        raise UsageError(f"`resume`: {run} was trained on data {str(before)[:30]}..., the dataset now holds "
+                         f"{str(now)[:30]}... (prepared again since); start a new run in another `run_dir`")
 
 
 def restore_state(

@@ -1,0 +1,71 @@
+"""Runs belong to one preset and one dataset: default run directories never collide across
+datasets, and `--resume` refuses to continue a run with another preset, dataset or data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _cli import run_cli
+
+TINY = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "model.mlp_ratio=2.0",
+        "--set", "train.batch_size=4", "--set", "train.max_steps_per_epoch=2", "--set", "train.max_val_steps=1",
+        "--set", "model.in_shape=[2,1,6,5]", "--set", "model.out_frames=2", "--progress", "none"]
+
+
+def _clip(path: Path, seed: int) -> Path:
+    np.save(path, np.random.default_rng(seed).integers(0, 255, (40, 6, 5), dtype=np.uint8))
+    return path
+
+
+@pytest.fixture()
+def two_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path / "data"))
+    for name, seed in (("one", 1), ("two", 2)):
+        code, _, err = run_cli(["prepare", _clip(tmp_path / f"{name}.npy", seed), "--name", name, "--t-in", "2",
+                                "--t-out", "2"], capsys)
+        assert code == 0, err
+    return tmp_path
+
+
+def _train(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta", *args, *TINY, "--max-epochs", "1",
+                            "--format", "json"], capsys)
+    return code, err
+
+
+def test_default_run_directories_follow_the_dataset(two_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("one", "two"):
+        code, err = _train(["--dataset", name], capsys)
+        assert code == 0, err
+    runs = sorted(p.name for p in (two_datasets / "runs").iterdir())
+    assert runs == ["era5-uk-t2m_gsta-one", "era5-uk-t2m_gsta-two"]
+    stored = json.loads((two_datasets / "runs" / "era5-uk-t2m_gsta-two" / "config.json").read_text())
+    assert stored["data"]["dataset"] == "two"
+
+
+def test_resume_refuses_another_dataset_or_preset(two_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = two_datasets / "r"
+    code, err = _train(["--dataset", "one", "--run-dir", run], capsys)
+    assert code == 0, err
+    before = sorted(p.name for p in run.rglob("*"))
+    code, _, err = run_cli(["train", "--resume", run, "--dataset", "two", *TINY], capsys)
+    assert code == 2 and "dataset 'one', not 'two'" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta_svq", "--dataset", "one", "--run-dir", run,
+                            "--resume", "auto", *TINY], capsys)
+    assert code == 2 and "preset 'era5-uk-t2m_gsta', not 'era5-uk-t2m_gsta_svq'" in err, err
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_resume_refuses_data_prepared_again(two_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = two_datasets / "r"
+    code, err = _train(["--dataset", "one", "--run-dir", run], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["prepare", _clip(two_datasets / "other.npy", 9), "--name", "one", "--force", "--t-in", "2",
+                            "--t-out", "2"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["train", "--resume", run, *TINY, "--max-epochs", "2"], capsys)
+    assert code == 2 and "prepared again since" in err, err
