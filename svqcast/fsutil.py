@@ -373,12 +373,15 @@ def atomic_path(
     """Yield a temporary path next to `target`; rename it over `target` only on success.
 
     `suffix` ends the temp name, for writers that pick their format from it (".tmp.gif").
-    A symlink is followed (the file it names is replaced, the link stays); anything but a
-    regular file is refused; `/dev/null` discards the output. Signals are deferred for the
-    whole block and end it with `Interrupted` after the temp file is gone.
+    An overwritten symlink is replaced by the new file: the file it named is never touched
+    (it may be someone else's, or an input). A link to anything but a regular file is refused;
+    `/dev/null` discards the output. Signals are deferred for the whole block and end it with
+    `Interrupted` after the temp file is gone.
     """
     resolved = _resolve_file_target(Path(target), overwrite)
     discard = _is_devnull(resolved)
+    if not discard and os.path.islink(target):
+        resolved = Path(os.path.abspath(target))  # write in the link's place, not through it
     with deferred_signals() as state:
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{resolved.name}.", suffix=suffix,

@@ -100,13 +100,13 @@ def test_special_files_are_never_replaced(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
-def test_symlink_to_a_file_replaces_the_file_and_keeps_the_link(tmp_path: Path) -> None:
+def test_overwriting_a_symlink_replaces_the_link_never_its_target(tmp_path: Path) -> None:
     real = tmp_path / "real.txt"
     real.write_text("old")
     link = tmp_path / "link.txt"
     link.symlink_to(real)
     atomic_write_text(link, "new")
-    assert link.is_symlink() and real.read_text() == "new"
+    assert not link.is_symlink() and link.read_text() == "new" and real.read_text() == "old"
 
 
 def test_dev_null_is_a_discard_never_replaced(tmp_path: Path) -> None:

@@ -681,3 +681,15 @@ def test_an_interrupted_force_keeps_store_and_record_paired(tmp_path: Path, monk
     manifest = json.loads((root / "p" / "prepared" / "manifest.json").read_text())
     digest = hashlib.sha256(new.read_bytes()).hexdigest()
     assert digest in json.dumps(record) and digest in json.dumps(manifest)  # both the new ones
+
+
+def test_predict_overwrite_of_a_symlink_replaces_the_link_not_its_target(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "someone_elses.nc"
+    other.write_bytes(b"precious")
+    link = tmp_path / "link.nc"
+    link.symlink_to(other)
+    code, _, err = run_cli(["predict", SAMPLES_DIR / "era5_uk_t2m_2019-03.nc", "-o", link, "--lead-time", "2h",
+                            "--overwrite"], capsys)
+    assert code == 0, err
+    assert other.read_bytes() == b"precious" and not link.is_symlink() and link.stat().st_size > 1000
