@@ -217,9 +217,11 @@ def classify_write_error(exc: BaseException, path: Path) -> SvqcastError | None:
     if isinstance(exc, SvqcastError) or not isinstance(exc, Exception):
         return None
     code = getattr(exc, "errno", None)
-    # HDF5 reports a file it cannot create on a full disk as EACCES: free space decides
+    # HDF5 reports a file it cannot create on a full disk as EACCES: free space decides; third-party
+    # serialisers (safetensors, torch.save, onnx) keep the errno only in their message text
     hidden = code is None or code in (errno.EACCES, errno.EPERM)
-    if code in (errno.ENOSPC, errno.EDQUOT) or (hidden and _disk_full(_existing_parent(path))):
+    said = code is None and any(t in str(exc) for t in (os.strerror(errno.ENOSPC), "os error 28", "Errno 28"))
+    if code in (errno.ENOSPC, errno.EDQUOT) or said or (hidden and _disk_full(_existing_parent(path))):
         return SvqcastError(f"disk full at {path}; free some space (or choose another place) and run again")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason = os.strerror(code).lower()

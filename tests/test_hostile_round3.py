@@ -693,3 +693,33 @@ def test_predict_overwrite_of_a_symlink_replaces_the_link_not_its_target(tmp_pat
                             "--overwrite"], capsys)
     assert code == 0, err
     assert other.read_bytes() == b"precious" and not link.is_symlink() and link.stat().st_size > 1000
+
+
+def test_a_serialiser_s_full_disk_is_disk_full(tmp_path: Path) -> None:
+    """safetensors, torch.save and onnx keep the errno only in their message: still disk full."""
+    from safetensors import SafetensorError
+
+    from svqcast.fsutil import classify_write_error
+
+    for exc in (SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"),
+                RuntimeError("PytorchStreamWriter failed writing file data/0: [Errno 28] No space left on device")):
+        err = classify_write_error(exc, tmp_path / "run" / "best")
+        assert err is not None and err.exit_code == 1 and str(err).startswith("disk full")
+    assert classify_write_error(RuntimeError("shape mismatch"), tmp_path / "x") is None
+
+
+def test_train_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        tiny = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set",
+                "model.mlp_ratio=2.0", "--set", "train.batch_size=2", "--set", "train.max_steps_per_epoch=2",
+                "--set", "train.max_val_steps=1", "--max-epochs", "1", "--progress", "none"]
+        code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta", "--run-dir", mnt / "run", *tiny], capsys)
+        errors = [line for line in err.splitlines() if line.startswith("error")]
+        assert code == 1 and len(errors) == 1 and "disk full" in errors[0] and "internal error" not in err, err
+        assert not [p for p in mnt.rglob("*") if ".tmp" in p.name]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
