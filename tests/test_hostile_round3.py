@@ -723,3 +723,25 @@ def test_train_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.Capt
         assert not [p for p in mnt.rglob("*") if ".tmp" in p.name]
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_coarser_input_with_too_few_frames_names_the_step_first(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    sample = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc")
+    sample.isel(time=slice(0, 15, 3)).to_netcdf(tmp_path / "3h.nc")  # 5 frames, 3 h apart
+    code, _, err = run_cli(["predict", tmp_path / "3h.nc", "-o", tmp_path / "f.nc"], capsys)
+    assert code == 3 and "3h apart; the model needs 1h" in err and _one_line(err), err
+
+
+def test_a_tampered_catalog_store_is_refused_by_prepare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    code, _, err = run_cli(["prepare", "era5-uk-t2m", "--root", root], capsys)
+    assert code == 0, err
+    victim = root / "era5-uk-t2m" / "prepared" / "test.nc"
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    code, _, err = run_cli(["prepare", "era5-uk-t2m", "--root", root], capsys)
+    assert code == 3 and "test.nc" in err and "--force" in err and _one_line(err), err

@@ -27,6 +27,7 @@ from svqcast.data.storedir import (
     prepared_dir,
     raw_dir,
     split_names,
+    verify,
     write_manifest,
     write_stats,
 )
@@ -51,6 +52,7 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
         raise UsageError(f"{name} is a dataset prepared from your own files: rebuild it with "
                          f"`svqcast prepare {entry.source} --name {name} --force`")
     if is_prepared(target) and not force:
+        verify(target, deep=False)  # an existing store is checked (sizes; digests when small), never trusted
         return target
     src = Path(source_dir) if source_dir is not None else raw_dir(name, root)
     builder = builder_for(entry)

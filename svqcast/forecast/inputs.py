@@ -190,6 +190,7 @@ def _select_frames(da: Any, tdim: str, spec: DataSpec, init_time: Any, src: str)
     step = time_step(spec)
     n_time = da.sizes[tdim]
     axis = time_axis_of(da, tdim, source=src, allow_frames=frames_allowed(spec))
+    _refuse_other_step(axis.values, step, calendar_months(spec), src)
     if n_time < rel_in.size:
         need = f"{rel_in.size} frames" + (f" {format_step(step)} apart" if step is not None else "")
         raise DataError(f"{src}: too few time steps: the model needs {need}, the input has {n_time}")
@@ -203,6 +204,17 @@ def _select_frames(da: Any, tdim: str, spec: DataSpec, init_time: Any, src: str)
     else:
         inits, idx = _index_frames(n_time, init_time, rel_in, src)
     return _Selection(inits, idx, axis.values, axis.is_datetime, axis.notes)
+
+
+def _refuse_other_step(times: np.ndarray, step: np.timedelta64 | None, months: int | None, src: str) -> None:
+    """An input at another time step is named as such first (not as "too few frames"), because
+    that is what the user has to fix."""
+    if step is None or months or times.size < 2 or not np.issubdtype(times.dtype, np.datetime64):
+        return
+    spacing = np.median(np.diff(np.sort(times))).astype("timedelta64[s]")
+    if spacing > step:  # a finer input is fine: the model's frames are picked from it
+        raise DataError(f"{src}: the input's times are {format_step(spacing)} apart; the model needs "
+                        f"{format_step(step)}; resample the input")
 
 
 def _read_frames(da: Any, tdim: str, sel: Mapping[str, Any], dims: tuple[str, str], idx: np.ndarray,
