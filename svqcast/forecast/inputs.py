@@ -213,8 +213,8 @@ def _refuse_other_step(times: np.ndarray, step: np.timedelta64 | None, months: i
         return
     spacing = np.median(np.diff(np.sort(times))).astype("timedelta64[s]")
     if spacing > step:  # a finer input is fine: the model's frames are picked from it
-        raise DataError(f"{src}: time step mismatch: the input's times are {format_step(spacing)} apart; the model needs "
-                        f"{format_step(step)}; resample the input")
+        raise DataError(f"{src}: time step mismatch: the input's times are {format_step(spacing)} apart; "
+                        f"the model needs {format_step(step)}; resample the input")
 
 
 def _read_frames(da: Any, tdim: str, sel: Mapping[str, Any], dims: tuple[str, str], idx: np.ndarray,
