@@ -4,16 +4,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SVQCAST := $(VENV)/bin/svqcast
-# The CPU build of torch (2.13.0) lies on local disk; asking for it first keeps pip from
-# fetching a multi-GB CUDA build to satisfy the project's `torch>=2.1`.
+# torch is installed first, on its own, so that pip never resolves the project's `torch>=2.1` by
+# itself. On a plain Linux machine PyPI's torch wheel is the multi-GB CUDA build: for a CPU-only
+# install give the PyTorch CPU wheel index, e.g.
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (where a CPU wheel is already the one pip finds, as on this project's CI machines, leave it empty).
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: venv test lint demo study bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e ".[test]"
 	touch $@
 
