@@ -1,6 +1,6 @@
 """Behaviour kept across refactors: goldens taken before the round-3 house move.
 
-The bundled default model's `svqcast evaluate --format json` numbers are identical (every one of
+The four bundled models' `svqcast evaluate --format json` numbers are identical (every one of
 them, timing aside), and `make demo`'s forecast values are bit-identical.
 """
 
@@ -17,7 +17,9 @@ from _cli import run_cli
 
 from svqcast.data.samples import SAMPLES_DIR
 
-GOLDEN = Path(__file__).parent / "data" / "goldens" / "era5-uk-t2m_gsta_svq_evaluate.json"
+GOLDENS = Path(__file__).parent / "data" / "goldens"
+GOLDEN = GOLDENS / "era5-uk-t2m_gsta_svq_evaluate.json"
+BUNDLED = ("era5-uk-t2m_gsta_svq", "nyc-taxi_gsta_svq", "nyc-bike_gsta_svq", "moving-mnist_gsta_svq")
 
 
 def _numbers(value: object, path: str = ""):
@@ -31,13 +33,12 @@ def _numbers(value: object, path: str = ""):
         yield path, value
 
 
-def test_evaluate_numbers_of_the_bundled_model_are_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path / "data"))
-    code, out, err = run_cli(["evaluate", "era5-uk-t2m_gsta_svq", "--per-lead-time", "--format", "json"], capsys)
+@pytest.mark.parametrize("model", BUNDLED)
+def test_evaluate_numbers_of_the_bundled_models_are_unchanged(model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["evaluate", model, "--per-lead-time", "--format", "json"], capsys)
     assert code == 0, err
     got = {k: v for k, v in _numbers(json.loads(out)) if "seconds" not in k and "per_s" not in k}
-    want = json.loads(GOLDEN.read_text())["numbers"]
+    want = json.loads((GOLDENS / f"{model}_evaluate.json").read_text())["numbers"]
     assert got.keys() == want.keys()
     changed = [k for k in want if got[k] != want[k]]
     assert not changed, f"{len(changed)} numbers changed, first {changed[:3]}"
