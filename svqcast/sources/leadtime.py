@@ -35,12 +35,11 @@ _LEAD_UNITS = {
 }
 
 
-def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
-    """'24h', '2d', '90min', a timedelta, or an int of hours -> number of model steps."""
+def parse_duration(value: Any) -> Any:
+    """'24h', '2d', '90min', a timedelta, or an int of hours -> a pandas Timedelta (the one
+    parser of every `--lead-time`: predict's horizon, plot's selection)."""
     import pandas as pd
 
-    if step is None:
-        raise UsageError("`lead_time` needs a model with a time step; use `steps` instead")
     try:
         if isinstance(value, (int, np.integer)):
             td = pd.Timedelta(hours=int(value))
@@ -54,6 +53,21 @@ def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
         raise UsageError(f"`lead_time`: cannot parse '{value}' (examples: 24h, 2d, 90min)") from None
     if pd.isna(td):
         raise UsageError(f"`lead_time`: cannot parse '{value}' (examples: 24h, 2d, 90min)")
+    return td
+
+
+def format_hours(hours: float) -> str:
+    """A lead of `hours` for people: '6h', '1.5h'."""
+    return f"{hours:g}h"
+
+
+def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
+    """'24h', '2d', '90min', a timedelta, or an int of hours -> number of model steps."""
+    import pandas as pd
+
+    if step is None:
+        raise UsageError("`lead_time` needs a model with a time step; use `steps` instead")
+    td = parse_duration(value)
     step_td = pd.Timedelta(step)
     n = td / step_td
     if td <= pd.Timedelta(0) or abs(n - round(n)) > 1e-9:

@@ -20,6 +20,8 @@ import numpy as np
 from svqcast.errors import UsageError
 from svqcast.fsutil import DEVNULL, atomic_path, check_input, check_output
 from svqcast.sources.forecast_files import ForecastView, open_forecast
+from svqcast.sources.leadtime import format_hours as _fmt_lead
+from svqcast.sources.leadtime import parse_duration
 from svqcast.verify.figures import FIGURE_FORMATS, pyplot
 from svqcast.verify.metrics import weighted_mean
 from svqcast.verify.scoring import area_weights, init_scores
@@ -50,20 +52,11 @@ def _hours(td: np.ndarray) -> np.ndarray:
     return td.astype(float)
 
 
-def _fmt_lead(h: float) -> str:
-    return f"{h:g}h"
-
-
 def _select_leads(hours: np.ndarray, wanted: Sequence[str] | None) -> list[int]:
     if wanted:
-        import pandas as pd
-
         out = []
         for w in wanted:
-            try:
-                h = pd.Timedelta(w if not str(w).strip().isdigit() else f"{w}h") / pd.Timedelta(hours=1)
-            except ValueError:
-                raise UsageError(f"`lead_time`: cannot parse '{w}' (e.g. 6h)") from None
+            h = parse_duration(w).total_seconds() / 3600.0
             idx = np.flatnonzero(np.isclose(hours, h))
             if idx.size == 0:
                 have = f"{_fmt_lead(hours[0])}..{_fmt_lead(hours[-1])}"
