@@ -146,7 +146,7 @@ TrainDatasetOpt = Annotated[
                                 "data.dataset; model.in_shape and out_frames follow it).")
 ]
 RunDirOpt = Annotated[Optional[Path], typer.Option(
-    "--run-dir", "-o", help="Run directory (default runs/<preset>-<dataset>).")]
+    "--run-dir", "-o", help="Run directory (default runs/<preset>, or runs/<preset>-<dataset> on another dataset).")]
 MaxEpochsOpt = Annotated[Optional[int], typer.Option(
     "--max-epochs", min=1,
     help="Stop after this many epochs in total; the schedule still spans train.epochs, so --resume continues it.",

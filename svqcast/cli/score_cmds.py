@@ -39,7 +39,7 @@ def _print_text(r: dict[str, Any]) -> None:
         out_console.print("  lead        " + "".join(f"{c:>10}" for c in cols) + f"{'persist. rmse':>15}{'n':>6}")
         pers = v["references"]["persistence"]
         for row, prow in zip(v["per_lead"] + [v["overall"]], pers["per_lead"] + [pers["overall"]], strict=True):
-            lead = row.get("lead_time") or str(row.get("lead_steps", "overall"))
+            lead = "+" + row["lead"] if "lead" in row else "overall"
             out_console.print(f"  {lead:<12}" + "".join(f"{_fmt(row.get(c)):>10}" for c in cols)
                               + f"{_fmt(prow.get('rmse')):>15}{row['n']:>6}")
     for note in r["notes"]:
@@ -53,7 +53,7 @@ def csv_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
         for name, table in (("forecast", v), ("persistence", v["references"]["persistence"])):
             for row in table["per_lead"] + [{**table["overall"], "lead_time": "overall"}]:
                 rows.append({"variable": var, "reference": name, "lead_time": row.get("lead_time"),
-                             "lead_time_seconds": row.get("lead_time_seconds"),
+                             "lead_time_seconds": row.get("lead_time_seconds"), "lead": row.get("lead", "overall"),
                              **{c: row.get(c) for c in _COLUMNS}, "n": row["n"]})
     return rows
 

@@ -134,8 +134,10 @@ def relative_offsets(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def time_step(spec: DataSpec) -> np.timedelta64 | None:
+    """The model's step as a duration, or None for frame data (its leads are frame counts, even
+    when a frame rate is known: 1/25 s is no whole number of seconds)."""
     seconds = spec.time_step_seconds
-    if seconds in (None, 0):
+    if seconds in (None, 0) or spec.time_kind == "frame":
         return None
     return np.timedelta64(int(round(float(seconds))), "s")
 

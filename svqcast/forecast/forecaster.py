@@ -27,7 +27,8 @@ from svqcast.forecast.inputs import PreparedInput, prepare_input
 from svqcast.forecast.writer import build_forecast_dataset
 from svqcast.models.phase import cycle_of, needs_phase, phase_of
 from svqcast.progress import Progress, counted
-from svqcast.sources.leadtime import parse_lead_time, utc_now
+from svqcast.sources.calendars import calendar_months
+from svqcast.sources.leadtime import parse_calendar_lead, parse_lead_time, utc_now
 from svqcast.zoo.checkpoint import load_checkpoint
 from svqcast.zoo.hub import resolve_checkpoint, verify_checkpoint_integrity
 from svqcast.zoo.registry import default_model_name
@@ -98,7 +99,10 @@ class Forecaster:
         """Number of output frames from `steps` or `lead_time` (default: the trained T_out)."""
         if steps is not None and lead_time is not None:
             raise UsageError("give either `steps` or `lead_time`, not both")
-        if lead_time is not None:
+        months = calendar_months(self.spec)
+        if lead_time is not None and months:
+            n = parse_calendar_lead(lead_time, months)
+        elif lead_time is not None:
             n = parse_lead_time(lead_time, time_step(self.spec))
         elif steps is not None:
             n = int(steps)

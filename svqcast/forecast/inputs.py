@@ -198,12 +198,24 @@ def _select_frames(da: Any, tdim: str, spec: DataSpec, init_time: Any, src: str)
     if axis.is_datetime and months:  # monthly/seasonal/yearly steps: match frames on the calendar
         inits = np.array([axis.values.max()] if init_time is None else
                          [_to_datetime64(t) for t in _as_list(init_time)], dtype="datetime64[ns]")
+        _refuse_unstamped(inits, axis.values, src)
         idx = calendar_frames(axis.values, inits, rel_in, months, src)
     elif axis.is_datetime:
         inits, idx = _datetime_frames(axis.values, init_time, rel_in, step, src)
     else:
         inits, idx = _index_frames(n_time, init_time, rel_in, src)
     return _Selection(inits, idx, axis.values, axis.is_datetime, axis.notes)
+
+
+def _refuse_unstamped(inits: np.ndarray, times: np.ndarray, src: str) -> None:
+    """With calendar steps an initialisation must be one of the input's own stamps: its day of
+    month and time of day place every valid time of the forecast."""
+    stamps = np.asarray(times).astype("datetime64[ns]")
+    for t in inits:
+        if t not in stamps:
+            nearest = stamps[int(np.argmin(np.abs((stamps - t).astype(np.int64))))]
+            raise UsageError(f"`init_time` {str(t)[:19]} is not a time of the input; the nearest is "
+                             f"{str(nearest)[:19]} (with calendar steps an initialisation is one of its stamps)")
 
 
 def _refuse_other_step(times: np.ndarray, step: np.timedelta64 | None, months: int | None, src: str) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from svqcast.errors import UsageError
 from svqcast.forecast.forecaster import Forecaster, load_model
-from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, write_forecast
+from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, step_unit, write_forecast
 from svqcast.models.fastpath import configure_forecaster
 from svqcast.progress import Progress
 from svqcast.sources.coords import parse_coords
@@ -127,7 +127,8 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map, coords=parse_coords(req.coords))
     if not req.check:
         latlon = fc.spec.dims[0] in ("lat", "latitude")
-        check_layout(req.layout, latlon=latlon, calendar=prep.time_coord, n_init=len(prep.init_times))
+        check_layout(req.layout, latlon=latlon, calendar=prep.time_coord, n_init=len(prep.init_times),
+                     fixed_step=step_unit(fc.spec) is None)
         if latlon and output_format(Path(str(req.output))) == "npy":
             raise UsageError("`output` .npy holds bare frames without coordinates or times, which a latitude/"
                              "longitude forecast cannot do without; write .nc or .zarr")

@@ -44,6 +44,34 @@ _TIME_DIMS = ("time", "lead_time", "prediction_timedelta")
 # --------------------------------------------------------------------------- building
 
 
+def step_unit(spec: DataSpec) -> tuple[int, str] | None:
+    """(count, unit) of one step when leads are counted in steps rather than durations: calendar
+    steps (1 "months", 12 "months" shown as years) and frame data (1 "frames"); None for a fixed
+    duration such as hours."""
+    months = calendar_months(spec)
+    if months:
+        return (months // 12, "years") if months % 12 == 0 else (months, "months")
+    if spec.time_kind == "frame" or time_step(spec) is None:
+        return 1, "frames"
+    return None
+
+
+def _lead_coord(spec: DataSpec, lead_steps: np.ndarray) -> tuple[Any, ...]:
+    """`lead_time`: a duration (forecast_period) for fixed steps; for calendar and frame steps the
+    integer count of steps, its unit in the attributes (CF allows months and years only as
+    documentation), with explicit valid times beside it."""
+    counted = step_unit(spec)
+    if counted is None:
+        return ("lead_time", (lead_steps * time_step(spec)).astype("timedelta64[ns]"), {
+            "standard_name": "forecast_period", "long_name": "time since forecast initialisation"})
+    per_step, unit = counted
+    attrs: dict[str, Any] = {"long_name": f"lead time in steps of {per_step} {unit}", "units": "1",
+                             "svqcast_step_unit": unit, "svqcast_step_size": np.int32(per_step)}
+    if unit == "frames" and spec.time_step_seconds:
+        attrs["svqcast_seconds_per_frame"] = float(spec.time_step_seconds)
+    return ("lead_time", lead_steps.astype(np.int32), attrs)
+
+
 def _time_coords(spec: DataSpec, init_times: np.ndarray, lead_steps: np.ndarray) -> dict[str, Any]:
     coords: dict[str, Any] = {}
     calendar = np.issubdtype(np.asarray(init_times).dtype, np.datetime64)
@@ -56,28 +84,17 @@ def _time_coords(spec: DataSpec, init_times: np.ndarray, lead_steps: np.ndarray)
         coords["time"] = ("time", np.asarray(init_times, dtype=np.int32), {
             "long_name": "index of the initialisation frame in the input", "units": "1",
         })
-    step = time_step(spec)
-    if step is None:
-        coords["lead_time"] = ("lead_time", lead_steps.astype(np.int32), {
-            "long_name": "lead time in model steps", "units": "1",
-        })
+    coords["lead_time"] = _lead_coord(spec, lead_steps)
+    if not calendar:
         return coords
-    leads = (lead_steps * step).astype("timedelta64[ns]")
-    coords["lead_time"] = ("lead_time", leads, {
-        "standard_name": "forecast_period", "long_name": "time since forecast initialisation",
-    })
-
     months = calendar_months(spec)
-    if calendar and months:  # calendar steps: valid times by month arithmetic; lead_time is nominal
+    if months:  # valid times on the input's own calendar positions: the init's day of month and time
         valid = shift_months(coords["time"][1][:, None], lead_steps[None, :] * months)
-        coords["valid_time"] = (("time", "lead_time"), valid, {
-            "standard_name": "time", "long_name": "time the forecast is valid for",
-        })
-    elif calendar:
-        valid = coords["time"][1][:, None] + leads[None, :]
-        coords["valid_time"] = (("time", "lead_time"), valid, {
-            "standard_name": "time", "long_name": "time the forecast is valid for",
-        })
+    else:
+        valid = coords["time"][1][:, None] + coords["lead_time"][1][None, :]
+    coords["valid_time"] = (("time", "lead_time"), valid, {
+        "standard_name": "time", "long_name": "time the forecast is valid for",
+    })
     return coords
 
 
@@ -158,6 +175,9 @@ def _global_attrs(spec: DataSpec, channels: Sequence[str], lead_steps: np.ndarra
     elif step is not None:
         attrs["svqcast_time_step"] = format_step(step)
         attrs["svqcast_trained_horizon"] = format_step(step * int(trained_steps))
+    else:  # frame data: leads are frame counts
+        attrs["svqcast_time_step"] = "1 frame"
+        attrs["svqcast_trained_horizon"] = f"{int(trained_steps)} frames"
     if autoregressive:
         attrs["comment"] = (
             f"lead times beyond the trained horizon ({int(trained_steps)} steps) come from an "
@@ -241,12 +261,16 @@ def to_valid_time(ds: Any) -> Any:
     return one
 
 
-def check_layout(layout: str, *, latlon: bool, calendar: bool, n_init: int) -> None:
+def check_layout(layout: str, *, latlon: bool, calendar: bool, n_init: int,
+                 fixed_step: bool = True) -> None:
     """Refuse, before any compute, a layout the forecast cannot be written in (exit 2)."""
     if layout not in LAYOUTS:
         raise UsageError(f"`layout` {layout}: unknown; choose one of {', '.join(LAYOUTS)}")
     if layout == "wb2" and not latlon:
         raise UsageError("`layout` wb2 needs a latitude/longitude grid; this model's grid is y/x")
+    if layout == "wb2" and not fixed_step:
+        raise UsageError("`layout` wb2 stores lead times as fixed durations; this model's steps are calendar "
+                         "months or frames: use the default layout")
     if layout == "valid-time" and not calendar:
         raise UsageError("`layout` valid-time needs calendar times; this forecast is frame-indexed")
     if layout == "valid-time" and n_init != 1:

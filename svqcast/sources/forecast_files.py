@@ -45,6 +45,21 @@ class ForecastView:
     notes: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)  # the file's global attributes
     handle: Any = None  # the opened Dataset, closed by `close`
+    valid: np.ndarray | None = None  # (init, lead) valid times: the file's own, or init + lead
+    step_unit: tuple[int, str] | None = None  # leads counted in steps: (size, "months"|"years"|"frames")
+
+    def valid_times(self, i: int) -> np.ndarray:
+        """The valid times of initialisation `i` (frame indices for frame data)."""
+        if self.valid is not None:
+            return self.valid[i]
+        return self.inits[i] + self.leads
+
+    def lead_labels(self) -> list[str]:
+        """Leads in their own unit: "6h", "3 months", "2 frames" (never 8765.82 h)."""
+        if np.issubdtype(self.leads.dtype, np.timedelta64):
+            return [f"{float(v / np.timedelta64(1, 'h')):g}h" for v in self.leads]
+        size, unit = self.step_unit or (1, "steps")
+        return [f"{int(n) * size} {unit if int(n) * size != 1 else unit.rstrip('s')}" for n in self.leads]
 
     @property
     def calendar(self) -> bool:
@@ -166,9 +181,25 @@ def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] |
     leads = _leads(np.asarray(ds[lead].values), src) if lead in ds.coords else np.arange(1, ds.sizes[lead] + 1)
     y = np.asarray(ds[ydim].values) if ydim in ds.coords else np.arange(ds.sizes[ydim])
     x = np.asarray(ds[xdim].values) if xdim in ds.coords else np.arange(ds.sizes[xdim])
-    if axis.is_datetime != np.issubdtype(leads.dtype, np.timedelta64):
-        raise DataError(f"{src}: initialisation times and lead times disagree (one is a calendar, one is not)")
-    return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes), dict(ds.attrs), ds)
+    valid, unit = _valid_times(ds, init, lead, axis.values, leads, src)
+    return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes), dict(ds.attrs), ds,
+                        valid, unit)
+
+
+def _valid_times(ds: Any, init: str, lead: str, inits: np.ndarray, leads: np.ndarray,
+                 src: str) -> tuple[np.ndarray | None, tuple[int, str] | None]:
+    """Explicit valid times where leads are counted in calendar steps (monthly, yearly), and the
+    unit of counted leads; None where init + lead is the valid time."""
+    attrs = ds[lead].attrs if lead in ds.variables else {}
+    unit = attrs.get("svqcast_step_unit")
+    counted = None if unit is None else (int(attrs.get("svqcast_step_size", 1)), str(unit))
+    calendar = np.issubdtype(inits.dtype, np.datetime64)
+    if not calendar or np.issubdtype(leads.dtype, np.timedelta64):
+        return None, counted or (None if calendar else (1, "frames"))
+    if "valid_time" in ds.coords and tuple(ds["valid_time"].dims) == (init, lead):
+        return np.asarray(ds["valid_time"].values).astype("datetime64[ns]"), counted or (1, "steps")
+    raise DataError(f"{src}: lead times are step counts but the file has no valid_time (init, lead) "
+                    "coordinate to say when each lead is valid")
 
 
 __all__ = ["ForecastView", "open_forecast"]

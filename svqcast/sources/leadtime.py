@@ -61,6 +61,22 @@ def format_hours(hours: float) -> str:
     return f"{hours:g}h"
 
 
+_CALENDAR_LEAD = re.compile(r"(\d+)\s*(m|mon|month|months|q|quarter|quarters|y|yr|year|years)")
+
+
+def parse_calendar_lead(value: Any, months_per_step: int) -> int:
+    """'3M', '2Y', '1Q', '6 months' -> number of calendar steps of `months_per_step` months."""
+    m = _CALENDAR_LEAD.fullmatch(str(value).strip().lower())
+    if m is None:
+        raise UsageError(f"`lead_time` {value!r}: this model steps in calendar months; give months, quarters or "
+                         "years (e.g. 3M, 1Q, 2Y)")
+    months = int(m.group(1)) * {"m": 1, "q": 3, "y": 12}[m.group(2)[0]]
+    if months < 1 or months % months_per_step:
+        raise UsageError(f"`lead_time` {value}: must be a positive multiple of the model's step "
+                         f"({months_per_step} month(s))")
+    return months // months_per_step
+
+
 def parse_lead_time(value: Any, step: np.timedelta64 | None) -> int:
     """'24h', '2d', '90min', a timedelta, or an int of hours -> number of model steps."""
     import pandas as pd

@@ -123,9 +123,11 @@ class SkipSampler(Sampler[int]):
 
 
 def default_run_dir(cfg: Mapping[str, Any]) -> Path:
-    """runs/<preset>-<dataset>: two datasets trained with one preset never share a directory."""
+    """runs/<preset> for the preset's own dataset (presets are named `<dataset>_<translator>...`),
+    runs/<preset>-<dataset> for any other: two datasets trained with one preset never share one."""
     name, dataset = str(cfg.get("name") or "run"), str(cfg["data"]["dataset"])
-    return Path("runs") / (name if name.endswith(f"-{dataset}") or name == dataset else f"{name}-{dataset}")
+    own = name.startswith(f"{dataset}_") or name == dataset or name.endswith(f"-{dataset}")
+    return Path("runs") / (name if own else f"{name}-{dataset}")
 
 
 def resolve_run(

@@ -75,7 +75,7 @@ class _Frames:
     var: str
     units: str
     values: np.ndarray
-    hours: np.ndarray
+    hours: np.ndarray  # lead in hours, or in steps for calendar and frame steps
     xs: np.ndarray
     ys: np.ndarray
     geographic: bool
@@ -83,6 +83,8 @@ class _Frames:
     weights: np.ndarray
     truth: np.ndarray | None = None
     mask: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+    labels: list[str] = field(default_factory=list)  # each lead in its own unit ("6h", "3 months")
+    axis_label: str = "lead time (h)"
     rows: list[dict[str, Any]] = field(default_factory=list)  # per-lead scores from svqcast.verify.scoring
 
 
@@ -124,7 +126,8 @@ def _frames(fv: ForecastView, var: str, init_index: int) -> _Frames:
     return _Frames(
         var=var, units=fv.units(var) or "", values=values, hours=hours, xs=fv.x, ys=fv.y, geographic=fv.latlon,
         title_time=f" from {str(init)[:16]}" if fv.calendar else f" from frame {int(init)}",
-        weights=area_weights(fv), mask=np.ones(hours.size, dtype=bool),
+        weights=area_weights(fv), mask=np.ones(hours.size, dtype=bool), labels=fv.lead_labels(),
+        axis_label="lead time (h)" if fv.step_unit is None else f"lead time ({fv.step_unit[1]})",
     )
 
 
@@ -133,13 +136,16 @@ def _attach_truth(data: _Frames, fv: ForecastView, truth: Path, init_index: int,
     """Truth on the forecast grid, and the per-lead scores `svqcast score` gives this initialisation."""
     data.truth, data.mask, rows = init_scores(fv, data.var, truth, init_index, notes, coords)
     data.rows = rows
+    missing = [data.labels[i] for i in np.flatnonzero(~data.mask)]
+    if missing:  # the panels of these leads stay empty: say so
+        notes.append(f"{truth} has no truth for lead(s) {', '.join(missing)}; their truth and error panels are empty")
 
 
 def _scores(data: _Frames) -> list[dict[str, Any]]:
     """Per-lead scores of the leads with truth (the rows of `svqcast score`, same weights)."""
     if data.truth is None:
         return []
-    return [{"lead_time": _fmt_lead(data.hours[i]), "mae": data.rows[i]["mae"], "rmse": data.rows[i]["rmse"],
+    return [{"lead_time": data.labels[i], "mae": data.rows[i]["mae"], "rmse": data.rows[i]["rmse"],
              "bias": data.rows[i]["bias"]} for i in np.flatnonzero(data.mask)]
 
 
@@ -148,7 +154,7 @@ def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
     values, truth, mask = data.values, data.truth, data.mask
     both = values if truth is None else np.concatenate([values, truth[mask]])
     vmin, vmax = float(np.nanmin(both)), float(np.nanmax(both))
-    lead = _fmt_lead(data.hours[i])
+    lead = data.labels[i]
 
     def _map(ax: Any, field_: np.ndarray, lo: float, hi: float, cmap: str) -> None:
         im = ax.pcolormesh(data.xs, data.ys, field_, shading="nearest", vmin=lo, vmax=hi, cmap=cmap)
@@ -171,7 +177,7 @@ def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
 
 def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
     if scores:
-        h = [float(s["lead_time"][:-1]) for s in scores]
+        h = [float(data.hours[i]) for i in np.flatnonzero(data.mask)]
         ax.plot(h, [s["mae"] for s in scores], "o-", label="MAE", ms=3)
         ax.plot(h, [s["rmse"] for s in scores], "s-", label="RMSE", ms=3)
         ax.set_ylabel(f"error ({data.units})")
@@ -182,7 +188,7 @@ def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
         ax.fill_between(data.hours, values.min(axis=(1, 2)), values.max(axis=(1, 2)), alpha=0.2, label="min..max")
         ax.set_ylabel(data.units)
         ax.set_title("forecast domain mean vs lead time", fontsize=9)
-    ax.set_xlabel("lead time (h)")
+    ax.set_xlabel(data.axis_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -261,7 +267,7 @@ def plot_forecast(
         scores = _scores(data)
         _write_figure(plt, data, sel, scores, output, fv.model, overwrite)
         result: dict[str, Any] = {"figure": str(output), "variable": var, "units": data.units, "scores": scores,
-                                  "lead_times_mapped": [_fmt_lead(data.hours[i]) for i in sel], "notes": notes}
+                                  "lead_times_mapped": [data.labels[i] for i in sel], "notes": notes}
         if anim_path is not None:
             _write_animation(plt, data, anim_path, overwrite)
             result["animation"] = str(anim_path)

@@ -158,8 +158,10 @@ def _row(sums: _Sums, sel: Any, with_acc: bool) -> dict[str, Any]:
 def _table(sums: _Sums, fv: ForecastView, with_acc: bool) -> dict[str, Any]:
     """`per_lead` rows and the `overall` row of one (variable, forecast) pair."""
     per_lead = []
+    labels = fv.lead_labels()
     for j, secs in enumerate(fv.lead_seconds()):
-        row: dict[str, Any] = {"lead_time_seconds": secs, "lead_time": iso_duration(secs) if secs is not None else None}
+        row: dict[str, Any] = {"lead_time_seconds": secs, "lead_time": iso_duration(secs) if secs is not None else None,
+                               "lead": labels[j]}
         if secs is None:
             row["lead_steps"] = int(fv.leads[j])
         row.update(_row(sums, (slice(None), j), with_acc))
@@ -277,7 +279,7 @@ class _Run:
 
     def score_init(self, i: int) -> None:
         t0 = self.fv.inits[i]
-        valid = t0 + self.fv.leads
+        valid = self.fv.valid_times(i)
         obs, mask = self.observe(valid)
         self.missing.update(int(k) for k in valid[~mask].astype(np.int64))
         self.missing_pairs += int((~mask).sum())
@@ -340,7 +342,8 @@ def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[
 
 
 def _span(fv: ForecastView) -> str:
-    first, last = fv.inits.min() + fv.leads.min(), fv.inits.max() + fv.leads.max()
+    first, last = min(fv.valid_times(i).min() for i in range(fv.inits.size)), max(
+        fv.valid_times(i).max() for i in range(fv.inits.size))
     return f"{str(first)[:16]} .. {str(last)[:16]}" if fv.calendar else f"frames {first} .. {last}"
 
 
@@ -405,7 +408,7 @@ def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int, notes: 
     shape = (fv.inits.size, fv.leads.size)
     run = _Run(fv, var, _open_truth(tds, var, fv, src, notes), None, area_weights(fv), notes,
                _Sums.empty(shape), _Sums.empty(shape))
-    obs, mask = run.observe(fv.inits[init_index] + fv.leads)
+    obs, mask = run.observe(fv.valid_times(init_index))
     frames = np.full((fv.leads.size, fv.y.size, fv.x.size), np.nan)
     frames[mask] = obs
     run.score_init(init_index)

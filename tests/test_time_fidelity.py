@@ -1,0 +1,94 @@
+"""Right times for every kind of step: monthly and yearly data (calendar steps) and frame data are
+forecast with leads counted in steps, valid times on the input's own stamps, and `svqcast score`
+and `plot --truth` match them in the default layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from _cli import run_cli
+
+TINY = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "model.mlp_ratio=2.0",
+        "--set", "train.batch_size=4", "--set", "train.max_steps_per_epoch=2", "--set", "train.max_val_steps=1",
+        "--set", "model.in_shape=[2,1,4,5]", "--set", "model.out_frames=1", "--progress", "none", "--max-epochs", "1"]
+
+
+def _field(path: Path, times: pd.DatetimeIndex) -> Path:
+    rng = np.random.default_rng(0)
+    season = 10 * np.sin(2 * np.pi * np.arange(times.size) / 12.0)
+    values = 285.0 + season[:, None, None] + rng.normal(size=(times.size, 4, 5))
+    xr.Dataset({"sst": (("time", "lat", "lon"), values, {"units": "K"})},
+               coords={"time": times, "lat": np.linspace(-10.0, 10.0, 4), "lon": np.linspace(0.0, 20.0, 5)}
+               ).to_netcdf(path)
+    return path
+
+
+def _model(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    code, _, err = run_cli(["prepare", source, "--name", "d", "--t-in", "2", "--t-out", "1"], capsys)
+    assert code == 0, err
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta", "--dataset", "d", "--run-dir", run, *TINY], capsys)
+    assert code == 0, err
+    return run
+
+
+@pytest.fixture()
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SVQCAST_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("freq, lead, labels", [("MS", "3M", ["1 month", "2 months", "3 months"]),
+                                                ("12MS", "2Y", ["1 year", "2 years"])])
+def test_calendar_steps_forecast_score_and_plot_on_the_input_s_stamps(
+        freq: str, lead: str, labels: list[str], sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    times = pd.date_range("1990-07-01", periods=60, freq=freq)
+    source = _field(sandbox / "in.nc", times)
+    run = _model(sandbox, source, capsys)
+    init = times[40]
+    forecast = sandbox / "f.nc"
+    code, out, err = run_cli(["predict", source, "--model", run, "-o", forecast, "--init-time", str(init),
+                              "--lead-time", lead, "--format", "json"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(forecast) as ds:
+        steps = ds["lead_time"].values
+        assert steps.tolist() == list(range(1, len(labels) + 1)) and ds["lead_time"].attrs["svqcast_step_unit"]
+        assert set(ds["valid_time"].values[0].astype("datetime64[ns]")) <= set(times.values)  # the input's stamps
+    code, out, err = run_cli(["score", forecast, "--truth", source, "--format", "json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)["variables"]["sst"]["per_lead"]
+    assert [r["lead"] for r in rows] == labels and all(r["n"] == 1 and r["rmse"] is not None for r in rows)
+    code, out, err = run_cli(["plot", forecast, "--truth", source, "-o", sandbox / "p.png", "--format", "json"], capsys)
+    assert code == 0, err
+    assert [s["lead_time"] for s in json.loads(out)["scores"]] == labels
+
+
+def test_an_init_time_between_monthly_stamps_names_the_nearest(sandbox: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    times = pd.date_range("1990-07-01", periods=60, freq="MS")
+    source = _field(sandbox / "in.nc", times)
+    run = _model(sandbox, source, capsys)
+    code, _, err = run_cli(["predict", source, "--model", run, "-o", sandbox / "f.nc", "--init-time", "1993-11-12"],
+                           capsys)
+    assert code == 2 and "nearest is 1993-11-01" in err and not (sandbox / "f.nc").exists()
+
+
+def test_frame_data_leads_are_frame_counts_and_score(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = np.clip(np.cumsum(np.random.default_rng(0).normal(0, 8, (60, 4, 5)), axis=0) + 128, 0, 255).astype(np.uint8)
+    np.save(sandbox / "clip.npy", clip)
+    run = _model(sandbox, sandbox / "clip.npy", capsys)
+    forecast = sandbox / "f.nc"
+    code, _, err = run_cli(["predict", sandbox / "clip.npy", "--model", run, "-o", forecast, "--steps", "3",
+                            "--init-time", "40"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(forecast) as ds:
+        assert ds["lead_time"].values.tolist() == [1, 2, 3] and ds.attrs["svqcast_time_step"] == "1 frame"
+    code, out, err = run_cli(["score", forecast, "--truth", sandbox / "clip.npy", "--format", "json"], capsys)
+    assert code == 0, err
+    (var,) = json.loads(out)["variables"].values()
+    assert [r["lead"] for r in var["per_lead"]] == ["1 frame", "2 frames", "3 frames"]
