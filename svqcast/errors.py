@@ -44,6 +44,11 @@ class DataError(SvqcastError):
     exit_code = 3
 
 
+class MismatchError(DataError):
+    """The input is not data like the model's (other variables, grid or time step). Exit code 3;
+    `svqcast predict` leads the message with the model and the data it was trained on."""
+
+
 class NetworkError(SvqcastError):
     """The network is needed but unavailable (offline, unreachable, HTTP error). Exit code 4."""
 

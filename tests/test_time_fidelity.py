@@ -92,3 +92,15 @@ def test_frame_data_leads_are_frame_counts_and_score(sandbox: Path, capsys: pyte
     assert code == 0, err
     (var,) = json.loads(out)["variables"].values()
     assert [r["lead"] for r in var["per_lead"]] == ["1 frame", "2 frames", "3 frames"]
+
+
+def test_data_of_another_grid_says_whose_model_it_is_first(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    times = pd.date_range("2020-01-01", periods=30, freq="h")
+    xr.Dataset({"t2m": (("time", "lat", "lon"), 280 + np.zeros((30, 8, 9)), {"units": "K"})},
+               coords={"time": times, "lat": np.linspace(0, 10, 8), "lon": np.linspace(0, 10, 9)}
+               ).to_netcdf(sandbox / "other.nc")
+    code, _, err = run_cli(["predict", sandbox / "other.nc", "-o", sandbox / "f.nc"], capsys)
+    assert code == 3 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: the model era5-uk-t2m_gsta_svq was trained on dataset era5-uk-t2m (grid 32x48, "
+                          "variables t2m, step 1h); pass --model RUN")
+    assert "grid mismatch" in err and "var-map" not in err.split(";")[0]

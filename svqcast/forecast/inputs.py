@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from svqcast.data.spec import DataSpec, channel_names, frames_allowed, relative_offsets, time_step
-from svqcast.errors import DataError, UsageError
+from svqcast.errors import DataError, MismatchError, UsageError
 from svqcast.sources.calendars import calendar_frames, calendar_months
 from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import apply_coords
@@ -84,7 +84,7 @@ def _missing_frame(times: np.ndarray, t0: np.datetime64, want: np.datetime64, st
     diffs = np.diff(np.sort(times))
     in_step = np.median(diffs) if diffs.size else None
     if in_step is not None and in_step > step_ns:
-        return DataError(
+        return MismatchError(
             f"{src}: time step mismatch: the input is {format_step(in_step.astype('timedelta64[s]'))}, "
             f"the model needs {format_step(step)}; resample the input"
         )
@@ -225,7 +225,7 @@ def _refuse_other_step(times: np.ndarray, step: np.timedelta64 | None, months: i
         return
     spacing = np.median(np.diff(np.sort(times))).astype("timedelta64[s]")
     if spacing > step:  # a finer input is fine: the model's frames are picked from it
-        raise DataError(f"{src}: time step mismatch: the input's times are {format_step(spacing)} apart; "
+        raise MismatchError(f"{src}: time step mismatch: the input's times are {format_step(spacing)} apart; "
                         f"the model needs {format_step(step)}; resample the input")
 
 

@@ -17,12 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from svqcast.errors import UsageError
+from svqcast.data.spec import time_step
+from svqcast.errors import MismatchError, UsageError
 from svqcast.forecast.forecaster import Forecaster, load_model
 from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, step_unit, write_forecast
 from svqcast.models.fastpath import configure_forecaster
 from svqcast.progress import Progress
 from svqcast.sources.coords import parse_coords
+from svqcast.sources.leadtime import format_step
 from svqcast.sources.lexicon import parse_var_map
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.zoo.hub import resolve_checkpoint
@@ -96,6 +98,18 @@ def _load(req: PredictRequest) -> Forecaster:
     return configure_forecaster(fc, batch_size=req.batch_size, compile=req.compile)
 
 
+def _trained_on(fc: Forecaster, ref: str | None) -> str:
+    spec = fc.spec
+    grid = "x".join(str(len(spec.coords.get(d, []))) for d in spec.dims)
+    fixed = time_step(spec)
+    step = (spec.extra.get("time_step") if isinstance(spec.extra, dict) else None) or (
+        format_step(fixed) if fixed is not None else "frames")
+    hint = ("pass `model` RUN (a model trained on data like yours)" if ref is None
+            else "use a model trained on your data")
+    return (f"the model {fc.ref} was trained on dataset {spec.dataset} (grid {grid}, variables "
+            f"{', '.join(fc.variables)}, step {step}); {hint}")
+
+
 def lead_report(ds: Any) -> dict[str, Any]:
     """Lead times as ISO-8601 and seconds (model steps for frame data)."""
     leads = ds["lead_time"].values
@@ -124,7 +138,11 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     t0 = time.perf_counter()
     fc = _load(req)
     n_steps = fc.resolve_steps(req.steps, req.lead_time)
-    prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map, coords=parse_coords(req.coords))
+    try:
+        prep = fc.check(req.input, init_time=list(req.init_time) or None, var_map=var_map,
+                        coords=parse_coords(req.coords))
+    except MismatchError as exc:  # say first whose model this is, then what does not fit
+        raise MismatchError(f"{_trained_on(fc, req.model)}; {exc}") from None
     if not req.check:
         latlon = fc.spec.dims[0] in ("lat", "latitude")
         check_layout(req.layout, latlon=latlon, calendar=prep.time_coord, n_init=len(prep.init_times),

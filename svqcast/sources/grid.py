@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.errors import DataError
+from svqcast.errors import DataError, MismatchError
 from svqcast.sources.coords import guess
 from svqcast.sources.lexicon import TIME_NAMES
 
@@ -79,7 +79,7 @@ def latlon_selection(
     i_lat = match_axis(m_lat, lat_v, periodic=False)
     i_lon = match_axis(m_lon, lon_v, periodic=True)
     if i_lat is None or i_lon is None:
-        raise DataError(
+        raise MismatchError(
             f"{src}: grid mismatch: the input grid (lat {describe_axis(lat_v)}, lon "
             f"{describe_axis(lon_v)}) does not contain the {target} grid (lat {describe_axis(m_lat)}, "
             f"lon {describe_axis(m_lon)}); regrid the input"
@@ -121,13 +121,13 @@ def spatial_selection(
         if model_vals is not None and dim in ds.coords:
             idx = match_axis(np.asarray(model_vals, float), np.asarray(ds[dim].values, float), False)
             if idx is None:
-                raise DataError(
+                raise MismatchError(
                     f"{src}: grid mismatch on {name}: input {describe_axis(ds[dim].values)}, "
                     f"{target} {describe_axis(np.asarray(model_vals, float))}"
                 )
             sel[dim] = idx
         elif n_model is not None and size != n_model:
-            raise DataError(f"{src}: grid mismatch: input {name} has {size} points, the {target} has {n_model}")
+            raise MismatchError(f"{src}: grid mismatch: input {name} has {size} points, the {target} has {n_model}")
     return sel, (ydim, xdim)
 
 

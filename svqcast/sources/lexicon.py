@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from svqcast.errors import DataError, UsageError
+from svqcast.errors import MismatchError, UsageError
 
 # Coordinate names, lower case. LAT/LON_NAMES are geographic; a grid's y/x axis may also be a
 # rotated-pole or pixel axis (GRID_Y/X_NAMES), which prepare accepts and predict's grid match does not.
@@ -104,7 +104,7 @@ def resolve_variables(ds: Any, channels: list[str], var_map: Mapping[str, str], 
                     break
             if chosen is None:
                 looked = ", ".join(names[:6]) + (" ..." if len(names) > 6 else "")
-                raise DataError(
+                raise MismatchError(
                     f"{src}: no variable for the model's '{ch}' (looked for {looked}); the file has "
                     f"{', '.join(data_vars) or 'no data variables'}; name it with `var_map` NAME={ch}"
                 )
