@@ -104,3 +104,12 @@ def test_data_of_another_grid_says_whose_model_it_is_first(sandbox: Path, capsys
     assert err.startswith("error: the model era5-uk-t2m_gsta_svq was trained on dataset era5-uk-t2m (grid 32x48, "
                           "variables t2m, step 1h); pass --model RUN")
     assert "grid mismatch" in err and "var-map" not in err.split(";")[0]
+
+
+@pytest.mark.parametrize("freq, words", [("MS", "month-of-year"), ("12MS", "no cycle within a year")])
+def test_the_climatology_reference_follows_the_data_s_own_cycle(freq: str, words: str, sandbox: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    run = _model(sandbox, _field(sandbox / "in.nc", pd.date_range("1990-07-01", periods=60, freq=freq)), capsys)
+    code, out, err = run_cli(["evaluate", run, "--format", "json"], capsys)
+    assert code == 0, err
+    assert words in json.loads(out)["climatology"], json.loads(out)["climatology"]

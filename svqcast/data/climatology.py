@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from svqcast.errors import UsageError
 from svqcast.models.phase import cycle_of, phase_of
+from svqcast.sources.calendars import calendar_months
 
 WEEKLY_KINDS = ("flow",)
 
@@ -52,6 +53,8 @@ class Climatology:
         tod = (t - day).astype(np.int64)  # seconds of the day
         if mode == "hour":
             return [int(s) for s in tod]
+        if mode == "month":  # month of the year: monthly and seasonal data
+            return [int(m) % 12 for m in t.astype("datetime64[M]").astype(np.int64)]
         if mode == "week":  # seconds since Monday 00:00 (day 0 of datetime64 is a Thursday)
             weekday = (day.astype(np.int64) - 4) % 7
             return [int(w) * 86_400 + int(s) for w, s in zip(weekday, tod, strict=True)]
@@ -61,11 +64,14 @@ class Climatology:
 
     @classmethod
     def from_frames(
-        cls, frames: Iterable[tuple[np.ndarray, np.ndarray]], calendar: bool, weekly: bool = False
+        cls, frames: Iterable[tuple[np.ndarray, np.ndarray]], calendar: bool, weekly: bool = False,
+        months_per_step: int | None = None,
     ) -> Climatology:
         """Build from ``(times, frames)`` chunks: times ``(n,)``, frames ``(n, C, H, W)``
         in physical units; duplicate times are counted once. `weekly`: key by the time of
-        the week when the frames span less than a year but at least a week."""
+        the week when the frames span less than a year but at least a week. `months_per_step`:
+        the data's own cycle for calendar steps (month of the year for monthly and seasonal
+        data; none, the training mean, for yearly data, which has no cycle within a year)."""
         seen: set[Any] = set()
         all_times: list[np.ndarray] = []
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
@@ -82,7 +88,9 @@ class Climatology:
         if not chunks:
             raise ValueError("climatology: no training frames")
         mode = "mean"
-        if calendar:
+        if calendar and months_per_step:
+            mode = "month" if months_per_step < 12 else "mean"
+        elif calendar:
             t = np.concatenate(all_times).astype("datetime64[D]")
             year = t.astype("datetime64[Y]")
             doys = set((t - year.astype("datetime64[D]")).astype(np.int64).tolist())
@@ -117,7 +125,8 @@ class Climatology:
             "dayofyear-hour": "day-of-year x time-of-day mean of the training split",
             "hour": "time-of-day mean of the training split (it spans less than a year)",
             "week": "time-of-week mean of the training split (the historical average of the same slot of the week)",
-            "mean": "mean training frame (no calendar)",
+            "month": "month-of-year mean of the training split (monthly or seasonal data)",
+            "mean": "mean training frame (no calendar, or yearly data: no cycle within a year)",
         }[self.mode]
 
 
@@ -150,7 +159,8 @@ def climatology_from_dataset(ds: Any, max_frames: int | None = None) -> Climatol
             if max_frames is not None and read >= max_frames:
                 break
 
-    return Climatology.from_frames(chunks(), calendar, weekly=getattr(spec, "kind", "") in WEEKLY_KINDS)
+    return Climatology.from_frames(chunks(), calendar, weekly=getattr(spec, "kind", "") in WEEKLY_KINDS,
+                                   months_per_step=calendar_months(spec))
 
 
 def dataset_step_seconds(ds: Any) -> float:
