@@ -113,3 +113,62 @@ def test_the_climatology_reference_follows_the_data_s_own_cycle(freq: str, words
     code, out, err = run_cli(["evaluate", run, "--format", "json"], capsys)
     assert code == 0, err
     assert words in json.loads(out)["climatology"], json.loads(out)["climatology"]
+
+
+def test_a_360_day_yearly_file_is_read_by_year_and_forecast(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cftime
+
+    times = [cftime.Datetime360Day(1950 + i, 7, 16) for i in range(60)]
+    rng = np.random.default_rng(0)
+    xr.Dataset({"tas": (("time", "lat", "lon"), 285 + rng.normal(size=(60, 4, 5)), {"units": "K"})},
+               coords={"time": times, "lat": np.linspace(-10.0, 10.0, 4), "lon": np.linspace(0.0, 20.0, 5)}
+               ).to_netcdf(sandbox / "y360.nc")
+    run = _model(sandbox, sandbox / "y360.nc", capsys)
+    code, out, err = run_cli(["predict", sandbox / "y360.nc", "--model", run, "-o", sandbox / "f.nc", "--init-time",
+                              "1999-07-16", "--lead-time", "2Y"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["score", sandbox / "f.nc", "--truth", sandbox / "y360.nc", "--format", "json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)["variables"]["tas"]["per_lead"]
+    assert [r["lead"] for r in rows] == ["1 year", "2 years"] and all(r["n"] == 1 for r in rows)
+
+
+def test_a_360_day_daily_file_is_refused_with_advice_that_works(sandbox: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import cftime
+
+    times = [cftime.Datetime360Day(2000, 1, 1) + pd.Timedelta(days=i).to_pytimedelta() for i in range(60)]
+    xr.Dataset({"tas": (("time", "lat", "lon"), 285 + np.zeros((60, 4, 5)), {"units": "K"})},
+               coords={"time": times, "lat": np.linspace(-10.0, 10.0, 4), "lon": np.linspace(0.0, 20.0, 5)}
+               ).to_netcdf(sandbox / "d360.nc")
+    code, _, err = run_cli(["prepare", sandbox / "d360.nc", "--name", "d360"], capsys)
+    assert code == 3 and "convert_calendar" in err and "only relabels" in err
+
+
+def test_the_time_axis_is_the_coordinate_that_says_so(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NEMO output: a unit-less `time_counter` dimension, the dates in `time_centered`
+    (standard_name time); bounds (`time_centered_bounds`) ride along."""
+    import netCDF4
+
+    path = sandbox / "nemo.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("time_counter", 40)
+        nc.createDimension("y", 4)
+        nc.createDimension("x", 5)
+        nc.createDimension("axis_nbounds", 2)
+        counter = nc.createVariable("time_counter", "f8", ("time_counter",))
+        counter[:] = np.arange(40)
+        centred = nc.createVariable("time_centered", "f8", ("time_counter",))
+        centred.standard_name, centred.units, centred.calendar = "time", "days since 2000-01-01", "gregorian"
+        centred.bounds = "time_centered_bounds"
+        centred[:] = np.arange(40) + 0.5
+        bounds = nc.createVariable("time_centered_bounds", "f8", ("time_counter", "axis_nbounds"))
+        bounds[:] = np.stack([np.arange(40), np.arange(40) + 1.0], axis=1)
+        sst = nc.createVariable("sst", "f4", ("time_counter", "y", "x"))
+        sst.units, sst.coordinates = "degC", "time_centered"
+        sst[:] = 15 + np.random.default_rng(0).normal(size=(40, 4, 5))
+    code, out, err = run_cli(["prepare", path, "--name", "nemo", "--t-in", "2", "--t-out", "1", "--format", "json"],
+                             capsys)
+    assert code == 0, err
+    with xr.open_dataset(sandbox / "data" / "nemo" / "prepared" / "train.nc") as ds:
+        assert str(ds["time"].values[0])[:16] == "2000-01-01T12:00"  # time_centered, not counter 0

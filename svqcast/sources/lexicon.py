@@ -19,7 +19,7 @@ LAT_NAMES = ("lat", "latitude", "nav_lat", "lats")
 LON_NAMES = ("lon", "longitude", "nav_lon", "lons", "long")
 GRID_Y_NAMES = ("lat", "latitude", "nav_lat", "rlat", "y")
 GRID_X_NAMES = ("lon", "longitude", "nav_lon", "rlon", "x")
-TIME_NAMES = ("time", "valid_time", "t", "date", "datetime")
+TIME_NAMES = ("time", "valid_time", "t", "date", "datetime", "time_counter")  # time_counter: NEMO
 LEVEL_NAMES = ("level", "plev", "lev", "pressure", "pressure_level", "isobaricinhpa", "height", "depth")
 # forecast files: the initialisation, the lead time, the ensemble member
 INIT_NAMES = ("time", "init_time", "forecast_reference_time", "initialization_time", "reference_time")

@@ -38,7 +38,7 @@ _UNIT_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0, 
 
 FIX_CALENDAR = (
     "convert it to a standard calendar first, e.g. ds = ds.convert_calendar('standard', "
-    "align_on='year') in xarray or `cdo setcalendar,standard`"
+    "align_on='year') in xarray (`cdo setcalendar` only relabels the calendar: the dates would shift)"
 )
 
 
@@ -59,8 +59,36 @@ def _calendar_of(values: np.ndarray) -> str | None:
     return str(cal).lower() if cal else None
 
 
+def _monthly_positions(values: np.ndarray) -> bool:
+    """At most one stamp per calendar month, in order: monthly, seasonal or yearly data, whose
+    month and year positions are exact in any calendar."""
+    months = [d.year * 12 + d.month for d in values.flat]
+    return len(months) > 1 and all(b > a for a, b in zip(months, months[1:], strict=False))
+
+
+def _by_month(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarray, str]:
+    """Monthly-or-coarser stamps of any calendar placed on the same year, month and time; a day the
+    Gregorian month lacks (30 February of a 360-day year) becomes that month's last day."""
+    import calendar as _cal
+
+    out = []
+    for d in values.flat:
+        day = min(d.day, _cal.monthrange(d.year, d.month)[1])
+        out.append(np.datetime64(f"{d.year:04d}-{d.month:02d}-{day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}",
+                                 "ns"))
+    note = (f"{what}: '{calendar}' calendar read by year and month (monthly or coarser stamps are exact in any "
+            "calendar; days beyond a Gregorian month's length moved to its last day)")
+    return np.array(out, dtype="datetime64[ns]").reshape(values.shape), note
+
+
 def _from_cftime(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarray, str | None]:
-    """cftime dates -> datetime64[ns] where every date exists in the Gregorian calendar."""
+    """cftime dates -> datetime64[ns] where every date exists in the Gregorian calendar; monthly,
+    seasonal and yearly stamps of any calendar by their year and month."""
+    years = [d.year for d in values.flat]
+    if years and (min(years) < NS_YEARS[0] or max(years) > NS_YEARS[1]):
+        raise DataError(_outside_ns_range(what, min(years), max(years)))
+    if calendar not in _GREGORIAN and _monthly_positions(values):
+        return _by_month(values, calendar, what)
     if calendar in _ALLLEAP:
         bad = [d for d in values.flat if d.month == 2 and d.day == 29 and not _is_leap(d.year)]
         if bad:
@@ -71,11 +99,9 @@ def _from_cftime(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarr
     elif calendar not in _GREGORIAN | _NOLEAP:
         raise DataError(
             f"{what}: calendar '{calendar}' cannot be converted to real dates without shifting them "
-            f"(its months and years differ from the Gregorian calendar); {FIX_CALENDAR}"
+            f"(its months and years differ from the Gregorian calendar, and the steps are shorter than "
+            f"a month); {FIX_CALENDAR}"
         )
-    years = [d.year for d in values.flat]
-    if years and (min(years) < NS_YEARS[0] or max(years) > NS_YEARS[1]):
-        raise DataError(_outside_ns_range(what, min(years), max(years)))
     try:
         out = np.array(
             [np.datetime64(d.strftime("%Y-%m-%dT%H:%M:%S"), "ns") + np.timedelta64(int(d.microsecond), "us")
@@ -235,6 +261,11 @@ def time_axis_of(obj: Any, dim: str, *, source: str, allow_frames: bool = False)
     """`validate_time_axis` for dimension `dim` of an xarray object; frame indices 0..n-1 when
     `dim` has no coordinate (allowed only with `allow_frames`)."""
     what = f"{source}: {dim}"
+    named = _time_named_coord(obj, dim)
+    if named is not None:  # NEMO: a unit-less `time_counter` beside `time_centered` (standard_name time)
+        coord = obj.coords[named]
+        return validate_time_axis(coord.values, what=f"{source}: {named}", attrs=coord.attrs,
+                                  encoding=coord.encoding, allow_frames=allow_frames)
     if dim not in obj.coords:
         if not allow_frames:
             raise DataError(
@@ -248,7 +279,17 @@ def time_axis_of(obj: Any, dim: str, *, source: str, allow_frames: bool = False)
     )
 
 
-
+def _time_named_coord(obj: Any, dim: str) -> str | None:
+    """Another coordinate along `dim` that says it is the time (standard_name: time) when the
+    dimension's own coordinate does not: CF's answer to "which of these is the time axis"."""
+    own = obj.coords.get(dim) if hasattr(obj, "coords") else None
+    if own is not None and (own.attrs.get("standard_name") == "time" or np.issubdtype(own.dtype, np.datetime64)
+                            or own.dtype == object):
+        return None
+    for name, coord in getattr(obj, "coords", {}).items():
+        if name != dim and tuple(coord.dims) == (dim,) and coord.attrs.get("standard_name") == "time":
+            return str(name)
+    return None
 
 
 def iso_duration(seconds: float) -> str:
