@@ -69,3 +69,22 @@ def test_resume_refuses_data_prepared_again(two_datasets: Path, capsys: pytest.C
     assert code == 0, err
     code, _, err = run_cli(["train", "--resume", run, *TINY, "--max-epochs", "2"], capsys)
     assert code == 2 and "prepared again since" in err, err
+
+
+def test_cards_of_user_runs_name_the_run_its_weights_and_its_best_epoch(two_datasets: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run = two_datasets / "r"
+    code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta", "--dataset", "one", "--run-dir", run, *TINY,
+                            "--max-epochs", "2", "--format", "json"], capsys)
+    assert code == 0, err
+    for which in ("best", "last"):
+        card = (run / which / "README.md").read_text()
+        meta = json.loads((run / which / "config.json").read_text())
+        epoch = meta["provenance"]["epoch"]
+        assert epoch in (1, 2) and f"epoch {epoch}," in card and "epoch 3" not in card
+        assert f"weights sha256: `{meta['weights_sha256']}`" in card
+        assert f"--model {run}" in card and "--model era5-uk-t2m_gsta" not in card
+        assert f"# {run} (one)" in card
+    code, out, err = run_cli(["evaluate", run], capsys)
+    assert code == 0, err
+    assert " ".join(out.split()).startswith(f"{run} (preset era5-uk-t2m_gsta) on one/test")

@@ -139,7 +139,8 @@ def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None
 
 def _render_eval(result: dict[str, Any]) -> None:
     out_console.print(Text.assemble(
-        (str(result.get("preset") or result["checkpoint"]), "bold"),
+        (str(result.get("ref") or result["checkpoint"]), "bold"),
+        f" (preset {result.get('preset')})" if result.get("preset") else "",
         f" on {result['dataset']}/{result['split']}: {result['samples']} samples, kind {result['kind']}",
     ))
     scores = result.get("scores", {})

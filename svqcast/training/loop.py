@@ -316,9 +316,9 @@ def end_epoch(t: Trainer, lr: float, val_loss: float, t0: float) -> bool:
         prov = dict(t.provenance, epoch=epoch + 1, step=p.step, val_loss=val_loss)
         if is_best:
             save_checkpoint(t.run / "best", t.model, t.cfg, t.spec_dict, dict(prov, selected_on="val_loss"),
-                            card=model_card(t.cfg, prov, "best validation loss", t.spec_dict))
+                            card=model_card(t.cfg, prov, "best validation loss", t.spec_dict, t.run))
         save_checkpoint(t.run / "last", t.model, t.cfg, t.spec_dict, prov,
-                        card=model_card(t.cfg, prov, "last epoch", t.spec_dict))
+                        card=model_card(t.cfg, prov, "last epoch", t.spec_dict, t.run))
         t.runlog.append(row)
     t.bar.end("steps")
     t.bar.message(epoch_line(row, t.tc.epochs))

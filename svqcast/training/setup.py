@@ -218,11 +218,12 @@ def default_model_fn(cfg: Config) -> torch.nn.Module:
     return build_model_from_config(cfg)
 
 
-def model_card(cfg: Config, provenance: Mapping[str, Any], which: str,
-               data_spec: Mapping[str, Any] | None = None) -> str:
-    """The checkpoint's README.md: the one card builder `models push` uses too."""
-
-    return training_card(cfg, provenance, which, data_spec)
+def model_card(cfg: Config, provenance: Mapping[str, Any], which: str, data_spec: Mapping[str, Any] | None = None,
+               run: Path | None = None) -> Callable[[str], str]:
+    """The checkpoint's README.md, given the weights' sha256 once they are written: the one card
+    builder `models push` uses too, named after the run and its dataset."""
+    return lambda sha256: training_card(cfg, provenance, which, data_spec, run=None if run is None else str(run),
+                                        weights_sha256=sha256)
 
 
 class StopFlag:

@@ -42,7 +42,7 @@ from svqcast.models.simvp import ReturnsAux
 from svqcast.progress import Progress, counted
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
-from svqcast.verify.metrics import OpenSTLScores, WB2Scores, spatial_weights
+from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, WB2Scores, spatial_weights
 from svqcast.verify.references import SeasonalReference, seasonal_reference
 
 FORECASTS = ("model", "persistence", "climatology")  # + the seasonal-naive one where defined
@@ -254,8 +254,14 @@ def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
     seasonal = None if compat == "openstl" else seasonal_reference(sp.name, spec, **sp.loader_kwargs)
     if seasonal is not None:
         forecasts = (*forecasts, seasonal.name)
+    wanted = OPENSTL_METRICS.get(spec.kind, ("mse", "mae"))
+    h, w = (len(spec.coords.get(d, [])) for d in spec.dims[:2])
+    if "ssim" in wanted and 0 < min(h, w) < SSIM_WIN:  # SSIM's 7x7 window does not fit the frame
+        wanted = tuple(m for m in wanted if m != "ssim")
+        sp.notes.append(f"ssim is not reported: its {SSIM_WIN}x{SSIM_WIN} window needs frames of at least that "
+                        f"size, these are {h}x{w}")
     openstl = {
-        f: OpenSTLScores(spec.kind, spec.mean, spec.std, spec.clip_range, spec.variables,
+        f: OpenSTLScores(spec.kind, spec.mean, spec.std, spec.clip_range, spec.variables, metrics=wanted,
                          lpips=use_lpips and f == "model")
         for f in forecasts
     }

@@ -130,7 +130,8 @@ def _training_lines(meta: Mapping[str, Any], best_val: Mapping[str, Any] | None,
         f"scheduler {train.scheduler}, batch {train.batch_size}, seed {train.seed}",
     ]
     if which:
-        lines.append(f"- this checkpoint: {which}, epoch {_epoch1(prov.get('epoch'))}, "
+        epochs_done = prov.get("epoch")  # provenance counts epochs done (1-based), metrics.jsonl from 0
+        lines.append(f"- this checkpoint: {which}, epoch {epochs_done if isinstance(epochs_done, int) else '?'}, "
                      f"val_loss {_fmt(prov.get('val_loss'))}")
     if best_val:
         lines.append(f"- best validation epoch {_epoch1(best_val.get('epoch'))}: "
@@ -162,9 +163,11 @@ def model_card(
     licence: str = "apache-2.0",
     description: str | None = None,
     which: str | None = None,
+    usage_ref: str | None = None,
 ) -> str:
     """A Hugging Face model card (validated metadata + markdown) from a checkpoint's config.json
-    contents (`meta`), optional test metrics and the run's best validation row."""
+    contents (`meta`), optional test metrics and the run's best validation row. `usage_ref`: what
+    the usage example loads (default: the Hub repository, else `name`)."""
     from huggingface_hub import ModelCard
 
     data = card_data(meta, name, licence, metrics)
@@ -176,7 +179,7 @@ def model_card(
             body.append(scores_table)
         if metrics:
             body += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
-    body += [""] + _usage_lines(f"hf://{repo_id}" if repo_id else name)
+    body += [""] + _usage_lines(usage_ref or (f"hf://{repo_id}" if repo_id else name))
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
     return str(card)
 
@@ -186,9 +189,16 @@ def training_card(
     provenance: Mapping[str, Any],
     which: str,
     data_spec: Mapping[str, Any] | None = None,
+    *,
+    run: str | None = None,
+    weights_sha256: str | None = None,
 ) -> str:
     """The card `svqcast train` writes next to each checkpoint (best/, last/): the same builder
-    as `models push`, fed from the run's config and provenance before config.json exists."""
+    as `models push`, fed from the run's config, provenance and weights digest. It is named after
+    the run and its dataset, and its usage example loads the run (never a zoo model of the preset)."""
     meta = {"config": dict(config), "provenance": dict(provenance), "data_spec": dict(data_spec or {}),
-            "preset": config.get("name"), "svqcast_version": provenance.get("svqcast_version", __version__)}
-    return model_card(meta, name=str(config.get("name") or "svqcast model"), which=which)
+            "preset": config.get("name"), "svqcast_version": provenance.get("svqcast_version", __version__),
+            **({"weights_sha256": weights_sha256} if weights_sha256 else {})}
+    dataset = (config.get("data") or {}).get("dataset")
+    name = f"{run or config.get('name') or 'svqcast model'}" + (f" ({dataset})" if dataset else "")
+    return model_card(meta, name=name, which=which, usage_ref=run)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +42,10 @@ def write_checkpoint_files(
     config: Mapping[str, Any],
     data_spec: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
-    card: str | None = None,
+    card: str | Callable[[str], str] | None = None,
 ) -> None:
-    """Write the checkpoint files into an existing directory (no atomicity of its own)."""
+    """Write the checkpoint files into an existing directory (no atomicity of its own). `card`
+    may be a function of the weights' sha256, so the card names the weights it describes."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -59,6 +60,8 @@ def write_checkpoint_files(
         "weights_sha256": sha256_file(directory / WEIGHTS_NAME),
     }
     (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    if callable(card):
+        card = card(str(meta["weights_sha256"]))
     if card is not None:
         (directory / CARD_NAME).write_text(card)
 
@@ -69,7 +72,7 @@ def save_checkpoint(
     config: Mapping[str, Any],
     data_spec: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
-    card: str | None = None,
+    card: str | Callable[[str], str] | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Atomically (temp dir + rename) write a checkpoint directory."""
