@@ -172,3 +172,14 @@ def test_the_time_axis_is_the_coordinate_that_says_so(sandbox: Path, capsys: pyt
     assert code == 0, err
     with xr.open_dataset(sandbox / "data" / "nemo" / "prepared" / "train.nc") as ds:
         assert str(ds["time"].values[0])[:16] == "2000-01-01T12:00"  # time_centered, not counter 0
+
+
+def test_export_validates_on_the_model_s_own_data_and_records_calendar_steps(
+        sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = _field(sandbox / "in.nc", pd.date_range("1990-07-01", periods=60, freq="MS"))
+    run = _model(sandbox, source, capsys)
+    code, out, err = run_cli(["models", "export", run, "--format", "pt2", "-o", sandbox / "exp", "--validate"], capsys)
+    assert code == 0, err
+    assert "the first test sample of d" in out
+    doc = json.loads((sandbox / "exp" / "data_spec.json").read_text())
+    assert doc["frames"]["time_step"] == "1 month" and doc["frames"]["calendar_step"] is True

@@ -26,12 +26,15 @@ from typing import Any
 import numpy as np
 
 from svqcast._version import __version__
+from svqcast.data.loading import get_split_dataset
 from svqcast.data.samples import SAMPLES_DIR
 from svqcast.data.spec import DataSpec
 from svqcast.errors import MissingExtraError, SvqcastError, UsageError
 from svqcast.forecast.forecaster import load_network
 from svqcast.forecast.inputs import prepare_input
+from svqcast.forecast.writer import step_unit
 from svqcast.fsutil import atomic_dir, check_output
+from svqcast.sources.leadtime import format_step
 from svqcast.zoo.hub import resolve_checkpoint
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt", "pt2": "model.pt2"}
@@ -93,9 +96,20 @@ def data_spec_document(
                  "coords": {d: list(spec.coords[d]) for d in spec.dims}},
         "frames": {"t_in": spec.t_in, "t_out": spec.t_out, "input_offsets": list(spec.idx_in),
                    "output_offsets": list(spec.idx_out), "time_step_seconds": spec.time_step_seconds,
-                   "time_kind": spec.time_kind,
+                   "time_kind": spec.time_kind, **_step_fields(spec),
                    "offsets": "in time steps relative to the last input frame (0 = initialisation)"},
     }
+
+
+def _step_fields(spec: Any) -> dict[str, Any]:
+    """The step in its own unit: calendar steps are months or years, not their mean length."""
+    counted = step_unit(spec)
+    if counted is None:
+        return {"time_step": format_step(np.timedelta64(int(round(spec.time_step_seconds)), "s"))}
+    size, unit = counted
+    return {"time_step": f"{size} {unit if size != 1 else unit.rstrip('s')}", "calendar_step": unit in ("months", "years"),
+            "time_step_seconds_meaning": "the mean length of one calendar step" if unit != "frames"
+            else "seconds per frame, where a frame rate is known"}
 
 
 def _require(module: str, feature: str) -> Any:
@@ -155,8 +169,12 @@ class Sample:
 
 
 def validation_sample(spec: Any) -> Sample:
-    """The embedded ERA5 sample when the model's grid and variables are its own, else a fixed
-    random normalised input (said so in the report)."""
+    """The model's own data when its dataset is prepared here (the first test sample), else the
+    embedded ERA5 sample when the grid and variables are its own, else a fixed random
+    normalised input (said so in the report)."""
+    own = _own_data_sample(spec)
+    if own is not None:
+        return own
 
     sample = SAMPLES_DIR / "era5_uk_t2m_2019-03.nc"
     try:
@@ -171,6 +189,19 @@ def validation_sample(spec: Any) -> Sample:
         shape = (1, spec.t_in, len(spec.channel_names), *spec.shape)
         return Sample(rng.standard_normal(shape).astype(np.float32), "seeded standard-normal input (no real sample "
                       "matches this model's grid)")
+
+
+def _own_data_sample(spec: Any) -> Sample | None:
+    """The first test sample of the model's dataset, normalised with the model's statistics."""
+    try:
+        ds = get_split_dataset(spec.dataset, "test", t_in=spec.t_in, t_out=spec.t_out,
+                               stats=(spec.mean, spec.std))
+        x, _ = ds[0]
+    except (SvqcastError, IndexError, KeyError, ValueError):
+        return None
+    if tuple(x.shape) != (spec.t_in, len(spec.channel_names), *spec.shape):
+        return None
+    return Sample(x.numpy()[None].astype(np.float32), f"the first test sample of {spec.dataset}")
 
 
 def _pytorch_output(module: Any, x: np.ndarray) -> np.ndarray:
