@@ -107,7 +107,8 @@ def _step_fields(spec: Any) -> dict[str, Any]:
     if counted is None:
         return {"time_step": format_step(np.timedelta64(int(round(spec.time_step_seconds)), "s"))}
     size, unit = counted
-    return {"time_step": f"{size} {unit if size != 1 else unit.rstrip('s')}", "calendar_step": unit in ("months", "years"),
+    label = f"{size} {unit if size != 1 else unit.rstrip('s')}"
+    return {"time_step": label, "calendar_step": unit in ("months", "years"),
             "time_step_seconds_meaning": "the mean length of one calendar step" if unit != "frames"
             else "seconds per frame, where a frame rate is known"}
 
