@@ -179,3 +179,22 @@ def test_the_vocabulary_is_one_table() -> None:
     assert all(term.wb2 in term.aliases for term in lexicon.VOCABULARY.values())  # WB2 files resolve
     assert not hasattr(writer, "CF_NAMES") or writer.CF_NAMES is lexicon.CF_NAMES
     assert lexicon.ALIASES["t2m"][:3] == ("t2m", "2t", "2m_temperature")
+
+
+def test_tables_never_cut_names_at_80_columns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from svqcast.config import list_presets
+    from svqcast.zoo.registry import load_registry
+
+    monkeypatch.setenv("COLUMNS", "80")
+    for argv, names in ((["models", "presets"], list_presets()), (["models", "list"], list(load_registry()))):
+        code, out, err = run_cli(argv, capsys)
+        assert code == 0, err
+        assert "…" not in out and all(name in out.split() for name in names), argv
+
+
+def test_evaluate_tables_never_cut_at_80_columns(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run_cli(["evaluate", "nyc-taxi_gsta_svq", "--per-lead-time", "--max-batches", "1"], capsys)
+    assert code == 0, err
+    assert "…" not in out and "same_time_last_week" in out.replace("\n", "")

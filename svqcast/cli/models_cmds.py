@@ -9,7 +9,7 @@ from rich.table import Table
 
 from svqcast.cli.groups import models_app
 from svqcast.cli.options import FormatOpt, PresetArg, SetOpt
-from svqcast.cli.output import OutputFormat, emit, out_console
+from svqcast.cli.output import OutputFormat, emit, out_console, print_table
 
 
 @models_app.command("presets")
@@ -23,13 +23,9 @@ def _presets(fmt: FormatOpt = OutputFormat.text) -> None:
     rows = preset_rows()
 
     def _text(data: list[dict[str, Any]]) -> None:
-        table = Table(box=None, pad_edge=False)
-        for col in ("name", "dataset", "translator", "quantizer"):
-            table.add_column(col, no_wrap=True)
-        table.add_column("description", no_wrap=True, overflow="ellipsis")
-        for r in data:
-            table.add_row(r["name"], r["dataset"], r["translator"], r["quantizer"], r["description"])
-        out_console.print(table)
+        print_table([("name", True), ("dataset", True), ("translator", False), ("quantizer", False),
+                     ("description", False)],
+                    [[r["name"], r["dataset"], r["translator"], r["quantizer"], r["description"]] for r in data])
 
     emit(rows, fmt, _text)
 

@@ -43,3 +43,30 @@ def emit(data: Any, fmt: OutputFormat | str, text: Callable[[Any], None] | None 
 
 def log(message: str) -> None:
     err_console.print(message)
+
+
+def print_table(columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
+    """A table that never cuts what a user copies: columns marked True (names, presets, numbers)
+    keep their full width; the others wrap. When even the copyable columns do not fit the
+    terminal, each row is printed as `column: value` lines instead."""
+    from rich.table import Table
+
+    keys = [i for i, (_, copy) in enumerate(columns) if copy]
+    widths = {i: max([len(columns[i][0]), *(len(str(r[i])) for r in rows)]) for i in keys}
+    wrapped = len(columns) - len(keys)
+    if out_console.width - sum(widths.values()) - 2 * len(columns) < 16 * max(1, wrapped):  # too narrow to read
+        for r in rows:
+            out_console.print(str(r[keys[0]]) if keys else "", style="bold")
+            for i, (name, _) in enumerate(columns):
+                if i != (keys[0] if keys else -1):
+                    out_console.print(f"  {name}: {r[i]}")
+        return
+    table = Table(box=None, pad_edge=False)
+    for i, (name, copy) in enumerate(columns):
+        if copy:
+            table.add_column(name, no_wrap=True, min_width=widths[i])
+        else:
+            table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(*(str(v) for v in r))
+    out_console.print(table)

@@ -137,6 +137,17 @@ def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None
     return preset, fitted + list(overrides)
 
 
+def _lead_table(result: dict[str, Any], per: dict[str, Any], metric: str, cols: list[tuple[str, str]]) -> None:
+    lt = Table(title=f"{metric.upper()} per lead time (steps of the data)")
+    lt.add_column("lead", justify="right", no_wrap=True)
+    for f, ch in cols:  # long names wrap in the header, numbers are never cut
+        lt.add_column(f"{f} {ch}" if len(result["channels"]) > 1 else f, justify="right", overflow="fold")
+    for j, lead in enumerate(result["lead_times"]):
+        vals = [per[f][metric][ch][j] for f, ch in cols]
+        lt.add_row(f"+{lead}", *["-" if v is None else f"{v:.4g}" for v in vals])
+    out_console.print(lt)
+
+
 def _render_eval(result: dict[str, Any]) -> None:
     out_console.print(Text.assemble(
         (str(result.get("ref") or result["checkpoint"]), "bold"),
@@ -171,15 +182,10 @@ def _render_eval(result: dict[str, Any]) -> None:
     per = result.get("per_lead_time")
     if per:
         for metric in ("rmse", "mae", "acc"):
-            lt = Table(title=f"{metric.upper()} per lead time (steps of the data)")
-            lt.add_column("lead", justify="right")
             cols = [(f, ch) for f in per for ch in per[f][metric]]
-            for f, ch in cols:
-                lt.add_column(f"{f} {ch}" if len(result["channels"]) > 1 else f, justify="right")
-            for j, lead in enumerate(result["lead_times"]):
-                vals = [per[f][metric][ch][j] for f, ch in cols]
-                lt.add_row(f"+{lead}", *["-" if v is None else f"{v:.4g}" for v in vals])
-            out_console.print(lt)
+            per_table = max(1, (out_console.width - 8) // 11)  # as many columns as fit: nothing is cut
+            for start in range(0, len(cols), per_table):
+                _lead_table(result, per, metric, cols[start:start + per_table])
     q = result.get("quantizer")
     if q:
         usage = q.get("code_usage") or {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from svqcast.cli.groups import models_app
@@ -20,7 +19,7 @@ from svqcast.cli.options import (
     ZooPatternArg,
     ZooRefArg,
 )
-from svqcast.cli.output import OutputFormat, emit, out_console
+from svqcast.cli.output import OutputFormat, emit, out_console, print_table
 
 
 @models_app.command("list")
@@ -41,13 +40,10 @@ def _list(
         if not data:
             out_console.print("no zoo model matches" + (f" '{pattern}'" if pattern else ""))
             return
-        table = Table(box=None, pad_edge=False)
-        for col in ("name", "preset", "where", "description"):
-            table.add_column(col)
-        for r in data:
-            where = "bundled" if r["bundled_available"] else ("cached" if r["cached"] else "hub")
-            table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["preset"], where, r["description"])
-        out_console.print(table)
+        rows = [[r["name"] + (" (default)" if r["default"] else ""), r["preset"],
+                 "bundled" if r["bundled_available"] else ("cached" if r["cached"] else "hub"), r["description"]]
+                for r in data]
+        print_table([("name", True), ("preset", True), ("where", False), ("description", False)], rows)
 
     emit(rows, fmt, _text)
 
