@@ -181,7 +181,8 @@ def test_the_vocabulary_is_one_table() -> None:
     assert lexicon.ALIASES["t2m"][:3] == ("t2m", "2t", "2m_temperature")
 
 
-def test_tables_never_cut_names_at_80_columns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tables_never_cut_names_at_80_columns(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     from svqcast.config import list_presets
     from svqcast.zoo.registry import load_registry
 
