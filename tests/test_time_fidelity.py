@@ -183,3 +183,25 @@ def test_export_validates_on_the_model_s_own_data_and_records_calendar_steps(
     assert "the first test sample of d" in out
     doc = json.loads((sandbox / "exp" / "data_spec.json").read_text())
     assert doc["frames"]["time_step"] == "1 month" and doc["frames"]["calendar_step"] is True
+
+
+def test_forecasts_keep_the_input_s_metadata(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from svqcast.data.samples import SAMPLES_DIR
+
+    ds = xr.open_dataset(SAMPLES_DIR / "era5_uk_t2m_2019-03.nc").rename({"lat": "latitude", "lon": "longitude"})
+    ds = ds.assign_coords(height=((), 2.0, {"units": "m", "standard_name": "height", "positive": "up"}))
+    ds["t2m"].attrs.update(long_name="air temperature at 2 m (ERA5)", standard_name="air_temperature")
+    ds.to_netcdf(sandbox / "in.nc")
+    for layout, dims in (("cf", ("latitude", "longitude")), ("wb2", ("latitude", "longitude")),
+                         ("valid-time", ("latitude", "longitude"))):
+        out = sandbox / f"f_{layout}.nc"
+        code, _, err = run_cli(["predict", sandbox / "in.nc", "-o", out, "--lead-time", "3h", "--layout", layout,
+                                "--init-time", "2019-03-29T00:00"],
+                               capsys)
+        assert code == 0, err
+        with xr.open_dataset(out) as f:
+            var = f["t2m"] if "t2m" in f else f["2m_temperature"]
+            assert set(dims) <= set(f.dims) and "lat" not in f.dims
+            assert var.attrs["long_name"] == "air temperature at 2 m (ERA5)" and float(f["height"]) == 2.0
+    code, out, err = run_cli(["score", sandbox / "f_cf.nc", "--truth", sandbox / "in.nc", "--format", "json"], capsys)
+    assert code == 0, err

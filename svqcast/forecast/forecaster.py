@@ -257,6 +257,7 @@ class Forecaster:
             history=history_line,
             trained_steps=self.t_out,
             model_ref=self.ref,
+            input_metadata=prep.metadata,
             extra_attrs=extra,
         )
 

@@ -29,7 +29,7 @@ from svqcast.data.spec import DataSpec, channel_names, frames_allowed, relative_
 from svqcast.errors import DataError, MismatchError, UsageError
 from svqcast.sources.calendars import calendar_frames, calendar_months
 from svqcast.sources.cf import mask_invalid
-from svqcast.sources.coords import apply_coords
+from svqcast.sources.coords import apply_coords, guess
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.leadtime import format_step
 from svqcast.sources.lexicon import parse_var_map, resolve_variables
@@ -48,6 +48,7 @@ class PreparedInput:
     variables: dict[str, str]  # model channel -> input variable used
     notes: list[str] = field(default_factory=list)
     time_coord: bool = True  # False: init_times are frame indices (no calendar)
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the forecast keeps of the input (input_metadata)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -318,4 +319,17 @@ def prepare_input(
         variables=resolved,
         notes=list(dict.fromkeys(notes)),
         time_coord=sel.is_datetime,
+        metadata=input_metadata(ds, resolved),
     )
+
+
+def input_metadata(ds: Any, resolved: Mapping[str, str]) -> dict[str, Any]:
+    """What a forecast keeps of its input: each variable's standard and long name, the names the
+    input gives latitude and longitude, and its scalar coordinates (a 2 m `height`)."""
+    variables = {ch: {k: str(ds[name].attrs[k]) for k in ("standard_name", "long_name") if k in ds[name].attrs}
+                 for ch, name in resolved.items()}
+    grid = {role: name for role in ("lat", "lon") if (name := guess(ds, role)) is not None and name != role}
+    scalars = {str(n): (c.values.item(), dict(c.attrs)) for n, c in ds.coords.items()
+               if c.ndim == 0 and str(n) not in ("time", "valid_time", "forecast_reference_time", "step")
+               and np.issubdtype(c.dtype, np.number)}
+    return {"variables": variables, "grid": grid, "scalars": scalars}

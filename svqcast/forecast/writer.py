@@ -206,6 +206,7 @@ def build_forecast_dataset(
     trained_steps: int,
     model_ref: str,
     extra_attrs: Mapping[str, Any] | None = None,
+    input_metadata: Mapping[str, Any] | None = None,
 ) -> Any:
     """The CF-1.8 forecast Dataset (the `cf` layout).
 
@@ -224,7 +225,37 @@ def build_forecast_dataset(
     attrs = _global_attrs(spec, channels, steps, trained_steps, source=source, history=history,
                           model_ref=model_ref)
     attrs.update(dict(extra_attrs or {}))
-    return xr.Dataset(data_vars=data_vars, coords=coords, attrs={k: _cf_attr(v) for k, v in attrs.items()})
+    ds = xr.Dataset(data_vars=data_vars, coords=coords, attrs={k: _cf_attr(v) for k, v in attrs.items()})
+    return _keep_input_metadata(ds, input_metadata or {})
+
+
+def _keep_input_metadata(ds: Any, meta: Mapping[str, Any]) -> Any:
+    """The input's own names and attributes win over svqcast's vocabulary: variable standard and
+    long names, scalar coordinates, and (in the CF layout) the input's names for lat and lon."""
+    for ch, attrs in (meta.get("variables") or {}).items():
+        if ch in ds.data_vars:
+            ds[ch].attrs.update(attrs)
+    for name, (value, attrs) in (meta.get("scalars") or {}).items():
+        if name not in ds.variables:
+            ds = ds.assign_coords({name: ((), value, attrs)})
+    grid = {k: v for k, v in (meta.get("grid") or {}).items() if k in ds.dims and v not in ds.variables}
+    if grid:
+        ds.attrs["svqcast_input_grid_names"] = " ".join(f"{k}={v}" for k, v in grid.items())
+    return ds
+
+
+def _input_grid_names(ds: Any) -> Any:
+    """The CF layout under the input's names for latitude and longitude (`latitude` stays so)."""
+    text = str(ds.attrs.pop("svqcast_input_grid_names", ""))
+    names = dict(item.split("=", 1) for item in text.split() if "=" in item)
+    if not names:
+        return ds
+    out = ds.rename({k: v for k, v in names.items() if k in ds.dims})
+    for old, new in names.items():
+        if f"{old}_bnds" in out.variables:
+            out = out.rename({f"{old}_bnds": f"{new}_bnds"})
+            out[new].attrs["bounds"] = f"{new}_bnds"
+    return out
 
 
 # --------------------------------------------------------------------------- layouts
@@ -282,11 +313,13 @@ def check_layout(layout: str, *, latlon: bool, calendar: bool, n_init: int,
 
 def apply_layout(ds: Any, layout: str) -> Any:
     if layout == "cf":
-        return ds
-    if layout == "wb2":
-        return to_wb2(ds)
+        return _input_grid_names(ds)
+    if layout == "wb2":  # WeatherBench2's own names (latitude, longitude) whatever the input said
+        out = to_wb2(ds)
+        out.attrs.pop("svqcast_input_grid_names", None)
+        return out
     if layout == "valid-time":
-        return to_valid_time(ds)
+        return _input_grid_names(to_valid_time(ds))
     raise UsageError(f"`layout` {layout}: unknown; choose one of {', '.join(LAYOUTS)}")
 
 
