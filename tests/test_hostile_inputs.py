@@ -264,7 +264,7 @@ CASES = [
     Case("plot-init-time-absent", [*PL, "-o", "{T}/a.png", "--init-time", "2000-01-01"], 2, "init-time"),
     Case("plot-init-time-garbage", [*PL, "-o", "{T}/a.png", "--init-time", "yesterday-ish"], 2, "init-time"),
     Case("plot-lead-nan", [*PL, "-o", "{T}/a.png", "--lead-time", "nan"], 2, "lead-time"),
-    Case("plot-var-absent", [*PL, "-o", "{T}/a.png", "--var", "u10"], 2, "u10"),
+    Case("plot-var-absent", [*PL, "-o", "{T}/a.png", "--variables", "u10"], 2, "u10"),
     Case("plot-file-missing", ["plot", "{T}/nope.nc", "-o", "{T}/a.png"], 3, "no such"),
     Case("plot-file-garbage", ["plot", "{A}/garbage.nc", "-o", "{T}/a.png"], 3),
     Case("plot-file-fifo", ["plot", "{T}/pipe.nc", "-o", "{T}/a.png"], 2, "FIFO"),

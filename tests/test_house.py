@@ -199,3 +199,22 @@ def test_evaluate_tables_never_cut_at_80_columns(monkeypatch: pytest.MonkeyPatch
     code, out, err = run_cli(["evaluate", "nyc-taxi_gsta_svq", "--per-lead-time", "--max-batches", "1"], capsys)
     assert code == 0, err
     assert "…" not in out and "same_time_last_week" in out.replace("\n", "")
+
+
+def test_one_name_per_concept_and_every_format_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+
+    for command in (["predict"], ["score"], ["plot"], ["prepare"], ["evaluate"], ["train"], ["download"]):
+        code, out, _ = run_cli([*command, "--help"], capsys)
+        assert code == 0 and "--format" in out, command  # every report takes --format
+    for command in (["score"], ["plot"], ["prepare"], ["download"]):
+        code, out, _ = run_cli([*command, "--help"], capsys)
+        assert "--variables" in out and "--var " not in out, command
+    for command in (["predict"], ["score"], ["plot"]):
+        code, out, _ = run_cli([*command, "--help"], capsys)
+        flat = "".join(out.split())
+        assert all(suffix in flat for suffix in (".hdf5", ".grib2", ".npy", ".mp4")), command
+    code, out, _ = run_cli(["predict", "--help"], capsys)
+    assert "train.compile" not in out and "when training" not in out
+    from svqcast.cli.output import plural
+
+    assert plural(1, "sample") == "1 sample" and plural(3, "sample") == "3 samples"

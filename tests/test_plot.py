@@ -76,7 +76,7 @@ def test_plot_without_truth_and_lead_selection(forecast_file: Path, tmp_path: Pa
     assert code == 2 and "--overwrite" in err
     code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "b.png", "--lead-time", "9h"], capsys)
     assert code == 2 and "9h" in err
-    code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "c.png", "--var", "u10"], capsys)
+    code, _, err = _run(["plot", forecast_file, "-o", tmp_path / "c.png", "--variables", "u10"], capsys)
     assert code == 2 and "u10" in err
 
 

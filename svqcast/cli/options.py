@@ -15,6 +15,10 @@ from typing import Annotated, Optional, get_origin
 import typer
 
 from svqcast.cli.output import OutputFormat
+from svqcast.sources.formats import describe_formats
+
+#: every input format a reading command accepts, from the one suffix table
+INPUTS = describe_formats() + ": a file, a folder, a glob or a URL"
 
 
 class TableFormat(str, Enum):
@@ -92,7 +96,9 @@ DeviceOpt = Annotated[Device, typer.Option("--device", help="auto (GPU when visi
 BatchSizeOpt = Annotated[Optional[int], typer.Option(
     "--batch-size", min=1, help="Samples per network call (predict: initialisations per call).")]
 CompileOpt = Annotated[bool, typer.Option(
-    "--compile", help="torch.compile the model (train.compile when training): the first call pays the compilation.")]
+    "--compile", help="torch.compile the model: the first call pays the compilation.")]
+TrainCompileOpt = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the model (the config key train.compile): the first step pays the compilation.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")]
 OutputOpt = Annotated[Path, typer.Option(
     "--output", "-o", help="Where to write: the file or directory the command's description names.")]
@@ -178,7 +184,7 @@ MaxBatchesOpt = Annotated[
 # --- score ----------------------------------------------------------------------------------------
 ForecastFileArg = Annotated[
     Path, typer.Argument(help="Forecast file or store: svqcast's layout or WeatherBench2's.")]
-TruthOpt = Annotated[Path, typer.Option("--truth", help="Observations (netCDF, zarr or GRIB) at the valid times.")]
+TruthOpt = Annotated[Path, typer.Option("--truth", help=f"Observations at the valid times: {INPUTS}.")]
 ClimatologyOpt = Annotated[Optional[Path], typer.Option(
     "--climatology", help="Climatology for ACC: (dayofyear, hour), by time, or static.")]
 ScoreVariablesOpt = Annotated[Optional[list[str]], typer.Option(
@@ -223,7 +229,7 @@ ModelOpt = Annotated[
         "Default: the zoo's default model.",
     ),
 ]
-InputArg = Annotated[Path, typer.Argument(help="netCDF, zarr or GRIB input: a file, or a directory of files.")]
+InputArg = Annotated[Path, typer.Argument(help=f"The input: {INPUTS}.")]
 ForecastOutputOpt = Annotated[
     Optional[Path], typer.Option("--output", "-o", help="Forecast to write: NAME.nc (netCDF4) or NAME.zarr.")
 ]
@@ -251,11 +257,12 @@ LayoutOpt = Annotated[
     Layout, typer.Option("--layout", help="cf (default, CF-1.8), wb2 (WeatherBench2), valid-time (CDO).")
 ]
 CheckOpt = Annotated[bool, typer.Option("--check", help="Only validate the input against the model and report.")]
-PlotFileArg = Annotated[Path, typer.Argument(help="Forecast netCDF written by svqcast predict.")]
+PlotFileArg = Annotated[Path, typer.Argument(
+    help="Forecast file or store (netCDF or zarr): svqcast's layouts or WeatherBench2's.")]
 PlotTruthOpt = Annotated[
-    Optional[Path], typer.Option("--truth", help="Observations (netCDF/zarr) covering the valid times.")
+    Optional[Path], typer.Option("--truth", help=f"Observations covering the valid times: {INPUTS}.")
 ]
-VarOpt = Annotated[Optional[str], typer.Option("--var", help="Variable to plot (default: the first).")]
+VarOpt = Annotated[Optional[str], typer.Option("--variables", help="Variable to plot (default: the first).")]
 PlotLeadTimesOpt = Annotated[
     Optional[list[str]],
     typer.Option("--lead-time", help="Lead time(s) to map, e.g. 6h (repeatable; default: 4 spread out)."),
@@ -275,6 +282,7 @@ RENAMED_PARAMS = {
     "overrides": "--set",
     "from_path": "--from",
     "fmt": "--format",
+    "var": "--variables",
     "splits": "--split",
 }
 

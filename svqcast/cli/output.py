@@ -70,3 +70,8 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
     for r in rows:
         table.add_row(*(str(v) for v in r))
     out_console.print(table)
+
+
+def plural(n: int, word: str) -> str:
+    """"1 sample", "2 samples": counts people read."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -16,7 +16,6 @@ from rich.text import Text
 from svqcast.cli.options import (
     BatchSizeOpt,
     CompatOpt,
-    CompileOpt,
     ConfigOpt,
     DeterministicOpt,
     Device,
@@ -39,9 +38,10 @@ from svqcast.cli.options import (
     SetOpt,
     TableFormat,
     TableFormatOpt,
+    TrainCompileOpt,
     TrainDatasetOpt,
 )
-from svqcast.cli.output import OutputFormat, emit, out_console
+from svqcast.cli.output import OutputFormat, emit, out_console, plural
 from svqcast.cli.progress import make_reporter, reporter
 from svqcast.errors import UsageError
 
@@ -55,7 +55,7 @@ def train_cmd(
     max_epochs: MaxEpochsOpt = None,
     resume: ResumeOpt = None,
     precision: PrecisionOpt = None,
-    compile_: CompileOpt = False,
+    compile_: TrainCompileOpt = False,
     seed: SeedOpt = None,
     deterministic: DeterministicOpt = False,
     progress: ProgressOpt = ProgressKind.auto,
@@ -152,7 +152,7 @@ def _render_eval(result: dict[str, Any]) -> None:
     out_console.print(Text.assemble(
         (str(result.get("ref") or result["checkpoint"]), "bold"),
         f" (preset {result.get('preset')})" if result.get("preset") else "",
-        f" on {result['dataset']}/{result['split']}: {result['samples']} samples, kind {result['kind']}",
+        f" on {result['dataset']}/{result['split']}: {plural(result['samples'], 'sample')}, kind {result['kind']}",
     ))
     scores = result.get("scores", {})
     openstl_keys: list[str] = []
