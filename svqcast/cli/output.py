@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 # Logs, progress bars and errors: stderr, so `--format json` output stays machine-readable.
 # markup off: names, titles and notes come from user files and may hold "[...]"; styling is
@@ -49,8 +50,6 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
     """A table that never cuts what a user copies: columns marked True (names, presets, numbers)
     keep their full width; the others wrap. When even the copyable columns do not fit the
     terminal, each row is printed as `column: value` lines instead."""
-    from rich.table import Table
-
     keys = [i for i, (_, copy) in enumerate(columns) if copy]
     widths = {i: max([len(columns[i][0]), *(len(str(r[i])) for r in rows)]) for i in keys}
     wrapped = len(columns) - len(keys)

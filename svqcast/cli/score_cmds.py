@@ -101,6 +101,8 @@ def _score(
         if fmt == TableFormat.text:
             log(f"wrote {plot}")
     if fmt == TableFormat.csv:
+        for note in result["notes"]:  # CSV holds the table only: the notes (leads without truth) go to stderr
+            log(f"note: {note}")
         _print_csv(result)
     else:
         emit(result, fmt.value, _print_text)

@@ -18,6 +18,7 @@ turns whatever xarray decoded into one of two honest forms, or refuses with a on
 
 from __future__ import annotations
 
+import calendar as _cal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,6 @@ def _monthly_positions(values: np.ndarray) -> bool:
 def _by_month(values: np.ndarray, calendar: str, what: str) -> tuple[np.ndarray, str]:
     """Monthly-or-coarser stamps of any calendar placed on the same year, month and time; a day the
     Gregorian month lacks (30 February of a 360-day year) becomes that month's last day."""
-    import calendar as _cal
-
     out = []
     for d in values.flat:
         day = min(d.day, _cal.monthrange(d.year, d.month)[1])
