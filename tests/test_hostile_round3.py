@@ -4,6 +4,7 @@ and nothing left behind. The concurrency cases run several processes for real.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -594,12 +595,21 @@ def test_a_climatology_in_other_units_is_converted(uk_forecast: Path, tmp_path: 
 # ---------------------------------------------------------------- 17: a full disk is a full disk
 
 
-def test_prepare_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mnt = tmp_path / "full"
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str):
+    """A tiny tmpfs at `mnt` for the block (root only; the test skips where mounting is not allowed)."""
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+    if mounted.returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_prepare_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with _tmpfs(tmp_path / "full", "12k") as mnt:
         fd = os.open(mnt / "fill", os.O_WRONLY | os.O_CREAT)  # fill the file system to the last block
         try:
             while os.write(fd, b"\0" * 1024):
@@ -613,8 +623,6 @@ def test_prepare_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.Ca
         errors = [line for line in err.splitlines() if line.startswith("error")]
         assert code == 1 and len(errors) == 1 and "disk full" in errors[0] and "permission" not in err, err
         assert sorted(p.name for p in mnt.rglob("*") if p.is_file()) == ["fill"]
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 # ---------------------------------------------------------------- 16: markup in metadata is text
@@ -709,11 +717,7 @@ def test_a_serialiser_s_full_disk_is_disk_full(tmp_path: Path) -> None:
 
 
 def test_train_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with _tmpfs(tmp_path / "small", "120k") as mnt:
         tiny = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set",
                 "model.mlp_ratio=2.0", "--set", "train.batch_size=2", "--set", "train.max_steps_per_epoch=2",
                 "--set", "train.max_val_steps=1", "--max-epochs", "1", "--progress", "none"]
@@ -721,8 +725,6 @@ def test_train_on_a_full_disk_says_disk_full(tmp_path: Path, capsys: pytest.Capt
         errors = [line for line in err.splitlines() if line.startswith("error")]
         assert code == 1 and len(errors) == 1 and "disk full" in errors[0] and "internal error" not in err, err
         assert not [p for p in mnt.rglob("*") if ".tmp" in p.name]
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_a_coarser_input_with_too_few_frames_names_the_step_first(tmp_path: Path,
