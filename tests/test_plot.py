@@ -113,3 +113,30 @@ def test_multi_init_files_say_so_and_init_time_picks_one(tmp_path: Path, capsys)
                            "2019-03-29T03:00", "--format", "json"], capsys)
     assert code == 0 and "initialisations" not in err
     assert [round(s["mae"], 4) for s in json.loads(out)["scores"]] == [2.0, 2.0, 2.0]
+
+
+def test_panels_follow_the_grid_s_shape_and_colour_frames_stay_colour(tmp_path: Path, capsys) -> None:
+    import xarray as xr
+    from PIL import Image
+
+    lat, lon = np.linspace(50, 54.25, 18), np.linspace(-10, 97.75, 432)  # an 18 x 432 strip
+    leads = np.array([1, 2], dtype="timedelta64[h]").astype("timedelta64[ns]")
+    values = 280 + np.random.default_rng(0).normal(size=(1, 2, 18, 432))
+    xr.Dataset({"t2m": (("time", "lead_time", "lat", "lon"), values, {"units": "K"})},
+               coords={"time": [INIT], "lead_time": leads, "lat": lat, "lon": lon}).to_netcdf(tmp_path / "strip.nc")
+    code, _, err = _run(["plot", tmp_path / "strip.nc", "-o", tmp_path / "strip.png"], capsys)
+    assert code == 0, err
+    with Image.open(tmp_path / "strip.png") as im:
+        assert im.size[0] > 1.8 * im.size[1]  # a wide figure for a wide grid, not a squashed square
+    rgb = {c: (("time", "lead_time", "y", "x"), np.full((1, 2, 24, 32), level), {"units": "1"})
+           for c, level in (("red", 0.9), ("green", 0.1), ("blue", 0.1))}
+    lead = ("lead_time", np.array([1, 2], np.int32), {"svqcast_step_unit": "frames", "svqcast_step_size": 1})
+    xr.Dataset(rgb, coords={"time": np.array([10], np.int32), "lead_time": lead, "y": np.arange(24.0),
+                            "x": np.arange(32.0)}).to_netcdf(tmp_path / "rgb.nc")
+    code, out, err = _run(["plot", tmp_path / "rgb.nc", "-o", tmp_path / "rgb.png", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["lead_times_mapped"] == ["1 frame", "2 frames"]
+    with Image.open(tmp_path / "rgb.png") as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3).astype(int)
+    reddish = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)
+    assert reddish.sum() > 1000  # the frames are drawn in their colour

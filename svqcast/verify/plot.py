@@ -85,6 +85,7 @@ class _Frames:
     mask: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
     labels: list[str] = field(default_factory=list)  # each lead in its own unit ("6h", "3 months")
     axis_label: str = "lead time (h)"
+    rgb: np.ndarray | None = None  # (L, H, W, 3) in [0, 1] when the file holds red, green and blue frames
     rows: list[dict[str, Any]] = field(default_factory=list)  # per-lead scores from svqcast.verify.scoring
 
 
@@ -160,7 +161,10 @@ def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
         im = ax.pcolormesh(data.xs, data.ys, field_, shading="nearest", vmin=lo, vmax=hi, cmap=cmap)
         plt.colorbar(im, ax=ax, label=data.units, shrink=0.85)
 
-    _map(axes_row[0], values[i], vmin, vmax, "RdYlBu_r")
+    if data.rgb is not None:  # colour frames as colour, row 0 at the top
+        axes_row[0].imshow(np.clip(data.rgb[i], 0.0, 1.0), origin="upper", interpolation="nearest")
+    else:
+        _map(axes_row[0], values[i], vmin, vmax, "RdYlBu_r")
     axes_row[0].set_title(f"forecast +{lead}", fontsize=9)
     if truth is not None:
         if mask[i]:
@@ -169,10 +173,35 @@ def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
             _map(axes_row[2], values[i] - truth[i], -emax, emax, "RdBu_r")
         axes_row[1].set_title(f"truth +{lead}", fontsize=9)
         axes_row[2].set_title("error (forecast - truth)", fontsize=9)
-    aspect = 1.0 / max(math.cos(math.radians(float(np.mean(data.ys)))), 0.2) if data.geographic else "equal"
     for ax in axes_row:
-        ax.set_aspect(aspect)
-        ax.tick_params(labelsize=7)
+        _frame_axes(ax, data)
+
+
+def _frame_axes(ax: Any, data: _Frames) -> None:
+    """Equal-area aspect (a degree of longitude is cos(lat) of one of latitude), degrees on
+    geographic axes, pixel rows counted from the top for images and other y/x grids."""
+    from matplotlib.ticker import FuncFormatter
+
+    if data.geographic:
+        ax.set_aspect(1.0 / max(math.cos(math.radians(float(np.mean(data.ys)))), 0.2))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}°{'E' if v >= 0 else 'W'}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}°{'N' if v >= 0 else 'S'}"))
+    else:
+        ax.set_aspect("equal")
+        if data.rgb is None and not ax.yaxis_inverted():
+            ax.invert_yaxis()
+    ax.tick_params(labelsize=7)
+
+
+def _panel_size(data: _Frames) -> tuple[float, float]:
+    """(width, height) in inches of one map panel: the grid's own shape, so a 18 x 432 strip is a
+    long thin panel and a tall grid a tall one, within a readable range."""
+    h, w = data.values.shape[1:3]
+    ratio = w / max(h, 1)
+    if data.geographic:
+        ratio *= math.cos(math.radians(float(np.mean(data.ys))))
+    width = float(np.clip(3.2 * math.sqrt(ratio), 2.4, 11.0))
+    return width, float(np.clip(width / max(ratio, 1e-6), 1.0, 7.0)) + 0.5
 
 
 def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
@@ -197,13 +226,15 @@ def _write_figure(plt: Any, data: _Frames, sel: list[int], scores: list[dict[str
                   output: Path, model: str, overwrite: bool) -> None:
     cols = 3 if data.truth is not None else 1
     rows = len(sel) + 1
-    fig = plt.figure(figsize=(3.6 * cols + 0.6, 2.6 * rows + 0.4), constrained_layout=True)
+    pw, ph = _panel_size(data)
+    fig = plt.figure(figsize=(pw * cols + 1.0, ph * len(sel) + 3.0), constrained_layout=True)
     try:
-        grid = fig.add_gridspec(rows, cols)
+        grid = fig.add_gridspec(rows, cols, height_ratios=[ph] * len(sel) + [2.6])
         for r, i in enumerate(sel):
             _panels(plt, data, [fig.add_subplot(grid[r, c]) for c in range(cols)], i)
         _error_curve(fig.add_subplot(grid[rows - 1, :]), data, scores)
-        fig.suptitle(f"{data.var}{data.title_time} ({model})", fontsize=10)
+        name = "colour frames" if data.rgb is not None else data.var
+        fig.suptitle(f"{name}{data.title_time}" + (f" ({model})" if model else ""), fontsize=10)
         fmt = output.suffix.lstrip(".").lower() or "png"
         with atomic_path(output, overwrite=overwrite) as tmp:
             fig.savefig(tmp, format=fmt, dpi=90)
@@ -261,6 +292,9 @@ def plot_forecast(
     notes = list(fv.notes) + notes
     try:
         data = _frames(fv, var, init_index)
+        if {"red", "green", "blue"} <= set(fv.data) and not fv.latlon:  # colour frames: shown in colour
+            data.rgb = np.stack([np.asarray(fv.data[c][init_index].values, dtype=np.float64)
+                                 for c in ("red", "green", "blue")], axis=-1)
         if truth is not None:
             _attach_truth(data, fv, Path(truth), init_index, notes, coords)
         sel = _select_leads(data.hours, lead_times)
