@@ -88,3 +88,32 @@ def test_cards_of_user_runs_name_the_run_its_weights_and_its_best_epoch(two_data
     code, out, err = run_cli(["evaluate", run], capsys)
     assert code == 0, err
     assert " ".join(out.split()).startswith(f"{run} (preset era5-uk-t2m_gsta) on one/test")
+
+
+def test_activation_memory_is_measured_and_scales_with_the_input() -> None:
+    import torch
+
+    from svqcast.training.memory import activation_bytes
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(16, 8, 3, padding=1))
+    weights = sum(p.numel() * 4 for p in net.parameters() if p.dim() > 1)  # conv kernels are saved, once
+    one = activation_bytes(lambda: net(torch.zeros(1, 3, 32, 32)))
+    four = activation_bytes(lambda: net(torch.zeros(4, 3, 32, 32)))
+    # hand count: the input (3 x 32 x 32) and the ReLU output (16 x 32 x 32) float32, per sample
+    assert one - weights == 4 * (3 + 16) * 32 * 32 and four - weights == 4 * (one - weights)
+
+
+def test_a_run_that_would_not_fit_is_refused_with_a_batch_that_fits(two_datasets: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    monkeypatch.setenv("SVQCAST_MEMORY_LIMIT_BYTES", "3000000")
+    run = two_datasets / "tight"
+    args = ["train", "--preset", "era5-uk-t2m_gsta", "--dataset", "one", "--run-dir", run, *TINY]
+    code, _, err = run_cli([*args, "--set", "train.batch_size=64"], capsys)
+    assert code == 2 and "more than the" in err and len(err.strip().splitlines()) == 1, err
+    assert not run.exists()
+    fits = int(re.search(r"train.batch_size=(\d+)", err).group(1))
+    code, _, err = run_cli([*args, "--set", f"train.batch_size={fits}", "--max-epochs", "1"], capsys)
+    assert code == 0, err

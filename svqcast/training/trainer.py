@@ -7,11 +7,11 @@ The loop itself (`svqcast.training.loop`) only steps, validates and saves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -27,6 +27,7 @@ from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.progress import Progress as Reporter
 from svqcast.progress import resolve_progress
 from svqcast.training import distributed as D
+from svqcast.training.memory import check_fits
 from svqcast.training.runlog import RunLog
 from svqcast.training.schedules import Schedule, build_schedule
 from svqcast.training.setup import (
@@ -168,6 +169,9 @@ def setup_trainer(
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
         spec = spec.for_network(int(getattr(model, "stride", 1)))
     spec_dict = spec.to_dict() if spec is not None else {}
+    if len(cast(Sized, train_ds)) > 0:  # measured at batch 1 before anything is written: refuse what cannot fit
+        phase = {"phase": torch.zeros(1, dtype=torch.long, device=env.device)} if needs_phase(model) else None
+        check_fits(model, train_ds[0][0], tc.batch_size, env.device, phase)
     sampler, skip, train_loader, val_loader = make_loaders(tc, env, *with_phase(model, train_ds, val_ds))
     steps = len(sampler) // tc.batch_size
     if tc.max_steps_per_epoch > 0:
