@@ -9,6 +9,7 @@ configured batch; a run that would not fit in the memory this machine has availa
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,11 @@ def check_fits(model: torch.nn.Module, sample: torch.Tensor, batch: int, device:
                extra: dict[str, Any] | None = None) -> dict[str, float]:
     """Refuse a CPU run whose step would not fit in the available memory; returns the estimate."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    per_sample = activation_bytes(lambda: model(sample[None].to(device), **(extra or {})))
+    devices = [device.index or 0] if device.type == "cuda" else []
+    probe = copy.deepcopy(model)  # its BatchNorm statistics move; the run's model must not
+    with torch.random.fork_rng(devices=devices):  # and it draws no random number of the run (dropout)
+        per_sample = activation_bytes(lambda: probe(sample[None].to(device), **(extra or {})))
+    del probe
     need = int(per_sample * batch * OVERHEAD + 4 * weights)  # weights, gradients, two Adam moments
     estimate = {"per_sample_bytes": float(per_sample), "step_bytes": float(need)}
     limit = available_bytes() if device.type == "cpu" else None

@@ -169,7 +169,9 @@ def setup_trainer(
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
         spec = spec.for_network(int(getattr(model, "stride", 1)))
     spec_dict = spec.to_dict() if spec is not None else {}
-    if len(cast(Sized, train_ds)) > 0:  # measured at batch 1 before anything is written: refuse what cannot fit
+    # measured at batch 1 before anything is written: refuse what cannot fit (the presets' models; a
+    # custom `model_fn` may count its calls, so it is not called behind its back)
+    if model_fn is None and len(cast(Sized, train_ds)) > 0:
         phase = {"phase": torch.zeros(1, dtype=torch.long, device=env.device)} if needs_phase(model) else None
         check_fits(model, train_ds[0][0], tc.batch_size, env.device, phase)
     sampler, skip, train_loader, val_loader = make_loaders(tc, env, *with_phase(model, train_ds, val_ds))
