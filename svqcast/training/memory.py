@@ -60,7 +60,6 @@ def check_fits(model: torch.nn.Module, sample: torch.Tensor, batch: int, device:
     probe = copy.deepcopy(model)  # its BatchNorm statistics move; the run's model must not
     with torch.random.fork_rng(devices=devices):  # and it draws no random number of the run (dropout)
         per_sample = activation_bytes(lambda: probe(sample[None].to(device), **(extra or {})))
-    del probe
     need = int(per_sample * batch * OVERHEAD + 4 * weights)  # weights, gradients, two Adam moments
     estimate = {"per_sample_bytes": float(per_sample), "step_bytes": float(need)}
     limit = available_bytes() if device.type == "cpu" else None
