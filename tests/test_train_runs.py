@@ -117,3 +117,46 @@ def test_a_run_that_would_not_fit_is_refused_with_a_batch_that_fits(two_datasets
     fits = int(re.search(r"train.batch_size=(\d+)", err).group(1))
     code, _, err = run_cli([*args, "--set", f"train.batch_size={fits}", "--max-epochs", "1"], capsys)
     assert code == 0, err
+
+
+def _two_scenes(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    calm = np.clip(60 + rng.normal(0, 2, (40, 12, 16)), 0, 255)
+    bright = np.clip(200 + rng.normal(0, 2, (40, 12, 16)), 0, 255)
+    np.save(path, np.concatenate([calm, bright]).astype(np.uint8))  # a scene cut before frame 40
+    return path
+
+
+def test_scene_cuts_are_found_and_no_window_straddles_one(two_datasets: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from svqcast.data import get_split_dataset
+
+    clip = _two_scenes(two_datasets / "scenes.npy")
+    code, _, err = run_cli(["prepare", clip, "--name", "scenes", "--t-in", "2", "--t-out", "2"], capsys)
+    assert code == 0 and "1 scene cut(s) before frame(s) 40" in err, err
+    ds = get_split_dataset("scenes", "train")  # frames 0..55: the cut at 40 is inside
+    for i in range(len(ds)):
+        _, target = ds.times(i)
+        inputs, _ = ds.times(i)
+        frames = np.concatenate([inputs, target])
+        assert frames.max() < 40 or frames.min() >= 40, frames
+    code, _, err = run_cli(["prepare", clip, "--name", "across", "--t-in", "2", "--t-out", "2", "--allow-cuts"],
+                           capsys)
+    assert code == 0, err
+    assert len(get_split_dataset("across", "train")) == len(ds) + 3  # the three windows across the cut
+
+
+def test_resize_area_averages_frame_data(two_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    frames = np.zeros((40, 12, 16), dtype=np.uint8)
+    frames[:, :6, :] = 200  # the top half bright: a 2x2 average keeps it exactly
+    np.save(two_datasets / "big.npy", frames)
+    code, _, err = run_cli(["prepare", two_datasets / "big.npy", "--name", "small", "--t-in", "2", "--t-out", "2",
+                            "--resize", "6x8"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(two_datasets / "data" / "small" / "prepared" / "train.nc") as ds:
+        values = np.asarray(ds["data"].values)
+    assert values.shape[-2:] == (6, 8) and np.allclose(values[:, 0, :3], 200 / 255) and np.allclose(values[:, 0, 3:], 0)
+    code, _, err = run_cli(["prepare", two_datasets / "big.npy", "--name", "x", "--resize", "24x8"], capsys)
+    assert code == 2 and "no larger than the frames' 12x16" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
+    AllowCutsOpt,
     CoordsOpt,
     DatasetArg,
     DatasetNameArg,
@@ -23,6 +25,7 @@ from svqcast.cli.options import (
     MirrorOpt,
     NameOpt,
     OfficialOpt,
+    ResizeOpt,
     RootOpt,
     SourceOpt,
     SplitOpt,
@@ -215,6 +218,8 @@ def prepare_cmd(
     time_step: TimeStepOpt = None,
     split: SplitOpt = None,
     coords: CoordsOpt = None,
+    resize: ResizeOpt = None,
+    allow_cuts: AllowCutsOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Prepare a catalog dataset, or your own file as dataset NAME: the standard store (netCDF per
@@ -233,12 +238,13 @@ def prepare_cmd(
     if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
         with reporter(fmt) as progress:
             target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
-                                  t_in, t_out, time_step, split, progress, parse_coords(coords))
+                                  t_in, t_out, time_step, split, progress, parse_coords(coords),
+                                  _parse_size(resize), allow_cuts)
         dataset = str(name)
     else:
-        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords)):
-            raise UsageError("--variables, --level, --t-in, --t-out, --time-step, --split and --coords apply to "
-                             "your own data (svqcast prepare PATH --name NAME)")
+        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords, resize)) or allow_cuts:
+            raise UsageError("--variables, --level, --t-in, --t-out, --time-step, --split, --coords, --resize and "
+                             "--allow-cuts apply to your own data (svqcast prepare PATH --name NAME)")
         select = parse_split_years(dataset, years, official_validation) if years else None
         target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
     manifest = read_json(target / MANIFEST)
@@ -251,7 +257,8 @@ def prepare_cmd(
 def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
                  years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
                  t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
-                 progress: Progress, coords: dict[str, str]) -> Path:
+                 progress: Progress, coords: dict[str, str], resize: tuple[int, int] | None = None,
+                 allow_cuts: bool = False) -> Path:
     from svqcast.data.userprep import prepare_path
 
     if name is None:
@@ -260,7 +267,18 @@ def _prepare_own(path: str, name: str | None, root: Path | None, official_valida
         raise UsageError("--official-validation and --years apply to catalog datasets; use --split for your own data")
     wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
     return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
-                        time_step=time_step, splits=split, force=force, log=log, progress=progress, coords=coords)
+                        time_step=time_step, splits=split, force=force, log=log, progress=progress, coords=coords,
+                        resize=resize, allow_cuts=allow_cuts)
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    """`--resize 136x320` -> (136, 320)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if m is None or int(m[1]) < 1 or int(m[2]) < 1:
+        raise UsageError(f"--resize {text!r}: give HxW, e.g. 136x320")
+    return int(m[1]), int(m[2])
 
 
 def register(app: typer.Typer) -> None:

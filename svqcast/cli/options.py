@@ -132,6 +132,11 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Rebuild even if a prepa
 SplitYearsOpt = Annotated[Optional[list[str]], typer.Option(
     "--years", metavar="SPLIT=A:B",
     help="WeatherBench: replace a split's years, SPLIT=A:B (repeatable), e.g. --years test=2018:2018.")]
+ResizeOpt = Annotated[Optional[str], typer.Option(
+    "--resize", help="Frame data only: area-average every frame to HxW (e.g. 136x320), for large videos.",
+    metavar="HxW")]
+AllowCutsOpt = Annotated[bool, typer.Option(
+    "--allow-cuts", help="Frame data only: let windows straddle the scene cuts prepare finds in a video.")]
 LevelOpt = Annotated[Optional[float], typer.Option(
     "--level", help="Your own data: the level to keep when a variable has several (one level per dataset).")]
 TInOpt = Annotated[Optional[int], typer.Option(

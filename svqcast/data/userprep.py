@@ -41,7 +41,8 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
                  variables: list[str] | None = None, level: float | None = None, t_in: int | None = None,
                  t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
                  force: bool = False, log: Callable[[str], None] | None = None,
-                 progress: Progress | None = None, coords: Mapping[str, str] | None = None) -> Path:
+                 progress: Progress | None = None, coords: Mapping[str, str] | None = None,
+                 resize: tuple[int, int] | None = None, allow_cuts: bool = False) -> Path:
     """Prepare `source` as user dataset `name` under `root`; return the store directory.
 
     `progress` counts the frames written over all splits, chunk by chunk; `coords` ({role: name})
@@ -56,7 +57,7 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         check_input(source)  # a FIFO or device would block the reader forever
     with locked(root, name):  # one preparation of a name at a time; the second sees the first's result
         _refuse_existing(name, root, force)
-        src = open_source(source, variables=variables, level=level, coords=coords)
+        src = open_source(source, variables=variables, level=level, coords=coords, resize=resize)
         step = _step(src, time_step)
         window = default_windows(src.kind, t_in, t_out)
         ranges = split_ranges(src.times, splits, window, step)
@@ -67,11 +68,21 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         with _clean_on_failure(root_dir(root), name), deferred_signals():
             files = source_fingerprints(src)
             with atomic_dir(target, overwrite=force) as tmp:
-                write_prepared(tmp, name, user_file(src, ranges, files), say=say, progress=progress)
+                write_prepared(tmp, name, user_file(src, ranges, files, allow_cuts), say=say, progress=progress)
             with finishing():  # the store is in place: its record follows, whatever signal is pending
                 register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
+
+
+def _split(src: Source, a: int, b: int, base: str, allow_cuts: bool) -> SplitData:
+    """Frames a..b of the source; with scene cuts inside, one segment per scene."""
+    cuts = src.cuts[(src.cuts > a) & (src.cuts < b)] if not allow_cuts else src.cuts[:0]
+    if cuts.size == 0:
+        return SplitData(frames=_Range(src.frames, a, b), times=src.times[a:b], attrs={"source": base})
+    segments = np.searchsorted(cuts, np.arange(a, b), side="right").astype(np.int32)
+    return SplitData(frames=_Range(src.frames, a, b), times=src.times[a:b], segments=segments,
+                     strides=np.ones(cuts.size + 1, dtype=np.int32), attrs={"source": base})
 
 
 def _refuse_existing(name: str, root: str | os.PathLike[str] | None, force: bool) -> None:
@@ -123,12 +134,13 @@ class _Range:
         return self.frames[slice(self.a + lo, self.a + hi)]
 
 
-def user_file(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, dict[str, Any]]) -> Prepared:
+def user_file(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, dict[str, Any]],
+              allow_cuts: bool = False) -> Prepared:
     """The builder of a user's file: the same `Prepared` a catalog builder returns, read lazily
-    from the source by time range, so `write_prepared` streams it block by block."""
+    from the source by time range, so `write_prepared` streams it block by block. Scene cuts
+    split the frames into segments, so that no window straddles one (unless `allow_cuts`)."""
     base = os.path.basename(str(src.path))
-    splits = {split: SplitData(frames=_Range(src.frames, a, b), times=src.times[a:b], attrs={"source": base})
-              for split, (a, b) in ranges.items()}
+    splits = {split: _split(src, a, b, base, allow_cuts) for split, (a, b) in ranges.items()}
     return Prepared(
         src.dims, src.coords, src.coord_units, src.dtype, splits,
         sources={k: v.get("sha256") or f"bytes:{v.get('bytes')}" for k, v in files.items()},

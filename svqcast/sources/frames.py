@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.errors import DataError, MissingExtraError
+from svqcast.errors import DataError, MissingExtraError, UsageError
 from svqcast.sources.formats import classify
 from svqcast.sources.source import Source
 
@@ -37,7 +37,8 @@ class _FrameArray:
         return block.astype(np.float32) * np.float32(self.scale)
 
 
-def open_frames_source(fmt: str, paths: list[str], arg: str) -> Source:
+def open_frames_source(fmt: str, paths: list[str], arg: str, resize: tuple[int, int] | None = None) -> Source:
+    """Frames as a Source; `resize` (H, W) area-averages every frame; scene cuts are found and noted."""
     fps = None
     if fmt == "npy":
         arr = _load_npy(Path(paths[0]))
@@ -49,17 +50,64 @@ def open_frames_source(fmt: str, paths: list[str], arg: str) -> Source:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] > 4:
         raise DataError(f"{arg}: frames of shape {arr.shape}; expected (T, H, W) or (T, H, W, C) with C <= 4")
+    if resize is not None:
+        arr = _resize(arr, resize, arg)
     kind, dtype, scale, units = _scaling(arr, arg)
     t, h, w, c = arr.shape
+    cuts = scene_cuts(arr) if kind == "video" else np.zeros(0, dtype=np.int64)
     names = ["intensity"] if c == 1 else (["red", "green", "blue", "alpha"][:c] if c in (3, 4) else
                                           [f"channel{k}" for k in range(c)])
     notes = [] if kind == "video" else [f"{arg}: float values outside [0, 1]: stored as a field and z-scored"]
+    if cuts.size:
+        shown = ", ".join(str(int(k)) for k in cuts[:10]) + (" ..." if cuts.size > 10 else "")
+        notes.append(f"{arg}: {cuts.size} scene cut(s) before frame(s) {shown}: no window straddles them "
+                     "(`allow_cuts` keeps windows across)")
+    if resize is not None:
+        notes.append(f"{arg}: frames area-averaged to {h}x{w}")
     return Source(
         path=arg, kind=kind, frames=_FrameArray(arr, scale), times=np.arange(t, dtype=np.int64),
         channels=names, units=[units] * c, long_names=[f"{n} level" for n in names], dims=("y", "x"),
         coords={"y": np.arange(h, dtype=np.float64), "x": np.arange(w, dtype=np.float64)},
-        coord_units={"y": "1", "x": "1"}, dtype=dtype, files=list(paths), notes=notes, fps=fps,
+        coord_units={"y": "1", "x": "1"}, dtype=dtype, files=list(paths), notes=notes, fps=fps, cuts=cuts,
     )
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int], arg: str) -> np.ndarray:
+    """(T, H, W, C) frames area-averaged (PIL's box filter) to `size` (H, W), in their own dtype."""
+    from PIL import Image
+
+    h, w = size
+    if not (1 <= h <= arr.shape[1] and 1 <= w <= arr.shape[2]):
+        raise UsageError(f"`resize` {h}x{w}: give a size no larger than the frames' {arr.shape[1]}x{arr.shape[2]}")
+    out = np.empty((arr.shape[0], h, w, arr.shape[3]), dtype=arr.dtype)
+    for t in range(arr.shape[0]):
+        for c in range(arr.shape[3]):
+            small = np.asarray(Image.fromarray(np.asarray(arr[t, :, :, c], dtype=np.float32), mode="F")
+                               .resize((w, h), Image.Resampling.BOX))
+            if arr.dtype.kind in "ui":
+                small = np.clip(np.rint(small), np.iinfo(arr.dtype).min, np.iinfo(arr.dtype).max)
+            out[t, :, :, c] = small.astype(arr.dtype)
+    return out
+
+
+def scene_cuts(arr: np.ndarray, block: int = 256) -> np.ndarray:
+    """Frames that start a new scene: the mean absolute change from the previous frame is an
+    outlier (12 robust deviations above the median) and large in absolute terms (8 % of the
+    value range). A window across a cut would teach the model a jump no physics makes."""
+    if arr.shape[0] < 3:
+        return np.zeros(0, dtype=np.int64)
+    stride = max(1, min(arr.shape[1], arr.shape[2]) // 64)  # a coarse look is enough to see a cut
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(arr.dtype, 1.0)
+    diffs, prev = [], None
+    for a in range(0, arr.shape[0], block):
+        frames = np.asarray(arr[a:a + block, ::stride, ::stride], dtype=np.float32) / scale
+        seq = frames if prev is None else np.concatenate([prev[None], frames])
+        diffs.append(np.abs(np.diff(seq, axis=0)).mean(axis=(1, 2, 3)))
+        prev = frames[-1]
+    d = np.concatenate(diffs)
+    med = float(np.median(d))
+    mad = float(np.median(np.abs(d - med))) * 1.4826 + 1e-6
+    return (np.flatnonzero((d > med + 12 * mad) & (d > 0.08)) + 1).astype(np.int64)
 
 
 def _scaling(arr: np.ndarray, arg: str) -> tuple[str, str, float | None, str]:

@@ -28,7 +28,7 @@ from svqcast.sources.source import URL_HINT, Source
 
 
 def open_source(arg: str, *, variables: list[str] | None = None, level: float | None = None,
-                coords: Mapping[str, str] | None = None) -> Source:
+                coords: Mapping[str, str] | None = None, resize: tuple[int, int] | None = None) -> Source:
     """Open `arg` lazily as a Source (DataError/UsageError with one line on any problem).
 
     `coords` ({role: name}, `svqcast.sources.coords`) renames the file's coordinates first."""
@@ -38,7 +38,9 @@ def open_source(arg: str, *, variables: list[str] | None = None, level: float | 
             raise UsageError("`variables` and `level` apply to netCDF, zarr and GRIB inputs, not frame data")
         if coords:
             raise UsageError("`coords` applies to netCDF, zarr and GRIB inputs, not frame data")
-        return open_frames_source(fmt, paths, str(arg))
+        return open_frames_source(fmt, paths, str(arg), resize)
+    if resize is not None:
+        raise UsageError("`resize` applies to frame data (.npy, video, images); regrid fields before preparing")
     datasets = [apply_coords(_open_xr(fmt, p), coords or {}, p) for p in paths]
     return fields_source(str(arg), paths, datasets, variables, level)
 

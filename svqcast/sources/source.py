@@ -32,6 +32,7 @@ class Source:
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fps: float | None = None
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames where a new scene starts
 
     @property
     def is_datetime(self) -> bool:
