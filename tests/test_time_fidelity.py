@@ -205,3 +205,17 @@ def test_forecasts_keep_the_input_s_metadata(sandbox: Path, capsys: pytest.Captu
             assert var.attrs["long_name"] == "air temperature at 2 m (ERA5)" and float(f["height"]) == 2.0
     code, out, err = run_cli(["score", sandbox / "f_cf.nc", "--truth", sandbox / "in.nc", "--format", "json"], capsys)
     assert code == 0, err
+
+
+def test_reports_label_calendar_leads_in_their_unit(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    times = pd.date_range("1990-07-01", periods=60, freq="MS")
+    source = _field(sandbox / "in.nc", times)
+    run = _model(sandbox, source, capsys)
+    code, out, err = run_cli(["predict", source, "--model", run, "-o", sandbox / "f.nc", "--init-time", str(times[40]),
+                              "--lead-time", "2M", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["lead_times"] == ["1 month", "2 months"]
+    code, out, err = run_cli(["evaluate", run, "--format", "json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["lead_labels"] == ["1 month"] and result["lead_time_iso"] is None

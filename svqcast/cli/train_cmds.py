@@ -142,7 +142,8 @@ def _lead_table(result: dict[str, Any], per: dict[str, Any], metric: str, cols: 
     lt.add_column("lead", justify="right", no_wrap=True)
     for f, ch in cols:  # long names wrap in the header, numbers are never cut
         lt.add_column(f"{f} {ch}" if len(result["channels"]) > 1 else f, justify="right", overflow="fold")
-    for j, lead in enumerate(result["lead_times"]):
+    labels = result.get("lead_labels") or [str(v) for v in result["lead_times"]]  # "3 months" for calendar steps
+    for j, lead in enumerate(labels):
         vals = [per[f][metric][ch][j] for f, ch in cols]
         lt.add_row(f"+{lead}", *["-" if v is None else f"{v:.4g}" for v in vals])
     out_console.print(lt)

@@ -20,7 +20,14 @@ import pandas as pd
 from svqcast.data.spec import time_step
 from svqcast.errors import MismatchError, UsageError
 from svqcast.forecast.forecaster import Forecaster, load_model
-from svqcast.forecast.writer import check_forecast_output, check_layout, output_format, step_unit, write_forecast
+from svqcast.forecast.writer import (
+    check_forecast_output,
+    check_layout,
+    output_format,
+    step_label,
+    step_unit,
+    write_forecast,
+)
 from svqcast.models.fastpath import configure_forecaster
 from svqcast.progress import Progress
 from svqcast.sources.coords import parse_coords
@@ -114,7 +121,9 @@ def lead_report(ds: Any) -> dict[str, Any]:
     """Lead times as ISO-8601 and seconds (model steps for frame data)."""
     leads = ds["lead_time"].values
     if not hasattr(leads, "dtype") or leads.dtype.kind != "m":
-        return {"lead_times": [f"{int(v)} steps" for v in leads], "lead_time_seconds": None}
+        attrs = ds["lead_time"].attrs
+        counted = (int(attrs.get("svqcast_step_size", 1)), str(attrs.get("svqcast_step_unit", "steps")))
+        return {"lead_times": [step_label(int(v), counted) for v in leads], "lead_time_seconds": None}
     secs = [float(v / 1e9) for v in leads.astype("timedelta64[ns]").astype("int64")]
     return {"lead_times": [iso_duration(s) for s in secs], "lead_time_seconds": secs}
 

@@ -35,6 +35,7 @@ from svqcast.data import get_split_dataset
 from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
 from svqcast.errors import DataError, MissingExtraError, UsageError
 from svqcast.forecast.forecaster import load_network
+from svqcast.forecast.writer import step_label, step_unit
 from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.models.quantizers.base import Quantizer
 from svqcast.models.quantizers.diagnostics import HasCodeWeights, svq_diagnostics
@@ -350,7 +351,8 @@ def _report(
 
     spec = sp.spec
     channels = list(spec.channel_names)
-    step = spec.time_step_seconds
+    counted = step_unit(spec)  # calendar or frame steps have no fixed length: leads in their unit
+    step = spec.time_step_seconds if counted is None else None
     leads = [int(v) for v in spec.idx_out]
     result: dict[str, Any] = {
         "ref": str(ref), "checkpoint": str(ckpt), "preset": meta.get("preset"), "dataset": sp.name,
@@ -358,6 +360,7 @@ def _report(
         "units": list(spec.units), "lead_times": leads,
         "lead_time_seconds": [v * step for v in leads] if step else None,
         "lead_time_iso": [iso_duration(v * step) for v in leads] if step else None,  # ISO-8601, e.g. PT6H
+        "lead_labels": [step_label(v, counted) for v in leads] if counted else None,  # "3 months"
     }
     if compat == "openstl":
         result["compat"] = "openstl"
