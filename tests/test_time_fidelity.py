@@ -219,3 +219,50 @@ def test_reports_label_calendar_leads_in_their_unit(sandbox: Path, capsys: pytes
     assert code == 0, err
     result = json.loads(out)
     assert result["lead_labels"] == ["1 month"] and result["lead_time_iso"] is None
+
+
+@pytest.mark.needs_shared
+def test_real_monthly_sst_forecast_scores_on_its_own_stamps(shared_data: Path, sandbox: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The real ERSST v5 file (stamped on the 1st of each month), cut to an ocean box in the
+    south-west Pacific (land is missing data, which masks will handle): monthly leads end to end."""
+    real = xr.open_dataset(shared_data / "global_coarse" / "ersst_v5_sst_monthly_32x64.nc")
+    box = real.isel(lat=slice(13, 17), lon=slice(27, 32))
+    assert np.isfinite(box["sst"].values).all()
+    box.to_netcdf(sandbox / "ersst_box.nc")
+    run = _model(sandbox, sandbox / "ersst_box.nc", capsys)
+    init = str(real["time"].values[100])[:10]
+    code, out, err = run_cli(["predict", sandbox / "ersst_box.nc", "--model", run, "-o", sandbox / "f.nc",
+                              "--init-time", init, "--lead-time", "3M", "--format", "json"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(sandbox / "f.nc") as f:
+        valid = f["valid_time"].values[0].astype("datetime64[D]").astype(str).tolist()
+    assert all(v.endswith("-01") for v in valid)  # the 1st of the month, as the input's stamps
+    code, out, err = run_cli(["score", sandbox / "f.nc", "--truth", sandbox / "ersst_box.nc", "--format", "json"],
+                             capsys)
+    assert code == 0, err
+    rows = json.loads(out)["variables"]["sst"]["per_lead"]
+    assert [r["lead"] for r in rows] == ["1 month", "2 months", "3 months"] and all(r["n"] == 1 for r in rows)
+
+
+def test_a_real_video_forecasts_frames_that_score(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real KTH clip (XviD .avi): frame leads from predict, scored against the video itself."""
+    video = Path(__file__).parent / "data" / "kth" / "test_example.avi"
+    code, out, err = run_cli(["prepare", video, "--name", "clip", "--t-in", "2", "--t-out", "1", "--format", "json"],
+                             capsys)
+    assert code == 0, err
+    with xr.open_dataset(sandbox / "data" / "clip" / "prepared" / "train.nc") as ds:
+        c, h, w = ds["data"].shape[1:]  # an RGB clip
+    run = sandbox / "run"
+    tiny = [a if not a.startswith("model.in_shape") else f"model.in_shape=[2,{c},{h},{w}]" for a in TINY]
+    code, _, err = run_cli(["train", "--preset", "era5-uk-t2m_gsta", "--dataset", "clip", "--run-dir", run, *tiny],
+                           capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["predict", video, "--model", run, "-o", sandbox / "f.nc", "--steps", "2",
+                            "--init-time", "20"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["score", sandbox / "f.nc", "--truth", video, "--format", "json"], capsys)
+    assert code == 0, err
+    for var in json.loads(out)["variables"].values():  # red, green, blue
+        assert [r["lead"] for r in var["per_lead"]] == ["1 frame", "2 frames"]
+        assert all(r["n"] == 1 for r in var["per_lead"])
