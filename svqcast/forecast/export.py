@@ -34,7 +34,7 @@ from svqcast.forecast.forecaster import load_network
 from svqcast.forecast.inputs import prepare_input
 from svqcast.forecast.writer import step_unit
 from svqcast.fsutil import atomic_dir, check_output
-from svqcast.sources.leadtime import format_step
+from svqcast.sources.leadtime import format_step, step_label
 from svqcast.zoo.hub import resolve_checkpoint
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt", "pt2": "model.pt2"}
@@ -106,9 +106,8 @@ def _step_fields(spec: Any) -> dict[str, Any]:
     counted = step_unit(spec)
     if counted is None:
         return {"time_step": format_step(np.timedelta64(int(round(spec.time_step_seconds)), "s"))}
-    size, unit = counted
-    label = f"{size} {unit if size != 1 else unit.rstrip('s')}"
-    return {"time_step": label, "calendar_step": unit in ("months", "years"),
+    unit = counted[1]
+    return {"time_step": step_label(1, counted), "calendar_step": unit in ("months", "years"),
             "time_step_seconds_meaning": "the mean length of one calendar step" if unit != "frames"
             else "seconds per frame, where a frame rate is known"}
 

@@ -24,14 +24,13 @@ from svqcast.forecast.writer import (
     check_forecast_output,
     check_layout,
     output_format,
-    step_label,
     step_unit,
     write_forecast,
 )
 from svqcast.models.fastpath import configure_forecaster
 from svqcast.progress import Progress
 from svqcast.sources.coords import parse_coords
-from svqcast.sources.leadtime import format_step
+from svqcast.sources.leadtime import format_step, step_label
 from svqcast.sources.lexicon import parse_var_map
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.zoo.hub import resolve_checkpoint

@@ -56,12 +56,6 @@ def step_unit(spec: DataSpec) -> tuple[int, str] | None:
     return None
 
 
-def step_label(steps: int, counted: tuple[int, str]) -> str:
-    """`steps` counted steps in words: "1 month", "24 months", "2 frames"."""
-    n = int(steps) * counted[0]
-    return f"{n} {counted[1] if n != 1 else counted[1].rstrip('s')}"
-
-
 def _lead_coord(spec: DataSpec, lead_steps: np.ndarray) -> tuple[Any, ...]:
     """`lead_time`: a duration (forecast_period) for fixed steps; for calendar and frame steps the
     integer count of steps, its unit in the attributes (CF allows months and years only as

@@ -23,6 +23,7 @@ import numpy as np
 
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.coords import apply_coords, guess
+from svqcast.sources.leadtime import format_hours, step_label
 from svqcast.sources.lexicon import INIT_NAMES, LEAD_NAMES
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import validate_time_axis
@@ -57,9 +58,8 @@ class ForecastView:
     def lead_labels(self) -> list[str]:
         """Leads in their own unit: "6h", "3 months", "2 frames" (never 8765.82 h)."""
         if np.issubdtype(self.leads.dtype, np.timedelta64):
-            return [f"{float(v / np.timedelta64(1, 'h')):g}h" for v in self.leads]
-        size, unit = self.step_unit or (1, "steps")
-        return [f"{int(n) * size} {unit if int(n) * size != 1 else unit.rstrip('s')}" for n in self.leads]
+            return [format_hours(float(v / np.timedelta64(1, "h"))) for v in self.leads]
+        return [step_label(int(n), self.step_unit or (1, "steps")) for n in self.leads]
 
     @property
     def calendar(self) -> bool:

@@ -61,6 +61,12 @@ def format_hours(hours: float) -> str:
     return f"{hours:g}h"
 
 
+def step_label(steps: int, counted: tuple[int, str]) -> str:
+    """`steps` counted steps of (size, unit) in words: "1 month", "24 months", "2 frames"."""
+    n = int(steps) * counted[0]
+    return f"{n} {counted[1] if n != 1 else counted[1].rstrip('s')}"
+
+
 _CALENDAR_LEAD = re.compile(r"(\d+)\s*(m|mon|month|months|q|quarter|quarters|y|yr|year|years)")
 
 

@@ -35,12 +35,13 @@ from svqcast.data import get_split_dataset
 from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
 from svqcast.errors import DataError, MissingExtraError, UsageError
 from svqcast.forecast.forecaster import load_network
-from svqcast.forecast.writer import step_label, step_unit
+from svqcast.forecast.writer import step_unit
 from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.models.quantizers.base import Quantizer
 from svqcast.models.quantizers.diagnostics import HasCodeWeights, svq_diagnostics
 from svqcast.models.simvp import ReturnsAux
 from svqcast.progress import Progress, counted
+from svqcast.sources.leadtime import step_label
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
 from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, WB2Scores, spatial_weights

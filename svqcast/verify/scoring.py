@@ -342,8 +342,8 @@ def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[
 
 
 def _span(fv: ForecastView) -> str:
-    first, last = min(fv.valid_times(i).min() for i in range(fv.inits.size)), max(
-        fv.valid_times(i).max() for i in range(fv.inits.size))
+    valid = np.concatenate([fv.valid_times(i) for i in range(fv.inits.size)])
+    first, last = valid.min(), valid.max()
     return f"{str(first)[:16]} .. {str(last)[:16]}" if fv.calendar else f"frames {first} .. {last}"
 
 
