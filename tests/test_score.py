@@ -208,13 +208,23 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
         score_forecast(ds, _truth(lat + 0.5, lon, times))
     with pytest.raises(DataError, match="not a forecast file"):
         score_forecast(_truth(lat, lon, times), _truth(lat, lon, times))
+    # a NaN cell (land, outside radar coverage) is left out of that field's means, the latitude
+    # weights renormalised over the valid cells; a truth field with no valid cell is a missing time
     holed = ds.copy(deep=True)
     holed["t2m"][2, 1, 0, 0] = np.nan
-    with pytest.raises(DataError, match="missing \\(NaN\\) values at initialisation 2020-01-02T06"):
-        score_forecast(holed, _truth(lat, lon, times))
-    # a NaN in the truth makes that valid time unusable: counted like a missing one
     truth = _truth(lat, lon, times)
-    truth["t2m"][int(np.flatnonzero(times == np.datetime64("2020-01-02T00", "ns"))[0]), 2, 2] = np.nan
+    got = score_forecast(holed, truth, bootstrap=0)["variables"]["t2m"]
+    fc = holed["t2m"].values.astype(np.float64)
+    obs = {t: truth["t2m"].values[k].astype(np.float64) for k, t in enumerate(times.tolist())}
+    w = np.repeat(np.cos(np.deg2rad(lat))[:, None], lon.size, axis=1)
+    se = []
+    for i, t0 in enumerate(INITS):
+        err = fc[i, 1] - obs[(t0 + np.timedelta64(12, "h")).astype("datetime64[ns]").tolist()]
+        ok = np.isfinite(err)
+        se.append(np.sum(w[ok] * err[ok] ** 2) / np.sum(w[ok]))
+    assert got["per_lead"][1]["rmse"] == pytest.approx(np.sqrt(np.mean(se)), rel=1e-12)
+    assert got["masked_cells"] == 0  # the cell is valid at the other leads
+    truth["t2m"][int(np.flatnonzero(times == np.datetime64("2020-01-02T00", "ns"))[0])] = np.nan
     v = score_forecast(ds, truth)["variables"]["t2m"]
     assert v["missing_valid_times"] == 1 and v["missing_forecasts"] == 2  # 01-01T12 +12 h, 01-01T00 +24 h
 
@@ -236,10 +246,10 @@ def test_cli_json_csv_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert [r["lead_time"] for r in v["per_lead"]] == ["PT6H", "PT12H", "PT18H", "P1D"]
     assert set(v["per_lead"][0]) >= {"lead_time_seconds", "lead_time", "rmse", "mae", "bias", "n"}
     assert set(v["overall"]) >= {"rmse", "mae", "bias", "n"} and "acc" not in v["overall"]
-    assert set(v["references"]["persistence"]) == {"per_lead", "overall"}
+    assert set(v["references"]["persistence"]) == {"per_lead", "overall", "regions"}
     code, out, _ = run("score", tmp_path / "f.nc", "--truth", tmp_path / "truth.nc", "--format", "csv")
     lines = out.strip().splitlines()
-    assert code == 0 and lines[0].startswith("variable,reference,lead_time") and len(lines) == 1 + 2 * 5
+    assert code == 0 and lines[0].startswith("variable,level,region,reference,lead_time") and len(lines) == 1 + 2 * 5
     code, _, err = run("score", tmp_path / "f.nc", "--truth", tmp_path / "truth.nc", "--plot", tmp_path / "x.xyz")
     assert code == 2 and "figure format" in err and err.count("\n") == 1
     pytest.importorskip("matplotlib")

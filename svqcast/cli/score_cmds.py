@@ -10,18 +10,23 @@ from typing import Any
 import typer
 
 from svqcast.cli.options import (
+    BootstrapOpt,
+    BootstrapSeedOpt,
     ClimatologyOpt,
     CoordsOpt,
     ForecastFileArg,
     OverwriteOpt,
     PlotOpt,
+    RegionOpt,
+    ResultsOutputOpt,
+    ScoreFormat,
+    ScoreFormatOpt,
     ScoreVariablesOpt,
-    TableFormat,
-    TableFormatOpt,
     TruthOpt,
 )
 from svqcast.cli.output import emit, log, out_console
 from svqcast.cli.progress import reporter
+from svqcast.errors import UsageError
 
 _COLUMNS = ("rmse", "mae", "bias", "acc")
 
@@ -30,31 +35,50 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _ci(row: dict[str, Any]) -> str:
+    bounds = (row.get("ci") or {}).get("rmse")
+    return "-" if not bounds else f"{bounds[0]:.4g}..{bounds[1]:.4g}"
+
+
 def _print_text(r: dict[str, Any]) -> None:
     out_console.print(f"{r['forecast']} vs {r['truth']}: {r['init_times']} initialisations "
                       f"({r['first_init']} .. {r['last_init']}); {r['layout']} layout; weights: {r['weights']}")
+    if r.get("confidence"):
+        c = r["confidence"]
+        out_console.print(f"rmse ci: {c['level']:.0%} {c['method']} ({c['resamples']} resamples, seed {c['seed']})")
     for var, v in r["variables"].items():
-        cols = [c for c in _COLUMNS if c in v["overall"]]
-        out_console.print(f"\n{var} [{v['units'] or '-'}] (truth: {v['truth_variable']})")
-        out_console.print("  lead        " + "".join(f"{c:>10}" for c in cols) + f"{'persist. rmse':>15}{'n':>6}")
-        pers = v["references"]["persistence"]
-        for row, prow in zip(v["per_lead"] + [v["overall"]], pers["per_lead"] + [pers["overall"]], strict=True):
-            lead = "+" + row["lead"] if "lead" in row else "overall"
-            out_console.print(f"  {lead:<12}" + "".join(f"{_fmt(row.get(c)):>10}" for c in cols)
-                              + f"{_fmt(prow.get('rmse')):>15}{row['n']:>6}")
+        for region, table in v["regions"].items():
+            _print_field(var, v, region, table, v["references"]["persistence"]["regions"][region])
     for note in r["notes"]:
         out_console.print(f"note: {note}")
+
+
+def _print_field(var: str, v: dict[str, Any], region: str, table: dict[str, Any], pers: dict[str, Any]) -> None:
+    cols = [c for c in _COLUMNS if c in table["overall"]]
+    where = "" if region == "global" else f", {region}"
+    out_console.print(f"\n{var} [{v['units'] or '-'}] (truth: {v['truth_variable']}{where})")
+    out_console.print("  lead        " + "".join(f"{c:>10}" for c in cols) + f"{'rmse ci':>20}"
+                      + f"{'persist. rmse':>15}{'n':>6}")
+    for row, prow in zip(table["per_lead"] + [table["overall"]], pers["per_lead"] + [pers["overall"]], strict=True):
+        lead = "+" + row["lead"] if "lead" in row else "overall"
+        out_console.print(f"  {lead:<12}" + "".join(f"{_fmt(row.get(c)):>10}" for c in cols) + f"{_ci(row):>20}"
+                          + f"{_fmt(prow.get('rmse')):>15}{row['n']:>6}")
 
 
 def csv_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (variable, forecast or reference, lead time), plus an `overall` row each."""
     rows = []
     for var, v in r["variables"].items():
-        for name, table in (("forecast", v), ("persistence", v["references"]["persistence"])):
-            for row in table["per_lead"] + [{**table["overall"], "lead_time": "overall"}]:
-                rows.append({"variable": var, "reference": name, "lead_time": row.get("lead_time"),
-                             "lead_time_seconds": row.get("lead_time_seconds"), "lead": row.get("lead", "overall"),
-                             **{c: row.get(c) for c in _COLUMNS}, "n": row["n"]})
+        for name, field_tables in (("forecast", v), ("persistence", v["references"]["persistence"])):
+            for region, table in field_tables["regions"].items():
+                for row in table["per_lead"] + [{**table["overall"], "lead_time": "overall"}]:
+                    ci = row.get("ci") or {}
+                    rows.append({"variable": var, "level": v["level"], "region": region, "reference": name,
+                                 "lead_time": row.get("lead_time"), "lead_time_seconds": row.get("lead_time_seconds"),
+                                 "lead": row.get("lead", "overall"), **{c: row.get(c) for c in _COLUMNS},
+                                 **{f"{c}_ci_lower": (ci.get(c) or [None, None])[0] for c in _COLUMNS},
+                                 **{f"{c}_ci_upper": (ci.get(c) or [None, None])[1] for c in _COLUMNS},
+                                 "n": row["n"]})
     return rows
 
 
@@ -72,35 +96,55 @@ def _score(
     truth: TruthOpt,
     climatology: ClimatologyOpt = None,
     variables: ScoreVariablesOpt = None,
-    fmt: TableFormatOpt = TableFormat.text,
+    fmt: ScoreFormatOpt = ScoreFormat.text,
+    output: ResultsOutputOpt = None,
+    region: RegionOpt = None,
+    bootstrap: BootstrapOpt = 1000,
+    seed: BootstrapSeedOpt = 0,
     plot: PlotOpt = None,
     overwrite: OverwriteOpt = False,
     coords: CoordsOpt = None,
 ) -> None:
     """Score a forecast file against observations, matched by valid time over all initialisations.
 
-    Latitude-weighted RMSE, MAE, bias (and ACC with --climatology) per lead time and overall,
-    with persistence (the truth at the initialisation) as a reference; OpenSTL image metrics
-    for frame data. A truth grid larger than the forecast's is cut to it; missing valid times
-    are counted and reported.
+    Latitude-weighted RMSE, MAE, bias (and ACC with --climatology) per variable and level, lead
+    time and region, each with a bootstrap confidence interval, and persistence (the truth at
+    the initialisation) as a reference; wind speed and wind-vector error when both wind
+    components are forecast; OpenSTL image metrics for frame data. Cells missing in forecast or
+    truth (land, radar coverage) are left out. A variable that cannot be scored is named.
 
-    Example: svqcast score forecast.nc --truth era5.nc --format json
+    Examples: svqcast score forecast.nc --truth era5.nc --format json
+              svqcast score wb2.zarr --truth era5.zarr --variables geopotential@500 --region europe,tropics
+              svqcast score wb2.zarr --truth era5.zarr --region all --format netcdf -o results.nc
     """
     from svqcast.sources.coords import parse_coords
     from svqcast.verify.figures import check_plot_target, plot_scores
+    from svqcast.verify.results_file import write_results
     from svqcast.verify.scoring import score_forecast
 
+    if (fmt == ScoreFormat.netcdf) != (output is not None):
+        raise UsageError("--format netcdf writes its results file to --output (and --output needs --format netcdf)")
+    if output is not None:
+        from svqcast.fsutil import check_output
+
+        check_output(output, overwrite=overwrite, inputs=[forecast, truth])
     if plot is not None:
         check_plot_target(plot, overwrite=overwrite, inputs=[forecast, truth])
-    with reporter("json" if fmt != TableFormat.text else "text") as progress:
-        result = score_forecast(forecast, truth, climatology=climatology, variables=variables or None,
-                                progress=progress, coords=parse_coords(coords))
+    wanted = [p.strip() for text in (variables or []) for p in text.split(",") if p.strip()]
+    with reporter("json" if fmt == ScoreFormat.json else "text") as progress:
+        result = score_forecast(forecast, truth, climatology=climatology, variables=wanted or None,
+                                progress=progress, coords=parse_coords(coords), regions=region,
+                                bootstrap=bootstrap, seed=seed)
     if plot is not None:
         plot_scores(result, plot, overwrite=overwrite)
         result["plot"] = str(plot)
-        if fmt == TableFormat.text:
+        if fmt == ScoreFormat.text:
             log(f"wrote {plot}")
-    if fmt == TableFormat.csv:
+    if output is not None:
+        write_results(result, output, overwrite=overwrite, inputs=(forecast, truth))
+        _print_text(result)
+        log(f"wrote {output}")
+    elif fmt == ScoreFormat.csv:
         for note in result["notes"]:  # CSV holds the table only: the notes (leads without truth) go to stderr
             log(f"note: {note}")
         _print_csv(result)

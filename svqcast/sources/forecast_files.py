@@ -8,7 +8,8 @@ Layouts recognised (netCDF, zarr, GRIB, or a directory of them, via `svqcast.sou
 * valid time: ``time`` = valid time plus a scalar ``forecast_reference_time`` (one
   initialisation; what ``svqcast predict --layout valid-time`` and many tools write).
 
-Whatever the layout, `ForecastView` holds every variable as ``(init, lead, y, x)``; the
+Whatever the layout, `ForecastView` holds every field as ``(init, lead, y, x)`` (one per level of a
+variable with a level dimension, named ``variable@level``); the
 grid keeps its file order and its coordinate values so truth can be matched to it.
 """
 
@@ -33,7 +34,10 @@ _REF_COORDS = ("forecast_reference_time", "init_time", "reference_time", "initia
 
 @dataclass
 class ForecastView:
-    """A forecast as ``(init, lead, y, x)`` DataArrays (lazy), plus its axes."""
+    """A forecast as ``(init, lead, y, x)`` DataArrays (lazy), plus its axes.
+
+    `data` is keyed by field: the variable name, or ``variable@level`` for each level of a
+    variable with a level dimension (``geopotential@500``)."""
 
     source: str
     layout: str
@@ -48,6 +52,11 @@ class ForecastView:
     handle: Any = None  # the opened Dataset, closed by `close`
     valid: np.ndarray | None = None  # (init, lead) valid times: the file's own, or init + lead
     step_unit: tuple[int, str] | None = None  # leads counted in steps: (size, "months"|"years"|"frames")
+    skipped: dict[str, str] = field(default_factory=dict)  # variables that cannot be scored, and why
+
+    def field_of(self, key: str) -> tuple[str, float | None]:
+        """(variable, level) of a field of `data` (level None for a variable without levels)."""
+        return parse_field(key)
 
     def valid_times(self, i: int) -> np.ndarray:
         """The valid times of initialisation `i` (frame indices for frame data)."""
@@ -143,25 +152,75 @@ def _leads(values: np.ndarray, src: str) -> np.ndarray:
     raise DataError(f"{src}: lead times must be time spans or whole model steps, got {values.dtype}")
 
 
+def level_label(var: str, level: float | None) -> str:
+    """The name of one scored field: ``geopotential@500`` for a level, the variable otherwise."""
+    return var if level is None else f"{var}@{level:g}"
+
+
+def parse_field(text: str) -> tuple[str, float | None]:
+    """``geopotential@500`` -> ("geopotential", 500.0); ``t2m`` -> ("t2m", None)."""
+    name, sep, level = str(text).rpartition("@")
+    if not sep:
+        return str(text), None
+    try:
+        return name, float(level)
+    except ValueError:
+        raise UsageError(f"`variables` {text!r}: the part after @ must be a level value (e.g. geopotential@500)"
+                         ) from None
+
+
+def _fields_of(name: str, da: Any, dims: tuple[str, str, str, str], ds: Any) -> tuple[dict[str, Any], str | None]:
+    """The (init, lead, y, x) fields of one variable, one per level; or ({}, why it is not scored)."""
+    if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.timedelta64):
+        return {}, f"not numeric ({da.dtype})"
+    if not set(dims) <= set(da.dims):
+        return {}, f"not on the forecast's (init, lead, grid) dimensions (its dims: {', '.join(map(str, da.dims))})"
+    extra = [str(d) for d in da.dims if d not in dims]
+    level = guess(ds, "level", among=extra) if extra else None
+    wide = [d for d in extra if d != level and da.sizes[d] != 1]
+    if wide:
+        return {}, f"has a dimension svqcast does not score over ({wide[0]}, size {da.sizes[wide[0]]})"
+    da = da.isel({d: 0 for d in extra if d != level})
+    if level is None:
+        return {name: da.transpose(*dims)}, None
+    values = np.asarray(ds[level].values if level in ds.coords else np.arange(da.sizes[level]), dtype=np.float64)
+    return {level_label(name, float(v)): da.isel({level: k}).transpose(*dims) for k, v in enumerate(values)}, None
+
+
 def _select_variables(ds: Any, dims: tuple[str, str, str, str], wanted: Sequence[str] | None,
-                      src: str) -> dict[str, Any]:
-    """Variables that have all four dims (size-1 extras squeezed), in file order or as asked."""
+                      src: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every field of the file (a levelled variable gives one per level) and, by name, the
+    variables that cannot be scored with the reason; `wanted` picks variables or var@level."""
     found: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for name, da in ds.data_vars.items():
-        if not set(dims) <= set(da.dims):
-            continue
-        extra = [d for d in da.dims if d not in dims]
-        if any(da.sizes[d] != 1 for d in extra):
-            continue
-        found[str(name)] = da.isel({d: 0 for d in extra}).transpose(*dims)
+        fields, why = _fields_of(str(name), da, dims, ds)
+        found.update(fields)
+        if why:
+            skipped[str(name)] = why
     if not found:
-        raise DataError(f"{src}: no variable has the dimensions {', '.join(dims)}")
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise DataError(f"{src}: no variable has the dimensions {', '.join(dims)}" + (f" ({why})" if why else ""))
     if not wanted:
-        return found
-    missing = [w for w in wanted if w not in found]
-    if missing:
-        raise UsageError(f"`variables`: {', '.join(missing)} not in {src} (it has {', '.join(found)})")
-    return {w: found[w] for w in wanted}
+        return found, skipped
+    picked: dict[str, Any] = {}
+    for w in wanted:
+        name, level = parse_field(w)
+        keys = [k for k in found if parse_field(k)[0] == name and (level is None or parse_field(k)[1] == level)]
+        if not keys:
+            raise UsageError(_not_found(w, name, found, skipped, src))
+        picked.update({k: found[k] for k in keys})
+    return picked, {}
+
+
+def _not_found(wanted: str, name: str, found: Mapping[str, Any], skipped: Mapping[str, str], src: str) -> str:
+    if name in skipped:
+        return f"`variables`: {name} in {src} cannot be scored: {skipped[name]}"
+    levels = [k.rpartition("@")[2] for k in found if parse_field(k)[0] == name]
+    if levels:
+        return f"`variables`: {wanted} is not in {src}; {name} has the levels {', '.join(levels)}"
+    names = list(dict.fromkeys(parse_field(k)[0] for k in found))
+    return f"`variables`: {wanted} not in {src} (it has {', '.join(names)})"
 
 
 def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] | None = None,
@@ -175,7 +234,7 @@ def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] |
         path, coords, strict=strict)
     ds, layout, init, lead = _normalise_dims(ds, src)
     ydim, xdim, latlon = _spatial_dims(ds, src)
-    data = _select_variables(ds, (init, lead, ydim, xdim), variables, src)
+    data, skipped = _select_variables(ds, (init, lead, ydim, xdim), variables, src)
     axis = validate_time_axis(ds[init].values, what=f"{src}: {init}", attrs=ds[init].attrs,
                               encoding=ds[init].encoding, allow_frames=True)
     leads = _leads(np.asarray(ds[lead].values), src) if lead in ds.coords else np.arange(1, ds.sizes[lead] + 1)
@@ -183,7 +242,7 @@ def open_forecast(path: str | os.PathLike[str] | Any, variables: Sequence[str] |
     x = np.asarray(ds[xdim].values) if xdim in ds.coords else np.arange(ds.sizes[xdim])
     valid, unit = _valid_times(ds, init, lead, axis.values, leads, src)
     return ForecastView(src, layout, data, axis.values, leads, y, x, latlon, list(axis.notes), dict(ds.attrs), ds,
-                        valid, unit)
+                        valid, unit, skipped)
 
 
 def _valid_times(ds: Any, init: str, lead: str, inits: np.ndarray, leads: np.ndarray,
@@ -202,4 +261,4 @@ def _valid_times(ds: Any, init: str, lead: str, inits: np.ndarray, leads: np.nda
                     "coordinate to say when each lead is valid")
 
 
-__all__ = ["ForecastView", "open_forecast"]
+__all__ = ["ForecastView", "level_label", "open_forecast", "parse_field"]

@@ -33,6 +33,7 @@ numbers of the paper's tables:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -304,29 +305,82 @@ def spatial_weights(dims: Sequence[str], coords: Mapping[str, Sequence[float]], 
     return np.ones((h, w))
 
 
-def weighted_mean(z: ArrayLike, w: ArrayLike) -> ArrayLike:
-    """Spatial mean over the last two axes with weights `w` of mean 1 (numpy or torch alike)."""
-    return (z * w).mean(axis=(-2, -1))
+def weighted_mean(z: ArrayLike, w: ArrayLike, valid: ArrayLike | None = None) -> ArrayLike:
+    """Spatial mean over the last two axes with weights `w` of mean 1 (numpy or torch alike).
+
+    With `valid` (a boolean mask broadcastable to `z`), only valid cells count and the weights
+    are renormalised over them, as WeatherBench2 does over a region; NaN where none is valid.
+    Cells outside `valid` may hold anything, NaN included.
+    """
+    if valid is None:
+        return (z * w).mean(axis=(-2, -1))
+    wv = w * valid
+    if isinstance(z, torch.Tensor):
+        total = (torch.where(valid, z, torch.zeros_like(z)) * wv).sum(dim=(-2, -1))
+        denom = wv.sum(dim=(-2, -1))
+        return torch.where(denom > 0, total / torch.where(denom > 0, denom, torch.ones_like(denom)),
+                           torch.full_like(total, float("nan")))
+    total = (np.where(valid, z, 0.0) * wv).sum(axis=(-2, -1))
+    denom = np.asarray(wv.sum(axis=(-2, -1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, total / np.where(denom > 0, denom, 1.0), np.nan)
 
 
-def error_means(forecast: ArrayLike, truth: ArrayLike, w: ArrayLike) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+def error_means(forecast: ArrayLike, truth: ArrayLike, w: ArrayLike,
+                valid: ArrayLike | None = None) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
     """Weighted spatial means of err^2, |err| and err (err = forecast - truth): the one place
-    MSE, MAE and bias are computed, for evaluation (torch) and file scoring (numpy) alike."""
+    MSE, MAE and bias are computed, for evaluation (torch) and file scoring (numpy) alike;
+    `valid` restricts them to the valid cells of a mask (land, a region)."""
     err = forecast - truth
-    return weighted_mean(err * err, w), weighted_mean(abs(err), w), weighted_mean(err, w)
+    return weighted_mean(err * err, w, valid), weighted_mean(abs(err), w, valid), weighted_mean(err, w, valid)
 
 
 def anomaly_correlation(forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike,
-                        w: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+                        w: ArrayLike, valid: ArrayLike | None = None) -> tuple[ArrayLike, ArrayLike]:
     """(uncentred ACC, where it is defined) of fields against a climatology; 0 where undefined
-    (a field equal to the climatology has no anomaly)."""
+    (a field equal to the climatology has no anomaly, or no cell is valid)."""
     fa, oa = forecast - clim, truth - clim
-    num = weighted_mean(fa * oa, w)
-    den = (weighted_mean(fa * fa, w) * weighted_mean(oa * oa, w)) ** 0.5
-    ok = den > 0
+    num = weighted_mean(fa * oa, w, valid)
+    den = (weighted_mean(fa * fa, w, valid) * weighted_mean(oa * oa, w, valid)) ** 0.5
     if isinstance(den, torch.Tensor):
+        ok = torch.nan_to_num(den, nan=0.0) > 0
         return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num)), ok
-    return np.where(ok, num / np.where(ok, den, 1.0), 0.0), ok
+    ok = np.nan_to_num(den, nan=0.0) > 0
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, num / np.where(ok, den, 1.0), 0.0), ok
+
+
+def bootstrap_interval(values: np.ndarray, reduce: Any, *, resamples: int = 1000, level: float = 0.95,
+                       seed: int = 0, chunk: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap bounds of ``reduce(values, axis=1)`` resampling the first axis.
+
+    `values` is (n, ...), one row per initialisation, NaN where a row has no value; whole
+    initialisations are drawn with replacement (``numpy.random.default_rng(seed).integers(0, n,
+    (resamples, n))``, one draw shared by every column, so the same file always gives the same
+    interval) and `reduce` must skip NaN (e.g. ``np.nanmean``). Resampling whole fields keeps
+    their spatial correlation, which a per-cell bootstrap would break; successive
+    initialisations are still correlated in time, so the interval is a lower bound on the
+    real uncertainty. Columns with fewer than two values get NaN bounds.
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    lo = np.full(vals.shape[1:], np.nan)
+    hi = np.full(vals.shape[1:], np.nan)
+    n = vals.shape[0]
+    if n < 2 or resamples < 1:
+        return lo, hi
+    picks = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples of a sparse column
+        stats = np.concatenate([reduce(vals[picks[k:k + chunk]], axis=1) for k in range(0, resamples, chunk)])
+        tail = (1.0 - level) / 2.0
+        lo, hi = np.nanquantile(stats, [tail, 1.0 - tail], axis=0)
+    enough = np.isfinite(vals).sum(axis=0) >= 2
+    return np.where(enough, lo, np.nan), np.where(enough, hi, np.nan)
+
+
+def root_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """sqrt of the NaN-skipping mean: RMSE from per-initialisation mean squared errors."""
+    return np.sqrt(np.nanmean(values, axis=axis))
 
 
 def normalised_weights(weights: ArrayLike) -> np.ndarray:
@@ -402,11 +456,16 @@ __all__ = [
     "OpenSTLScores",
     "WB2Scores",
     "acc_single",
+    "anomaly_correlation",
+    "bootstrap_interval",
+    "error_means",
     "channel_groups",
     "lat_weights",
     "lpips_frames",
     "openstl_metrics",
     "psnr_frames",
+    "root_mean",
     "spatial_weights",
     "ssim_frames",
+    "weighted_mean",
 ]

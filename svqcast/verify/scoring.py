@@ -1,18 +1,25 @@
 """`svqcast score`: a forecast file against observations, matched by valid time.
 
-For every variable and lead time, over all initialisations whose valid time the truth covers:
+For every field (a variable, or one level of a variable with levels: ``geopotential@500``),
+region and lead time, over all initialisations whose valid time the truth covers:
 
 * ``rmse`` = sqrt(mean over initialisations of the latitude-weighted spatial mean of the
   squared error), ``mae`` and ``bias`` the same means of ``|f - o|`` and ``f - o``, and with a
   climatology ``acc``, the mean of the per-field uncentred anomaly correlation. These are
   WeatherBench2's definitions (RMSE: square root *after* the time mean); the weights are the
-  cell areas of `svqcast.verify.metrics.lat_weights` (docs/evaluation.md says how they differ from
-  WeatherBench2's on regional grids).
+  cell areas of `svqcast.verify.metrics.lat_weights`, renormalised over the region's cells
+  that are valid (finite in forecast and truth: land in a sea-surface field is not scored).
+* ``ci``: a percentile-bootstrap interval over initialisations beside every number.
+* derived fields when both wind components are forecast: wind speed, and the wind-vector
+  RMSE (root of the mean squared length of the vector error).
 * ``overall``: the same means over every scored (initialisation, lead) pair.
 * ``references.persistence``: the truth at the initialisation time used as the forecast for
   every lead, scored on the same pairs (those whose initialisation the truth also covers).
 * frame data (no calendar): the OpenSTL image metrics (per-frame MSE/MAE, and SSIM/PSNR when
   the frames are images in [0, 1]) beside the unweighted errors.
+
+No variable is dropped silently: one that cannot be scored is named in ``not_scored`` with
+the reason.
 """
 
 from __future__ import annotations
@@ -25,82 +32,16 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError
-from svqcast.forecast.inputs import squeeze_extra
 from svqcast.progress import Progress, counted
-from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import apply_coords, check_found
 from svqcast.sources.forecast_files import ForecastView, open_forecast
-from svqcast.sources.grid import spatial_selection, time_dims
-from svqcast.sources.lexicon import resolve_variables
 from svqcast.sources.opener import open_dataset
-from svqcast.sources.timeaxis import iso_duration, time_axis_of
-from svqcast.units import convert_units, implausible, is_physical
-from svqcast.verify.metrics import anomaly_correlation, error_means, lat_weights, psnr_frames, ssim_frames
-
-
-@dataclass
-class _Truth:
-    """One truth variable cut to the forecast grid, with a time -> index lookup."""
-
-    da: Any
-    tdim: str
-    isel: dict[str, Any]
-    dims: tuple[str, str]
-    pos: dict[int, int]
-    units: str | None
-    name: str
-
-    def frames(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(values (n_found, H, W) float64, mask of `times` found)."""
-        keys = times.astype("datetime64[ns]").astype(np.int64) if times.dtype.kind == "M" else times.astype(np.int64)
-        idx = np.array([self.pos.get(int(k), -1) for k in keys])
-        mask = idx >= 0
-        if not mask.any():
-            return np.empty((0,)), mask
-        import xarray as xr
-
-        sub = self.da.isel({self.tdim: xr.DataArray(idx[mask], dims="_t"), **self.isel})
-        return mask_invalid(np.asarray(sub.transpose("_t", *self.dims).values, dtype=np.float64), self.da), mask
-
-
-@dataclass
-class _Sums:
-    """Per (init, lead) weighted spatial means; NaN where not scored."""
-
-    mse: np.ndarray
-    mae: np.ndarray
-    bias: np.ndarray
-    acc: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @classmethod
-    def empty(cls, shape: tuple[int, int]) -> _Sums:
-        return cls(np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan))
-
-
-def _grid(fv: ForecastView) -> tuple[list[str], dict[str, Any]]:
-    """The forecast's grid as (dims, coords): what truth and climatology are cut to."""
-    dims = ["lat", "lon"] if fv.latlon else ["y", "x"]
-    return dims, {dims[0]: fv.y.tolist(), dims[1]: fv.x.tolist()}
-
-
-def _open_truth(tds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Truth:
-    name = resolve_variables(tds, [var], {}, src)[var]
-    da = tds[name]
-    tdims = time_dims(da)
-    if not tdims:
-        raise DataError(f"{src}: variable '{name}' has no time dimension; truth must cover the valid times")
-    isel, dims = spatial_selection(tds, da, *_grid(fv), src, notes, target="forecast")
-    da = squeeze_extra(da, (tdims[0], *dims), name, src)
-    axis = time_axis_of(da, tdims[0], source=src, allow_frames=not fv.calendar)
-    notes.extend(axis.notes)
-    if axis.is_datetime != fv.calendar:
-        raise DataError(f"{src}: the truth's time axis is {'dates' if axis.is_datetime else 'frames'}, "
-                        f"the forecast's is {'dates' if fv.calendar else 'frames'}; they cannot be matched")
-    keys = axis.values.astype(np.int64)
-    pos = {int(k): i for i, k in enumerate(keys)}
-    units = da.attrs.get("units")
-    return _Truth(da, tdims[0], isel, dims, pos, None if units is None else str(units), name)
+from svqcast.units import implausible
+from svqcast.verify.derived import Field, derived_fields, field_errors
+from svqcast.verify.metrics import anomaly_correlation, lat_weights, psnr_frames, ssim_frames, weighted_mean
+from svqcast.verify.regions import describe_regions, parse_regions, region_masks
+from svqcast.verify.score_tables import Bootstrap, Sums, field_tables
+from svqcast.verify.truthfiles import open_climatology, open_truth
 
 
 def area_weights(fv: ForecastView) -> np.ndarray:
@@ -111,19 +52,12 @@ def area_weights(fv: ForecastView) -> np.ndarray:
     return np.ones((h, w))
 
 
-def _fill(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray, w: np.ndarray,
-          clim: np.ndarray | None) -> None:
-    sums.mse[i, leads], sums.mae[i, leads], sums.bias[i, leads] = error_means(f, o, w)
-    if clim is not None:
-        acc, ok = anomaly_correlation(f, o, clim, w)
-        sums.acc[i, leads] = np.where(ok, acc, np.nan)
-
-
-def _image_metrics(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray) -> None:
+def _image_metrics(sums: Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray) -> None:
     """OpenSTL's per-frame metrics for frame data: sums over the frame, SSIM/PSNR on [0, 1]."""
-
+    if not (np.isfinite(f).all() and np.isfinite(o).all()):
+        return
     for key in ("mse_frame", "mae_frame", "ssim", "psnr"):
-        sums.extra.setdefault(key, np.full(sums.mse.shape, np.nan))
+        sums.extra.setdefault(key, np.full(sums.mse.shape[1:], np.nan))
     err = f - o
     sums.extra["mse_frame"][i, leads] = (err * err).sum(axis=(-2, -1))
     sums.extra["mae_frame"][i, leads] = np.abs(err).sum(axis=(-2, -1))
@@ -133,175 +67,58 @@ def _image_metrics(sums: _Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.
         sums.extra["psnr"][i, leads] = psnr_frames(pc, o[:, None])
 
 
-def _aggregate(values: np.ndarray, sqrt: bool = False) -> float | None:
-    ok = values[np.isfinite(values)]
-    if ok.size == 0:
-        return None
-    m = float(ok.mean())
-    return float(np.sqrt(m)) if sqrt else m
-
-
-def _row(sums: _Sums, sel: Any, with_acc: bool) -> dict[str, Any]:
-    mse = sums.mse[sel]
-    row: dict[str, Any] = {
-        "rmse": _aggregate(mse, sqrt=True), "mae": _aggregate(sums.mae[sel]), "bias": _aggregate(sums.bias[sel]),
-    }
-    if with_acc:
-        row["acc"] = _aggregate(sums.acc[sel])
-    for key, arr in sums.extra.items():
-        value = _aggregate(arr[sel])
-        if value is not None:
-            row[{"mse_frame": "mse", "mae_frame": "mae_openstl"}.get(key, key)] = value
-    return row
-
-
-def _table(sums: _Sums, fv: ForecastView, with_acc: bool) -> dict[str, Any]:
-    """`per_lead` rows and the `overall` row of one (variable, forecast) pair."""
-    per_lead = []
-    labels = fv.lead_labels()
-    for j, secs in enumerate(fv.lead_seconds()):
-        row: dict[str, Any] = {"lead_time_seconds": secs, "lead_time": iso_duration(secs) if secs is not None else None,
-                               "lead": labels[j]}
-        if secs is None:
-            row["lead_steps"] = int(fv.leads[j])
-        row.update(_row(sums, (slice(None), j), with_acc))
-        row["n"] = int(np.isfinite(sums.mse[:, j]).sum())
-        per_lead.append(row)
-    overall = _row(sums, (slice(None), slice(None)), with_acc)
-    overall["n"] = int(np.isfinite(sums.mse).any(axis=1).sum())
-    overall["n_forecasts"] = int(np.isfinite(sums.mse).sum())
-    return {"per_lead": per_lead, "overall": overall}
-
-
-@dataclass
-class _Clim:
-    """A climatology on the forecast grid: WeatherBench2-style (dayofyear, hour), by valid time,
-    or one static field."""
-
-    da: Any
-    kind: str  # "dayofyear" | "time" | "static"
-    isel: dict[str, Any]
-    dims: tuple[str, str]
-    pos: dict[int, int]
-    src: str
-    units: str | None = None
-
-    def at(self, valid: np.ndarray) -> np.ndarray:
-        import pandas as pd
-        import xarray as xr
-
-        sub = self.da.isel(self.isel)
-        if self.kind == "static":
-            field_ = np.asarray(sub.transpose(*self.dims).values, dtype=np.float64)
-            return np.broadcast_to(field_, (valid.size, *field_.shape))
-        if self.kind == "time":
-            idx = [self.pos.get(int(k), -1) for k in valid.astype("datetime64[ns]").astype(np.int64)]
-            if min(idx) < 0:
-                missing = valid[int(np.argmin(idx))]
-                raise DataError(f"{self.src}: the climatology has no field for {str(missing)[:19]}")
-            picked = sub.isel({_time_dim(sub): xr.DataArray(idx, dims="_t")})
-        else:
-            stamps = pd.DatetimeIndex(valid)
-            keys = {"dayofyear": xr.DataArray(stamps.dayofyear.values, dims="_t")}
-            if "hour" in sub.dims:
-                keys["hour"] = xr.DataArray(stamps.hour.values, dims="_t")
-            try:
-                picked = sub.sel(keys)
-            except KeyError:
-                raise DataError(f"{self.src}: the climatology lacks a day of year or hour of the valid times "
-                                f"({str(valid[0])[:16]} ..)") from None
-        return np.asarray(picked.transpose("_t", *self.dims).values, dtype=np.float64)
-
-
-def _time_dim(da: Any) -> str:
-    return str(time_dims(da)[0])
-
-
-def _open_clim(cds: Any, var: str, fv: ForecastView, src: str, notes: list[str]) -> _Clim:
-    name = resolve_variables(cds, [var], {}, src)[var]
-    da = cds[name]
-    isel, dims = spatial_selection(cds, da, *_grid(fv), src, notes, target="forecast")
-    extra = [d for d in da.dims if d not in (*dims, "dayofyear", "hour") and d not in time_dims(da)]
-    da = da.isel({d: 0 for d in extra if da.sizes[d] == 1})
-    units = None if da.attrs.get("units") is None else str(da.attrs["units"])
-    if "dayofyear" in da.dims:
-        return _Clim(da, "dayofyear", isel, dims, {}, src, units)
-    if time_dims(da):
-        axis = time_axis_of(da, _time_dim(da), source=src)
-        pos = {int(k): i for i, k in enumerate(axis.values.astype(np.int64))}
-        return _Clim(da, "time", isel, dims, pos, src, units)
-    return _Clim(da, "static", isel, dims, {}, src, units)
-
-
-def _in_units(values: np.ndarray, src_units: str | None, dst: str | None, name: str, notes: list[str],
-              what: str = "truth") -> np.ndarray:
-    """`values` of the truth (or climatology) in the forecast's units, converted where that is
-    unambiguous; missing units where the forecast has them, and implausible values, are refused."""
-    if dst is None:
-        return values
-    if src_units is None and is_physical(dst):
-        raise DataError(f"the {what} of '{name}' has no units attribute while the forecast is in {dst}; "
-                        "set the units of the file (svqcast never guesses them)")
-    if src_units is None:
-        return values
-    out, note = convert_units(values, src_units, dst, name)
-    if note:
-        notes.append(note)
-    if (why := implausible(out, dst)) is not None:
-        raise DataError(f"the {what} of '{name}' {why} after conversion from '{src_units}' to {dst}; "
-                        "check its units attribute")
-    return np.asarray(out, dtype=np.float64)
-
-
 @dataclass
 class _Run:
-    """State of scoring one variable."""
+    """State of scoring one field over every region."""
 
     fv: ForecastView
-    var: str
-    truth: _Truth
-    clim: _Clim | None
+    fld: Field
+    masks: list[np.ndarray]  # per region (H, W)
     w: np.ndarray
     notes: list[str]
-    model: _Sums
-    pers: _Sums
+    model: Sums
+    pers: Sums
     missing: set[int] = field(default_factory=set)
     missing_pairs: int = 0
+    ever_valid: np.ndarray | None = None
 
-    def observe(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        obs, mask = self.truth.frames(times)
-        if mask.any():
-            obs = _in_units(obs, self.truth.units, self.fv.units(self.var), self.truth.name, self.notes)
-            finite = np.isfinite(obs).all(axis=(-2, -1))
-            obs = obs[finite]
-            mask[np.flatnonzero(mask)[~finite]] = False
-        return obs, mask
+    def fill(self, sums: Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray,
+             clim: np.ndarray | None, track: bool = False) -> None:
+        sq, ab, bi, valid = field_errors(f, o, self.fld.kind)
+        if track:
+            seen = np.asarray(valid.any(axis=0), dtype=bool)
+            self.ever_valid = seen if self.ever_valid is None else self.ever_valid | seen
+        for r, mask in enumerate(self.masks):
+            ok = valid & mask
+            sums.mse[r, i, leads] = weighted_mean(sq, self.w, ok)
+            sums.mae[r, i, leads] = weighted_mean(ab, self.w, ok)
+            sums.bias[r, i, leads] = weighted_mean(bi, self.w, ok)
+            if clim is not None:
+                acc, defined = anomaly_correlation(f, o, clim, self.w, ok)
+                sums.acc[r, i, leads] = np.where(defined, acc, np.nan)
 
     def score_init(self, i: int) -> None:
         t0 = self.fv.inits[i]
         valid = self.fv.valid_times(i)
-        obs, mask = self.observe(valid)
+        obs, mask = self.fld.observe(valid, self.notes)
         self.missing.update(int(k) for k in valid[~mask].astype(np.int64))
         self.missing_pairs += int((~mask).sum())
         if not mask.any():
             return
         leads = np.flatnonzero(mask)
-        f = np.asarray(self.fv.data[self.var][i].values, dtype=np.float64)[leads]
-        if not np.isfinite(f).all():
-            raise DataError(f"{self.fv.source}: '{self.var}' has missing (NaN) values at initialisation "
-                            f"{str(t0)[:19]}; svqcast scores complete fields only")
-        if (why := implausible(f, self.fv.units(self.var))) is not None:
-            raise DataError(f"{self.fv.source}: the forecast of '{self.var}' {why}; check its units attribute")
-        clim = None if self.clim is None else _in_units(self.clim.at(valid[leads]), self.clim.units,
-                                                        self.fv.units(self.var), self.var, self.notes, "climatology")
-        _fill(self.model, i, leads, f, obs, self.w, clim)
-        p0, pmask = self.observe(np.array([t0]))
-        if pmask[0]:
-            _fill(self.pers, i, leads, np.broadcast_to(p0[0], obs.shape), obs, self.w, clim)
-        if not self.fv.calendar:
+        f = self.fld.forecast(self.fv, i, leads)
+        if (why := implausible(f, self.fld.units)) is not None:
+            raise DataError(f"{self.fv.source}: the forecast of '{self.fld.key}' {why}; check its units attribute")
+        clim = self.fld.climate(valid[leads], self.notes)
+        self.fill(self.model, i, leads, f, obs, clim, track=True)
+        p0, pmask = self.fld.observe(np.array([t0]), self.notes)
+        persisted = np.broadcast_to(p0[..., :1, :, :], obs.shape) if pmask[0] else None
+        if persisted is not None:
+            self.fill(self.pers, i, leads, persisted, obs, clim)
+        if not self.fv.calendar and self.fld.kind == "scalar":
             _image_metrics(self.model, i, leads, f, obs)
-            if pmask[0]:
-                _image_metrics(self.pers, i, leads, np.broadcast_to(p0[0], obs.shape).copy(), obs)
+            if persisted is not None:
+                _image_metrics(self.pers, i, leads, persisted.copy(), obs)
 
 
 def _missing_note(run: _Run) -> str | None:
@@ -309,35 +126,44 @@ def _missing_note(run: _Run) -> str | None:
         return None
     first = min(run.missing)
     shown = str(np.int64(first).astype("datetime64[ns]"))[:19] if run.fv.calendar else str(first)
-    return (f"{run.var}: {len(run.missing)} valid times ({run.missing_pairs} forecasts) are not in the truth or "
-            f"hold NaNs there (first: {shown}); they are not scored")
+    return (f"{run.fld.key}: {len(run.missing)} valid times ({run.missing_pairs} forecasts) are not in the truth "
+            f"or hold no valid cell there (first: {shown}); they are not scored")
 
 
-def _score_variable(fv: ForecastView, var: str, tds: Any, cds: Any, srcs: tuple[str, str], notes: list[str],
-                    tick: Callable[[int], None], offset: int) -> dict[str, Any]:
-    truth = _open_truth(tds, var, fv, srcs[0], notes)
-    clim = _open_clim(cds, var, fv, srcs[1], notes) if cds is not None else None
-    shape = (fv.inits.size, fv.leads.size)
-    run = _Run(fv, var, truth, clim, area_weights(fv), notes, _Sums.empty(shape), _Sums.empty(shape))
+@dataclass
+class _Setup:
+    """What every field is scored with."""
+
+    fv: ForecastView
+    regions: list[str]
+    masks: list[np.ndarray]
+    boot: Bootstrap | None
+    notes: list[str]
+    tick: Callable[[int], None]
+
+
+def _score_field(st: _Setup, fld: Field, offset: int) -> dict[str, Any]:
+    fv = st.fv
+    shape = (len(st.masks), fv.inits.size, fv.leads.size)
+    run = _Run(fv, fld, st.masks, area_weights(fv), st.notes, Sums.empty(shape), Sums.empty(shape))
     for i in range(fv.inits.size):
         run.score_init(i)
-        tick(offset + i + 1)
-    if not np.isfinite(run.model.mse).any():
-        raise DataError(
-            f"{srcs[0]}: covers none of the forecast's valid times for '{var}' "
-            f"({_span(fv)}); give observations for those times"
-        )
-    note = _missing_note(run)
-    if note:
-        notes.append(note)
-    with_acc = clim is not None
+        st.tick(offset + i + 1)
+    if not np.isfinite(run.model.mse[0]).any():
+        raise DataError(f"{fld.truth_source}: covers none of the forecast's valid times for '{fld.key}' "
+                        f"({_span(fv)}); give observations for those times")
+    if (note := _missing_note(run)) is not None:
+        st.notes.append(note)
+    with_acc = fld.clim is not None
+    masked = 0 if run.ever_valid is None else int((~run.ever_valid).sum())
     return {
-        "units": fv.units(var),
-        "truth_variable": truth.name,
-        **_table(run.model, fv, with_acc),
+        "variable": fld.variable, "level": fld.level, "units": fld.units, "truth_variable": fld.truth_name,
+        "kind": fld.kind,
+        **field_tables(run.model, st.regions, fv, with_acc, st.boot),
+        "masked_cells": masked,
         "missing_valid_times": len(run.missing),
         "missing_forecasts": run.missing_pairs,
-        "references": {"persistence": _table(run.pers, fv, with_acc)},
+        "references": {"persistence": field_tables(run.pers, st.regions, fv, with_acc, st.boot)},
     }
 
 
@@ -345,6 +171,29 @@ def _span(fv: ForecastView) -> str:
     valid = np.concatenate([fv.valid_times(i) for i in range(fv.inits.size)])
     first, last = valid.min(), valid.max()
     return f"{str(first)[:16]} .. {str(last)[:16]}" if fv.calendar else f"frames {first} .. {last}"
+
+
+def _open_fields(fv: ForecastView, tds: Any, cds: Any, srcs: tuple[str, str], explicit: bool,
+                 notes: list[str]) -> tuple[list[Field], dict[str, str]]:
+    """A `Field` per forecast field that has truth; the others in `not_scored` (an error when
+    the user named them)."""
+    fields: list[Field] = []
+    not_scored = dict(fv.skipped)
+    for key in fv.data:
+        var, level = fv.field_of(key)
+        try:
+            truth = open_truth(tds, var, level, fv, srcs[0], notes)
+        except DataError as exc:
+            if explicit:
+                raise
+            not_scored[key] = f"no matching truth: {exc}"
+            continue
+        clim = open_climatology(cds, var, level, fv, srcs[1], notes) if cds is not None else None
+        fields.append(Field(key, var, level, [key], [truth], "scalar", clim, fv.units(key), srcs[0]))
+    if not fields:
+        why = "; ".join(f"{k}: {v}" for k, v in not_scored.items())
+        raise DataError(f"{srcs[0]}: no forecast variable can be scored ({why})")
+    return fields + derived_fields(fields), not_scored
 
 
 def score_forecast(
@@ -355,16 +204,22 @@ def score_forecast(
     variables: Sequence[str] | None = None,
     progress: Progress | None = None,
     coords: Mapping[str, str] | None = None,
+    regions: str | Sequence[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Score `forecast` (any supported layout) against `truth` over all initialisations.
 
-    Returns a JSON-ready dict: ``variables`` -> {``per_lead``, ``overall``,
-    ``references.persistence``, missing counts}, plus ``notes`` on everything adapted.
-    `progress` counts (variable, initialisation) pairs.
+    Returns a JSON-ready dict: ``variables`` -> per field {``per_lead``, ``overall``,
+    ``regions``, ``references.persistence``, missing counts}, ``not_scored`` (variable ->
+    why), plus ``notes`` on everything adapted. `regions`: WeatherBench2 region names, a
+    comma-separated string or "all" (default global). `bootstrap`: resamples of the
+    intervals (0: none). `progress` counts (field, initialisation) pairs.
     """
     import xarray as xr
 
     coords = coords or {}
+    names = parse_regions(regions)
     fv = open_forecast(forecast, variables, coords, strict=False)
     tds = apply_coords(truth, coords, "truth", strict=False) if isinstance(truth, xr.Dataset) else open_dataset(
         truth, coords, strict=False)
@@ -373,21 +228,25 @@ def score_forecast(
     check_found(coords, [fv.handle, tds, cds], "forecast, truth and climatology files")
     srcs = (str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset",
             str(climatology) if climatology is not None and not isinstance(climatology, xr.Dataset) else "climatology")
-    notes = list(fv.notes)
-    total = len(fv.data) * fv.inits.size
-    tick = counted(progress, "score", total, "scoring initialisations")
-    results = {var: _score_variable(fv, var, tds, cds, srcs, notes, tick, k * fv.inits.size)
-               for k, var in enumerate(fv.data)}
+    masks, region_notes = region_masks(names, fv.y if fv.latlon else None, fv.x if fv.latlon else None,
+                                       (fv.y.size, fv.x.size), asked=regions not in (None, "all"))
+    notes = list(fv.notes) + region_notes
+    fields, not_scored = _open_fields(fv, tds, cds, srcs, bool(variables), notes)
+    tick = counted(progress, "score", len(fields) * fv.inits.size, "scoring initialisations")
+    boot = Bootstrap(bootstrap, seed=seed) if bootstrap > 0 else None
+    st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick)
+    results = {f.key: _score_field(st, f, k * fv.inits.size) for k, f in enumerate(fields)}
+    notes.extend(f"{k} is not scored: {why}" for k, why in not_scored.items())
     return {
-        "forecast": fv.source,
-        "truth": srcs[0],
-        "climatology": None if climatology is None else srcs[1],
-        "layout": fv.layout,
-        "init_times": fv.inits.size,
-        "first_init": str(fv.inits.min())[:19],
-        "last_init": str(fv.inits.max())[:19],
+        "forecast": fv.source, "truth": srcs[0], "climatology": None if climatology is None else srcs[1],
+        "acc_climatology": None if climatology is None else f"the climatology file {srcs[1]}",
+        "layout": fv.layout, "init_times": fv.inits.size,
+        "first_init": str(fv.inits.min())[:19], "last_init": str(fv.inits.max())[:19],
         "weights": "latitude cell areas" if fv.latlon else "uniform",
+        "regions": describe_regions(list(masks)),
+        "confidence": None if boot is None else boot.describe(),
         "variables": results,
+        "not_scored": not_scored,
         "notes": list(dict.fromkeys(notes)),
     }
 
@@ -405,12 +264,23 @@ def init_scores(fv: ForecastView, var: str, truth: Any, init_index: int, notes: 
     src = str(truth) if not isinstance(truth, xr.Dataset) else "truth dataset"
     tds = truth if isinstance(truth, xr.Dataset) else open_dataset(truth, coords, strict=False)
     check_found(coords or {}, [fv.handle, tds], "forecast and truth files")
-    shape = (fv.inits.size, fv.leads.size)
-    run = _Run(fv, var, _open_truth(tds, var, fv, src, notes), None, area_weights(fv), notes,
-               _Sums.empty(shape), _Sums.empty(shape))
-    obs, mask = run.observe(fv.valid_times(init_index))
+    name, level = fv.field_of(var)
+    fld = Field(var, name, level, [var], [open_truth(tds, name, level, fv, src, notes)], "scalar", None,
+                fv.units(var), src)
+    shape = (1, fv.inits.size, fv.leads.size)
+    run = _Run(fv, fld, [np.ones((fv.y.size, fv.x.size), dtype=bool)], area_weights(fv), notes,
+               Sums.empty(shape), Sums.empty(shape))
+    obs, mask = fld.observe(fv.valid_times(init_index), notes)
     frames = np.full((fv.leads.size, fv.y.size, fv.x.size), np.nan)
     frames[mask] = obs
     run.score_init(init_index)
-    rows = [_row(run.model, (init_index, k), with_acc=False) for k in range(fv.leads.size)]
+    rows = [{"rmse": _num(np.sqrt(run.model.mse[0, init_index, k])), "mae": _num(run.model.mae[0, init_index, k]),
+             "bias": _num(run.model.bias[0, init_index, k])} for k in range(fv.leads.size)]
     return frames, mask, rows
+
+
+def _num(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+__all__ = ["area_weights", "init_scores", "score_forecast"]
