@@ -13,6 +13,7 @@ from rich.text import Text
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
     AllowCutsOpt,
+    AllowMissingOpt,
     CoordsOpt,
     DatasetArg,
     DatasetNameArg,
@@ -22,6 +23,9 @@ from svqcast.cli.options import (
     FormatOpt,
     FromOpt,
     LevelOpt,
+    LevelsOpt,
+    MaskKeepOpt,
+    MaskOpt,
     MirrorOpt,
     NameOpt,
     OfficialOpt,
@@ -220,6 +224,10 @@ def prepare_cmd(
     coords: CoordsOpt = None,
     resize: ResizeOpt = None,
     allow_cuts: AllowCutsOpt = False,
+    levels: LevelsOpt = None,
+    mask: MaskOpt = None,
+    mask_keep: MaskKeepOpt = "nonzero",
+    allow_missing: AllowMissingOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Prepare a catalog dataset, or your own file as dataset NAME: the standard store (netCDF per
@@ -228,6 +236,8 @@ def prepare_cmd(
 
     Example: svqcast prepare weatherbench-s-t2m --root /data
     Example: svqcast prepare my_t2m.nc --name my-t2m --t-in 12 --t-out 12
+    Example: svqcast prepare era5_pl.nc --name my-pl --levels 500,850 --variables t,z,t2m
+    Example: svqcast prepare sst.mnmean.nc --name sst --time-step 1M   (land, NaN in every step, is masked)
     """
     from svqcast.data.catalog import CATALOG
     from svqcast.data.prepare import parse_split_years, prepare
@@ -239,12 +249,16 @@ def prepare_cmd(
         with reporter(fmt) as progress:
             target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
                                   t_in, t_out, time_step, split, progress, parse_coords(coords),
-                                  _parse_size(resize), allow_cuts)
+                                  _parse_size(resize), allow_cuts,
+                                  {"levels": _parse_levels(levels), "mask": mask, "mask_keep": mask_keep,
+                                   "allow_missing": allow_missing})
         dataset = str(name)
     else:
-        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords, resize)) or allow_cuts:
-            raise UsageError("--variables, --level, --t-in, --t-out, --time-step, --split, --coords, --resize and "
-                             "--allow-cuts apply to your own data (svqcast prepare PATH --name NAME)")
+        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords, resize, levels,
+                                       mask)) or allow_cuts or allow_missing:
+            raise UsageError("--variables, --level(s), --t-in, --t-out, --time-step, --split, --coords, --resize, "
+                             "--mask, --allow-cuts and --allow-missing apply to your own data "
+                             "(svqcast prepare PATH --name NAME)")
         select = parse_split_years(dataset, years, official_validation) if years else None
         target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
     manifest = read_json(target / MANIFEST)
@@ -258,7 +272,7 @@ def _prepare_own(path: str, name: str | None, root: Path | None, official_valida
                  years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
                  t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
                  progress: Progress, coords: dict[str, str], resize: tuple[int, int] | None = None,
-                 allow_cuts: bool = False) -> Path:
+                 allow_cuts: bool = False, more: dict[str, Any] | None = None) -> Path:
     from svqcast.data.userprep import prepare_path
 
     if name is None:
@@ -268,7 +282,22 @@ def _prepare_own(path: str, name: str | None, root: Path | None, official_valida
     wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
     return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
                         time_step=time_step, splits=split, force=force, log=log, progress=progress, coords=coords,
-                        resize=resize, allow_cuts=allow_cuts)
+                        resize=resize, allow_cuts=allow_cuts, **(more or {}))
+
+
+def _parse_levels(text: str | None) -> list[float] | str | None:
+    """`--levels 500,850` -> [500.0, 850.0]; `--levels all` -> "all"."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--levels {text!r}: give level values separated by commas (500,850) or all") from None
+    if not values:
+        raise UsageError("--levels: give at least one level, or all")
+    return values
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:

@@ -147,7 +147,18 @@ ResizeOpt = Annotated[Optional[str], typer.Option(
 AllowCutsOpt = Annotated[bool, typer.Option(
     "--allow-cuts", help="Frame data only: let windows straddle the scene cuts prepare finds in a video.")]
 LevelOpt = Annotated[Optional[float], typer.Option(
-    "--level", help="Your own data: the level to keep when a variable has several (one level per dataset).")]
+    "--level", help="Your own data: the one level to keep when a variable has several (channel keeps its name).")]
+LevelsOpt = Annotated[Optional[str], typer.Option(
+    "--levels", help="Your own data: levels to keep of variables on levels, comma-separated, or all: one channel "
+                     "per (variable, level), named t@850; forecasts write the level dimension back.")]
+MaskOpt = Annotated[Optional[str], typer.Option(
+    "--mask", help="Your own data: FILE[:VAR] on the data's grid (a land-sea mask): cells to keep (see --mask-keep); "
+                   "cells that hold no value in any training step are masked anyway.")]
+MaskKeepOpt = Annotated[str, typer.Option(
+    "--mask-keep", help="Which cells of --mask to keep: nonzero (default) or zero (the sea of a land-sea mask).")]
+AllowMissingOpt = Annotated[bool, typer.Option(
+    "--allow-missing", help="Your own data: fill gaps the mask does not explain (with the training mean, counted) "
+                            "instead of refusing them.")]
 TInOpt = Annotated[Optional[int], typer.Option(
     "--t-in", min=1, help="Input steps per sample (default 12; 10 for frames).")]
 TOutOpt = Annotated[Optional[int], typer.Option(

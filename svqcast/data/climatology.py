@@ -98,22 +98,25 @@ class Climatology:
             if mode == "hour" and weekly and len(set(t.tolist())) >= 7:
                 mode = "week"
         sums: dict[Any, np.ndarray] = {}
-        counts: dict[Any, int] = {}
-        total = None
-        n_total = 0
+        counts: dict[Any, np.ndarray] = {}
+        total: np.ndarray | None = None
+        n_total: np.ndarray | None = None
         for times, fr in chunks:
             for key, frame in zip(cls._keys(times, mode), fr, strict=True):
+                finite = np.isfinite(frame)  # missing cells (land, gaps) count nowhere
+                value = np.where(finite, frame, 0.0)
                 if key in sums:
-                    sums[key] += frame
-                    counts[key] += 1
+                    sums[key] += value
+                    counts[key] += finite
                 else:
-                    sums[key] = frame.copy()
-                    counts[key] = 1
-                total = frame.copy() if total is None else total + frame
-                n_total += 1
-        table = {k: sums[k] / counts[k] for k in sums}
-        assert total is not None  # `chunks` is not empty
-        return cls(mode, table, total / n_total)
+                    sums[key] = value.copy()
+                    counts[key] = finite.astype(np.int64)
+                total = value.copy() if total is None else total + value
+                n_total = finite.astype(np.int64) if n_total is None else n_total + finite
+        assert total is not None and n_total is not None  # `chunks` is not empty
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN where a cell never holds data
+            table = {k: sums[k] / counts[k] for k in sums}
+            return cls(mode, table, total / n_total)
 
     def at(self, times: np.ndarray) -> np.ndarray:
         """Climatology at each of ``times``: ``(n, C, H, W)``."""

@@ -91,8 +91,28 @@ def get_split_dataset(
         split_source="official" if official_validation else "svqcast",
         time_kind=entry.time_kind,
         extra=spec_extra(entry),
+        **_store_extras(directory / STATS, len(meta.channels)),
     )
-    return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times)
+    return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times, valid=spec.valid_mask())
+
+
+def _store_extras(path: Path, channels: int) -> dict[str, Any]:
+    """The mask and the channels' levels that a store records in stats.json (untrusted: the mask
+    is checked when the spec unpacks it, the levels' shape here)."""
+    if not path.exists():
+        return {}
+    raw = read_json(path)
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("mask"), dict):
+        out["mask"] = raw["mask"]
+    levels = raw.get("levels")
+    if levels is not None:
+        if not (isinstance(levels, dict) and isinstance(levels.get("channels"), list)
+                and len(levels["channels"]) == channels):
+            raise DataError(f"{path}: 'levels' must name each channel's variable and level; re-run "
+                            "`svqcast prepare --force`")
+        out["levels"] = levels
+    return out
 
 
 def _store_stats(path: Path, channels: int) -> tuple[list[float], list[float]]:

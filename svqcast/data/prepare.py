@@ -20,6 +20,7 @@ import numpy as np
 from svqcast.data.builders import builder_for
 from svqcast.data.catalog import get_entry
 from svqcast.data.downloads import parse_years
+from svqcast.data.missing import check_missing
 from svqcast.data.store import StoreLayout, channel_stats, write_store
 from svqcast.data.storedir import (
     Prepared,
@@ -101,16 +102,20 @@ def _check_stats(name: str, prep: Prepared, mean: list[float], std: list[float])
 
 
 class _Counted:
-    """A sliceable frame source that reports the frames read (what `write_store` writes) to `tick`."""
+    """A sliceable frame source that reports the frames read (what `write_store` writes) to `tick`
+    and notes whether any value was missing (NaN), so complete data is never scanned twice."""
 
     def __init__(self, frames: Any, tick: Callable[[int], None]) -> None:
         self.frames, self.tick = frames, tick
+        self.nan_seen = False
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, sl: slice) -> Any:
         block = self.frames[sl]
+        if not self.nan_seen and np.issubdtype(np.asarray(block).dtype, np.floating):
+            self.nan_seen = bool(np.isnan(block).any())
         self.tick(len(block))
         return block
 
@@ -128,6 +133,7 @@ def write_prepared(tmp: Path, name: str, prep: Prepared, *, official_validation:
         report(done[0])
 
     chunk = {} if prep.chunk is None else {"chunk": prep.chunk}
+    nan_splits: set[str] = set()
     for split, data in prep.splits.items():
         layout = StoreLayout(
             dataset=name, split=split, dims=prep.dims, coords=prep.coords, coord_units=prep.coord_units,
@@ -135,12 +141,21 @@ def write_prepared(tmp: Path, name: str, prep: Prepared, *, official_validation:
             attrs={"official_validation": np.int32(official_validation), **(data.attrs or {})},
         )
         say(f"writing {split}.nc ({len(data.times)} frames)")
-        write_store(tmp / f"{split}.nc", layout, _Counted(data.frames, tick), data.times, data.segments,
+        frames = _Counted(data.frames, tick)
+        write_store(tmp / f"{split}.nc", layout, frames, data.times, data.segments,
                     data.strides, data.centres, **chunk)
+        if frames.nan_seen:
+            nan_splits.add(split)
+    missing = check_missing(tmp, name, prep, nan_splits, prep.chunk or 1024, prep.allow_missing)
     mean, std, count = channel_stats(tmp / "train.nc", **chunk)
     _check_stats(name, prep, mean, std)
+    extra = {k: v for k, v in {**missing, "levels": prep.levels}.items() if v}
     write_stats(tmp, {"dataset": name, "computed_on": "train", "channels": prep.channels, "units": prep.units,
-                      "mean": mean, "std": std, "count_per_channel": count, "normalisation": prep.normalisation})
+                      "mean": mean, "std": std, "count_per_channel": count, "normalisation": prep.normalisation,
+                      **extra})
+    for split, n in (missing.get("missing_filled") or {}).items():
+        say(f"note: {n} missing values in the {split} split are not explained by the mask; the network sees "
+            "them filled with the training mean (--allow-missing) and no score counts them")
     return write_manifest(tmp, {
         "dataset": name, "official_validation": official_validation, "splits": list(prep.splits),
         "frames": {s: int(len(d.times)) for s, d in prep.splits.items()}, "sources": prep.sources, **prep.manifest,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.masks import unpack_mask
 from svqcast.errors import DataError
 
 SPEC_VERSION = 1
@@ -53,6 +54,15 @@ class DataSpec:
     # rows/columns the network pads at the bottom/right so H and W divide its encoder stride;
     # every output (loss, scores, forecasts) is cropped back, so padded cells are never scored
     padding: list[int] = field(default_factory=lambda: [0, 0])
+    # the cells of each channel that hold data (svqcast.data.masks: packed); None: all of them
+    mask: dict[str, Any] | None = None
+    # per channel: (variable, level) for channels cut from a variable on levels ("t@850"); the
+    # level coordinate's name and units, so forecasts write the level dimension back
+    levels: dict[str, Any] | None = None
+
+    def valid_mask(self) -> np.ndarray | None:
+        """(C, H, W) True where a channel holds data; None when every cell does."""
+        return unpack_mask(self.mask, (self.channels, *self.shape), f"data spec of {self.dataset}")
 
     @property
     def channels(self) -> int:
@@ -117,6 +127,16 @@ def _plain(obj: Any) -> Any:
 
 def channel_names(spec: DataSpec) -> list[str]:
     return [str(n) for n in (spec.channel_names or spec.variables)]
+
+
+def channel_levels(spec: DataSpec) -> list[tuple[str, float | None]]:
+    """(variable, level) of every channel: ``("t", 850.0)`` for a channel cut from a variable on
+    levels, ``(name, None)`` for the others."""
+    names = channel_names(spec)
+    pairs = (spec.levels or {}).get("channels")
+    if not pairs:
+        return [(n, None) for n in names]
+    return [(str(v), None if lv is None else float(lv)) for v, lv in pairs]
 
 
 def relative_offsets(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:

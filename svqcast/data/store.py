@@ -119,8 +119,8 @@ def write_store(path: str | Path, layout: StoreLayout, frames: Any, times: np.nd
                     raise DataError(f"{path}: frames of shape {block.shape[1:]} do not match ({c}, {h}, {w})")
                 if dt == "f4":
                     block = block.astype(np.float32, copy=False)
-                    if not np.isfinite(block).all():
-                        raise DataError(f"{path}: non-finite values in frames {a}..{a + len(block) - 1}")
+                    if np.isinf(block).any():  # NaN is a missing value (svqcast.data.missing); inf is broken
+                        raise DataError(f"{path}: infinite values in frames {a}..{a + len(block) - 1}")
                 dv[a:a + len(block)] = block
 
 
@@ -234,24 +234,34 @@ def read_meta(path: str | Path) -> StoreMeta:
         raise DataError(f"{path}: not a readable svqcast store ({exc}); run `svqcast prepare` again") from None
 
 
-def channel_stats(path: str | Path, chunk: int = 1024) -> tuple[list[float], list[float], int]:
+def channel_stats(path: str | Path, chunk: int = 1024) -> tuple[list[float], list[float], int | list[int]]:
     """Per-channel mean and (population) std over time and space, accumulated in float64
-    chunk by chunk, so a multi-GB training split never has to fit in memory."""
+    chunk by chunk, so a multi-GB training split never has to fit in memory. Missing cells
+    (NaN: land, gaps) are left out; the count is per channel where they make it differ."""
     frames = open_frames(path)
     n = len(frames)
     c = frames.shape[1]
     total = np.zeros(c, np.float64)
-    count = 0
+    count = np.zeros(c, np.int64)
     for a in range(0, n, chunk):
         block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
-        total += block.sum(axis=(0, 2, 3))
-        count += block.shape[0] * block.shape[2] * block.shape[3]
-    if count == 0:
+        finite = np.isfinite(block)
+        if finite.all():
+            total += block.sum(axis=(0, 2, 3))
+            count += block.shape[0] * block.shape[2] * block.shape[3]
+        else:
+            total += np.where(finite, block, 0.0).sum(axis=(0, 2, 3))
+            count += finite.sum(axis=(0, 2, 3))
+    if n == 0 or not count.any():
         raise DataError(f"{path}: the training split is empty; cannot compute statistics")
-    mean = total / count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
     sq = np.zeros(c, np.float64)
     for a in range(0, n, chunk):
         block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
-        sq += ((block - mean.reshape(1, -1, 1, 1)) ** 2).sum(axis=(0, 2, 3))
-    std = np.sqrt(sq / count)
-    return mean.tolist(), std.tolist(), count
+        dev = (block - mean.reshape(1, -1, 1, 1)) ** 2
+        sq += (dev if np.isfinite(block).all() else np.where(np.isfinite(block), dev, 0.0)).sum(axis=(0, 2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.sqrt(sq / count)
+    counts = count.tolist()
+    return mean.tolist(), std.tolist(), counts[0] if len(set(counts)) == 1 else counts

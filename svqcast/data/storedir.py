@@ -64,6 +64,8 @@ class Prepared:
     normalisation: str = ""  # "zscore" | "none"
     chunk: int | None = None  # frames per write and statistics block (None: the store's defaults)
     manifest: dict[str, Any] = field(default_factory=dict)  # more manifest fields (selection, user: true)
+    allow_missing: bool = False  # gaps the static mask does not explain are filled, not refused
+    levels: dict[str, Any] | None = None  # channels cut from variables on levels (DataSpec.levels)
 
 
 def root_dir(root: str | os.PathLike[str] | None) -> Path:

@@ -11,15 +11,17 @@ Frames are streamed in blocks of about 64 MB, so memory does not grow with the i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from svqcast.data.catalog import CATALOG
+from svqcast.data.masks import mask_from_file, parse_mask_arg
 from svqcast.data.prepare import write_prepared
 from svqcast.data.splitting import default_windows, split_ranges
 from svqcast.data.storedir import Prepared, SplitData, dataset_dir, prepared_dir, root_dir
@@ -42,11 +44,16 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
                  t_out: int | None = None, time_step: str | None = None, splits: list[str] | None = None,
                  force: bool = False, log: Callable[[str], None] | None = None,
                  progress: Progress | None = None, coords: Mapping[str, str] | None = None,
-                 resize: tuple[int, int] | None = None, allow_cuts: bool = False) -> Path:
+                 resize: tuple[int, int] | None = None, allow_cuts: bool = False,
+                 levels: Sequence[float] | str | None = None, mask: str | None = None, mask_keep: str = "nonzero",
+                 allow_missing: bool = False) -> Path:
     """Prepare `source` as user dataset `name` under `root`; return the store directory.
 
     `progress` counts the frames written over all splits, chunk by chunk; `coords` ({role: name})
-    names coordinates the guesser gets wrong (`svqcast.sources.coords`)."""
+    names coordinates the guesser gets wrong (`svqcast.sources.coords`). `levels` (values or
+    "all"): one channel per level of variables on levels. `mask` (``FILE[:VAR]``): cells to keep
+    (`mask_keep` "nonzero" or "zero"), added to the cells that never hold data; `allow_missing`
+    fills other gaps instead of refusing them (svqcast.data.missing)."""
     say = log or (lambda _m: None)
     check_name(name)
     if name in CATALOG:
@@ -57,7 +64,8 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         check_input(source)  # a FIFO or device would block the reader forever
     with locked(root, name):  # one preparation of a name at a time; the second sees the first's result
         _refuse_existing(name, root, force)
-        src = open_source(source, variables=variables, level=level, coords=coords, resize=resize)
+        src = open_source(source, variables=variables, level=level, coords=coords, resize=resize, levels=levels)
+        keep = _user_mask(src, mask, mask_keep)
         step = _step(src, time_step)
         window = default_windows(src.kind, t_in, t_out)
         ranges = split_ranges(src.times, splits, window, step)
@@ -68,11 +76,48 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         with _clean_on_failure(root_dir(root), name), deferred_signals():
             files = source_fingerprints(src)
             with atomic_dir(target, overwrite=force) as tmp:
-                write_prepared(tmp, name, user_file(src, ranges, files, allow_cuts), say=say, progress=progress)
+                prep = user_file(src, ranges, files, allow_cuts)
+                prep.allow_missing, prep.levels = allow_missing, src.levels
+                if keep is not None:
+                    prep.splits = {k: _masked(v, keep) for k, v in prep.splits.items()}
+                    prep.manifest["mask"] = {"file": str(mask), "keep": mask_keep, "cells_kept": int(keep.sum())}
+                write_prepared(tmp, name, prep, say=say, progress=progress)
             with finishing():  # the store is in place: its record follows, whatever signal is pending
                 register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
+
+
+def _user_mask(src: Source, mask: str | None, keep: str) -> np.ndarray | None:
+    """(H, W) cells to keep from `--mask FILE[:VAR]`, checked against the source's grid first."""
+    parsed = parse_mask_arg(mask)
+    if parsed is None:
+        return None
+    if keep not in ("nonzero", "zero"):
+        raise UsageError(f"`mask_keep` {keep!r}: use nonzero or zero")
+    if src.kind != "weather":
+        raise UsageError("`mask` applies to gridded fields (netCDF, zarr, GRIB), not frame data")
+    check_input(parsed[0])
+    return mask_from_file(parsed[0], parsed[1], src.dims, src.coords, keep)
+
+
+class _MaskedFrames:
+    """frames[a:b] with the cells outside the user's mask set missing (NaN) in every channel."""
+
+    def __init__(self, frames: Any, keep: np.ndarray) -> None:
+        self.frames, self.keep = frames, keep
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        block = np.array(self.frames[sl], dtype=np.float32)
+        block[..., ~self.keep] = np.nan
+        return block
+
+
+def _masked(data: SplitData, keep: np.ndarray) -> SplitData:
+    return dataclasses.replace(data, frames=_MaskedFrames(data.frames, keep))
 
 
 def _split(src: Source, a: int, b: int, base: str, allow_cuts: bool) -> SplitData:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from svqcast.data.masks import fill_missing
 from svqcast.data.store import open_frames
 from svqcast.errors import UsageError
 
@@ -93,10 +94,15 @@ class WindowDataset(Dataset):
     access in each process (the map itself is never pickled, so DataLoader workers each
     open their own). ``ds[i]`` -> ``(x, y)`` float32 tensors ``(T_in, C, H, W)`` and
     ``(T_out, C, H, W)``, ``(frame * scale + offset - mean) / std`` per channel.
+
+    Missing cells (NaN in the store: masked cells, allowed gaps) are filled with 0, the
+    channel's training mean, in the inputs, and stay NaN in the targets (and so do cells
+    outside the static mask `valid`), so the loss and every score leave them out.
     """
 
     def __init__(self, path: str | Path, centres: np.ndarray, idx_in: Sequence[int], idx_out: Sequence[int],
-                 mean: Sequence[float], std: Sequence[float], spec: Any, times: np.ndarray) -> None:
+                 mean: Sequence[float], std: Sequence[float], spec: Any, times: np.ndarray,
+                 valid: np.ndarray | None = None) -> None:
         self.path = str(path)
         self.centres = np.asarray(centres, dtype=np.int64)
         self.idx_in = np.asarray(idx_in, dtype=np.int64)
@@ -106,6 +112,7 @@ class WindowDataset(Dataset):
         self.spec = spec
         self._times = np.asarray(times)
         self._frames: Any = None  # opened lazily per process
+        self.valid = valid  # (C, H, W) static mask, or None
 
     # -- pickling: drop the open map; each worker reopens it -------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -132,6 +139,10 @@ class WindowDataset(Dataset):
         x, y = self.raw(i)
         x = (x - self._mean) / self._std
         y = (y - self._mean) / self._std
+        if self.valid is not None or not np.isfinite(x).all():
+            x = fill_missing(x)
+        if self.valid is not None:
+            y = np.where(self.valid, y, np.float32(np.nan))
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(
             np.ascontiguousarray(y, dtype=np.float32))
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from svqcast._version import __version__
+from svqcast.data.masks import fill_missing
 from svqcast.data.spec import DataSpec, relative_offsets, time_step
 from svqcast.errors import DataError, UsageError
 from svqcast.forecast.inputs import PreparedInput, prepare_input
@@ -151,7 +152,8 @@ class Forecaster:
         if self.spec.normalisation == "none":
             mean, std = np.zeros_like(mean), np.ones_like(std)
         shape = (1, -1, 1, 1)
-        x = (frames - mean.reshape(shape)) / std.reshape(shape)
+        valid = self.spec.valid_mask()  # (C, H, W): cells that hold data; the rest is filled, then NaN
+        x = fill_missing((frames - mean.reshape(shape)) / std.reshape(shape))
         timeline: dict[int, np.ndarray] = {int(r): x[:, j] for j, r in enumerate(rel_in)}
         leads: list[int] = []
         anchor, calls = 0, 0
@@ -187,6 +189,8 @@ class Forecaster:
                     f"{self.ref}: the network returned {tuple(out.shape[1:])}, the data spec says "
                     f"({rel_out.size}, {', '.join(map(str, inp.shape[2:]))}); config and data spec disagree"
                 )
+            if valid is not None:  # the next call sees masked cells as training did: filled
+                out = np.where(valid, out, np.float32(0.0))
             for k, r in enumerate(rel_out):
                 off = int(anchor + r)
                 if off not in timeline:
@@ -202,6 +206,8 @@ class Forecaster:
             y = np.clip(y, float(clip[0]), float(clip[1]))
         if not np.all(np.isfinite(y)):
             raise DataError(f"{self.ref}: the forecast contains non-finite values; the weights may be corrupt")
+        if valid is not None:
+            y = np.where(valid, y, np.float32(np.nan))  # masked cells (land of a sea field) hold no forecast
         return y.astype(np.float32), leads, calls
 
     def phases_for(self, init_times: Any) -> np.ndarray | None:

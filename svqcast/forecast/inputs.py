@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.spec import DataSpec, channel_names, frames_allowed, relative_offsets, time_step
+from svqcast.data.spec import DataSpec, channel_levels, channel_names, frames_allowed, relative_offsets, time_step
 from svqcast.errors import DataError, MismatchError, UsageError
 from svqcast.sources.calendars import calendar_frames, calendar_months
 from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import apply_coords, guess
 from svqcast.sources.grid import spatial_selection, time_dims
 from svqcast.sources.leadtime import format_step
+from svqcast.sources.levels import pick_level
 from svqcast.sources.lexicon import parse_var_map, resolve_variables
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import time_axis_of
@@ -244,22 +245,24 @@ def _read_frames(da: Any, tdim: str, sel: Mapping[str, Any], dims: tuple[str, st
 
 
 def _checked_units(values: np.ndarray, da: Any, unit: str, name: str, sel: _Selection, src: str,
-                   notes: list[str]) -> np.ndarray:
-    """Refuse NaNs, convert units, refuse implausible temperatures."""
-    n_nan = int(np.isnan(values).sum())
+                   notes: list[str], valid: np.ndarray | None) -> np.ndarray:
+    """Refuse NaNs the model's mask does not explain, convert units, refuse implausible temperatures."""
+    holes = np.isnan(values) if valid is None else np.isnan(values) & valid
+    n_nan = int(holes.sum())
     if n_nan:
-        bad = np.argwhere(np.isnan(values))[0]
+        bad = np.argwhere(holes)[0]
         when = str(sel.times[sel.idx[bad[0], bad[1]]])[:19]
+        where = "" if valid is None else " at cells where the model's data holds values"
         raise DataError(
-            f"{src}: variable '{name}' has {n_nan} missing (NaN) values in the input frames "
-            f"(first at {when}); fill or drop them before forecasting"
+            f"{src}: variable '{name}' has {n_nan} missing (NaN) values in the input frames{where} "
+            f"(first at {when}, cell row {bad[2]}, column {bad[3]}); fill or drop them before forecasting"
         )
     src_units = da.attrs.get("units")
     values, note = convert_units(values, src_units, unit, name)
     if note:
         notes.append(note)
-    if temperature_kind(unit) == "K":
-        lo, hi = float(values.min()), float(values.max())
+    if temperature_kind(unit) == "K" and np.isfinite(values).any():
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         if lo < 150.0 or hi > 350.0:
             raise DataError(
                 f"{src}: variable '{name}' ranges {lo:.1f}..{hi:.1f} after conversion to K, which "
@@ -269,9 +272,11 @@ def _checked_units(values: np.ndarray, da: Any, unit: str, name: str, sel: _Sele
 
 
 def _channel(ds: Any, name: str, spec: DataSpec, unit: str, init_time: Any, src: str,
-             notes: list[str], grid_notes: bool) -> tuple[np.ndarray, _Selection]:
-    """One model channel: validated (n_init, T_in, H, W) frames in model units."""
-    da = ds[name]
+             notes: list[str], grid_notes: bool, level: float | None = None,
+             valid: np.ndarray | None = None) -> tuple[np.ndarray, _Selection]:
+    """One model channel: validated (n_init, T_in, H, W) frames in model units (`level`: the
+    channel's level of a variable on levels; `valid`: its static mask, where NaN is expected)."""
+    da = pick_level(ds, ds[name], level, name, src) if level is not None else ds[name]
     tdims = time_dims(da)
     if not tdims:
         t_in = relative_offsets(spec)[0].size
@@ -283,7 +288,7 @@ def _channel(ds: Any, name: str, spec: DataSpec, unit: str, init_time: Any, src:
     sel = _select_frames(da, tdim, spec, init_time, src)
     notes.extend(sel.notes)
     values = _read_frames(da, tdim, isel, (ydim, xdim), sel.idx, name, src)
-    return _checked_units(values, da, unit, name, sel, src, notes), sel
+    return _checked_units(values, da, unit, name, sel, src, notes, valid), sel
 
 
 def prepare_input(
@@ -304,12 +309,16 @@ def prepare_input(
     if not channels:
         raise DataError("the model's data spec lists no variables; re-export the checkpoint")
     units = list(spec.units)
-    resolved = resolve_variables(ds, channels, parse_var_map(var_map), src)
+    var_level = channel_levels(spec)
+    wanted = list(dict.fromkeys(v for v, _ in var_level))
+    resolved = resolve_variables(ds, wanted, parse_var_map(var_map), src)
     notes = [f"model variable '{ch}' read from input variable '{name}'" for ch, name in resolved.items() if name != ch]
+    valid = spec.valid_mask()
     per_channel: list[np.ndarray] = []
     sel: _Selection | None = None
-    for ci, ch in enumerate(channels):
-        values, sel = _channel(ds, resolved[ch], spec, units[ci], init_time, src, notes, grid_notes=ci == 0)
+    for ci, (var, level) in enumerate(var_level):
+        values, sel = _channel(ds, resolved[var], spec, units[ci], init_time, src, notes, grid_notes=ci == 0,
+                               level=level, valid=None if valid is None else valid[ci])
         per_channel.append(values)
     assert sel is not None
     return PreparedInput(

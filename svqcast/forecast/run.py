@@ -127,12 +127,13 @@ def lead_report(ds: Any) -> dict[str, Any]:
     return {"lead_times": [iso_duration(s) for s in secs], "lead_time_seconds": secs}
 
 
-def _written(ds: Any, req: PredictRequest, variables: list[str], t0: float) -> dict[str, Any]:
+def _written(ds: Any, req: PredictRequest, channels: list[str], t0: float) -> dict[str, Any]:
     output = Path(str(req.output))
+    variables = [v for v in dict.fromkeys(c.rpartition("@")[0] if c not in ds else c for c in channels) if v in ds]
     return {
         "output": str(output), "layout": req.layout, "format": output_format(output),
         **lead_report(ds), "grid": list(ds[variables[0]].shape[-2:]),
-        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in variables},
+        "range": {v: [float(ds[v].min()), float(ds[v].max())] for v in variables},  # NaN-skipping (masked cells)
         "seconds": round(time.perf_counter() - t0, 3),
     }
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.spec import DataSpec, channel_names, time_step
+from svqcast.data.spec import DataSpec, channel_levels, channel_names, time_step
 from svqcast.errors import MissingExtraError, UsageError
 from svqcast.fsutil import atomic_dir, atomic_path, check_output
 from svqcast.sources.calendars import calendar_months, shift_months
@@ -226,7 +226,31 @@ def build_forecast_dataset(
                           model_ref=model_ref)
     attrs.update(dict(extra_attrs or {}))
     ds = xr.Dataset(data_vars=data_vars, coords=coords, attrs={k: _cf_attr(v) for k, v in attrs.items()})
-    return _keep_input_metadata(ds, input_metadata or {})
+    return _keep_input_metadata(_stack_levels(ds, spec), input_metadata or {})
+
+
+def _stack_levels(ds: Any, spec: DataSpec) -> Any:
+    """Channels cut from a variable on levels (``t@500``, ``t@850``) back into that variable with
+    its level dimension, ``t(time, lead_time, level, lat, lon)``, so a forecast reads like its input."""
+    import xarray as xr
+
+    info = spec.levels or {}
+    pairs = channel_levels(spec)
+    if not info or all(level is None for _, level in pairs):
+        return ds
+    dim = str(info.get("name") or "level")
+    everything = sorted({float(level) for _, level in pairs if level is not None})
+    level_attrs = {k: str(info[k]) for k in ("units", "long_name") if info.get(k)}
+    out = ds
+    for var in dict.fromkeys(v for v, level in pairs if level is not None):
+        members = [(ch, level) for ch, (v, level) in zip(channel_names(spec), pairs, strict=True) if v == var]
+        stacked = xr.concat([ds[ch] for ch, _ in members], dim=dim).assign_coords({dim: [lv for _, lv in members]})
+        stacked = stacked.reindex({dim: everything}).transpose("time", "lead_time", dim, ...)
+        stacked.attrs = {**ds[members[0][0]].attrs, "long_name": var}
+        out = out.drop_vars([ch for ch, _ in members]).assign({var: stacked})
+    out[dim].attrs.update(level_attrs)
+    out[dim].attrs.setdefault("axis", "Z")
+    return out
 
 
 def _keep_input_metadata(ds: Any, meta: Mapping[str, Any]) -> Any:
@@ -267,6 +291,9 @@ def to_wb2(ds: Any) -> Any:
         raise UsageError("`layout` wb2 needs a latitude/longitude grid; this model's grid is y/x")
     out = ds.drop_vars([v for v in ("lat_bnds", "lon_bnds", "valid_time") if v in ds.variables])
     out = out.rename({"lead_time": "prediction_timedelta", "lat": "latitude", "lon": "longitude"})
+    zdim = next((str(d) for d in out.dims if out[d].attrs.get("axis") == "Z" and d in out.coords), None)
+    if zdim is not None and zdim != "level":  # WeatherBench2 calls every vertical coordinate `level`
+        out = out.rename({zdim: "level"})
     out = out.sortby("latitude").sortby("longitude")
     for name in ("latitude", "longitude"):
         out[name].attrs.pop("bounds", None)

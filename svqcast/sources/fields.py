@@ -1,9 +1,11 @@
 """Gridded fields (netCDF / zarr / GRIB through xarray) -> a lazy `Source`.
 
 Coordinates are found by common names and CF attributes; singleton extra dimensions (one
-pressure level, one ensemble member) are squeezed; a level dimension with several levels
-needs `--level` (one level per dataset keeps channels honest: a second level is a second
-`prepare`, or `--variables` of a file that already splits levels into variables). Files of
+pressure level, one ensemble member) are squeezed; a variable on several levels needs
+`--levels` (some or all of them: one channel per level, named ``t@850``, its variable and level
+recorded) or `--level` (one level, the channel keeps the variable's name). Missing values
+(NaN, `_FillValue`) are kept as NaN: the store writer masks cells that never hold data and
+refuses other gaps (svqcast.data.missing). Files of
 a directory or glob may split the data by time (per-year files) or by variable; each
 variable's pieces are put in time order and every variable must cover the same times.
 The grid is kept exactly as the file has it: latitude order and longitude convention.
@@ -11,6 +13,7 @@ The grid is kept exactly as the file has it: latitude order and longitude conven
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +58,13 @@ def _candidates(ds: Any) -> list[str]:
     return out
 
 
-def _select(ds: Any, name: str, level: float | None, path: str, notes: list[str]) -> tuple[Any, str, str, str]:
-    """(da transposed to time, y, x; time dim; y dim; x dim) with extra dims removed."""
+Levels = Sequence[float] | str | None  # values, "all", or None
+
+
+def _select(ds: Any, name: str, level: float | None, levels: Levels, path: str,
+            notes: list[str]) -> tuple[list[tuple[str, float | None, Any]], str, str, str, str | None]:
+    """([(channel, level, da as (time, y, x))], time dim, y dim, x dim, level dim): one channel
+    per chosen level of a variable on levels (`levels`), else the variable itself."""
     da = ds[name]
     tdim = _time_dim(ds, da)
     assert tdim is not None
@@ -67,9 +75,10 @@ def _select(ds: Any, name: str, level: float | None, path: str, notes: list[str]
             rest.remove(d)
             notes.append(f"{name}: singleton dimension '{d}' squeezed")
     lev = next((d for d in rest if d.lower() in LEVEL_NAMES and len(rest) > 2), None)
+    picked: list[tuple[str, float | None, Any]] = [(name, None, da)]
     if lev is not None:
-        da = _pick_level(da, lev, level, name, path)
         rest.remove(lev)
+        picked = _pick_levels(da, lev, level, levels, name, path)
     elif level is not None:
         raise UsageError(f"{path}: `level` {level:g} given but {name!r} has no level dimension (dims {rest})")
     if len(rest) != 2:
@@ -78,57 +87,86 @@ def _select(ds: Any, name: str, level: float | None, path: str, notes: list[str]
                         f"(e.g. ds.isel({extra[0] if extra else rest[0]}=0)) before prepare")
     y = _grid_axis(ds, rest, "lat", "y") or rest[0]
     x = _grid_axis(ds, [d for d in rest if d != y], "lon", "x") or [d for d in rest if d != y][0]
-    return da.transpose(tdim, y, x), tdim, y, x
+    return [(ch, lv, d.transpose(tdim, y, x)) for ch, lv, d in picked], tdim, y, x, lev
 
 
-def _pick_level(da: Any, dim: str, level: float | None, name: str, path: str) -> Any:
-    values = [float(v) for v in np.asarray(da[dim].values)] if dim in da.coords else list(range(da.sizes[dim]))
+def _pick_levels(da: Any, dim: str, level: float | None, levels: Levels, name: str,
+                 path: str) -> list[tuple[str, float | None, Any]]:
+    values = [float(v) for v in (np.asarray(da[dim].values) if dim in da.coords else range(da.sizes[dim]))]
     shown = ", ".join(f"{v:g}" for v in values)
-    if level is None:
-        raise UsageError(f"{path}: {name!r} has {len(values)} levels ({shown}); choose one with `level`")
-    match = [i for i, v in enumerate(values) if abs(v - level) < 1e-6]
+    if level is None and levels is None:
+        raise UsageError(f"{path}: {name!r} has {len(values)} levels ({shown}); choose them with `levels` "
+                         "(e.g. --levels 500,850 or --levels all)")
+    if level is not None:
+        return [(name, None, da.isel({dim: _level_index(values, level, name, path)}, drop=True))]
+    wanted = values if isinstance(levels, str) else [float(v) for v in (levels or [])]
+    return [(level_channel(name, v), v, da.isel({dim: _level_index(values, v, name, path)}, drop=True))
+            for v in wanted]
+
+
+def _level_index(values: list[float], level: float, name: str, path: str) -> int:
+    match = [i for i, v in enumerate(values) if abs(v - level) < 1e-6 * max(1.0, abs(level))]
     if not match:
-        raise DataError(f"{path}: level {level:g} is not in {name!r} (levels: {shown})")
-    return da.isel({dim: match[0]}, drop=True)
+        raise DataError(f"{path}: level {level:g} is not in {name!r} (levels: {', '.join(f'{v:g}' for v in values)})")
+    return match[0]
+
+
+def level_channel(name: str, level: float) -> str:
+    """The channel of one level of a variable: ``t@850`` (what score and forecasts read back)."""
+    return f"{name}@{level:g}"
 
 
 def fields_source(arg: str, paths: list[str], datasets: list[Any], variables: list[str] | None,
-                  level: float | None) -> Source:
+                  level: float | None, levels: Levels = None) -> Source:
     notes: list[str] = []
     wanted = _wanted(arg, datasets, variables)
-    pieces: dict[str, list[_Piece]] = {v: [] for v in wanted}
+    pieces: dict[str, list[_Piece]] = {}
     grid: tuple[str, str, Any, Any] | None = None
+    info: dict[str, tuple[str, float | None, str | None, dict[str, Any]]] = {}  # channel -> var, level, dim, attrs
     for path, ds in zip(paths, datasets, strict=True):
         for name in wanted:
             if name not in ds.data_vars:
                 continue
-            da, tdim, y, x = _select(ds, name, level, path, notes)
+            picked, tdim, y, x, lev = _select(ds, name, level, levels, path, notes)
             axis = time_axis_of(ds, tdim, source=path)
             notes += list(axis.notes)
-            if pieces[name]:
-                _same_kind(pieces[name][0], da, ds[tdim], name, path)
-            pieces[name].append(_Piece(da, axis.values, path, ds[tdim]))
+            for channel, lv, da in picked:
+                if pieces.get(channel):
+                    _same_kind(pieces[channel][0], da, ds[tdim], name, path)
+                pieces.setdefault(channel, []).append(_Piece(da, axis.values, path, ds[tdim]))
+                info.setdefault(channel, (name, lv, lev, dict(ds[lev].attrs) if lev and lev in ds.coords else {}))
             grid = _same_grid(grid, ds, y, x, path)
     if grid is None:
         raise DataError(f"{arg}: no variable with a time dimension and a 2-D grid")
     times = _join_times(arg, pieces)
     y, x, yv, xv = grid
     dims = ("lat", "lon") if y.lower() in LAT_NAMES[:3] and x.lower() in LON_NAMES[:3] else ("y", "x")
+    channels = list(pieces)
     units, long_names = [], []
-    for name in wanted:
-        attrs = pieces[name][0].da.attrs
+    for channel in channels:
+        attrs = pieces[channel][0].da.attrs
         if not attrs.get("units"):
-            notes.append(f"{name}: no units attribute; recorded as unknown")
+            notes.append(f"{channel}: no units attribute; recorded as unknown")
         units.append(str(attrs.get("units") or "unknown"))
-        long_names.append(str(attrs.get("long_name") or attrs.get("standard_name") or name))
+        long_names.append(str(attrs.get("long_name") or attrs.get("standard_name") or info[channel][0]))
     return Source(
-        path=arg, kind="weather", frames=FieldFrames([pieces[v] for v in wanted], list(wanted), times), times=times,
-        channels=list(wanted), units=units, long_names=long_names, dims=dims,
+        path=arg, kind="weather", frames=FieldFrames([pieces[c] for c in channels], channels, times), times=times,
+        channels=channels, units=units, long_names=long_names, dims=dims,
         coords={dims[0]: yv, dims[1]: xv},
         coord_units={dims[0]: "degrees_north" if dims[0] == "lat" else "1",
                      dims[1]: "degrees_east" if dims[1] == "lon" else "1"},
-        files=list(paths), notes=list(dict.fromkeys(notes)),
+        files=list(paths), notes=list(dict.fromkeys(notes)), levels=_levels_info(channels, info),
     )
+
+
+def _levels_info(channels: list[str], info: dict[str, Any]) -> dict[str, Any] | None:
+    """DataSpec.levels: each channel's (variable, level), and the level coordinate's name and units."""
+    if all(info[c][1] is None for c in channels):
+        return None
+    dim, attrs = next((info[c][2], info[c][3]) for c in channels if info[c][1] is not None)
+    return {"name": "level" if str(dim).lower() in ("isobaricinhpa", "plev", "lev", "pressure_level") else str(dim),
+            "units": str(attrs.get("units") or ""), "long_name": str(attrs.get("long_name") or ""),
+            "channels": [[info[c][0], info[c][1]] for c in channels]}
 
 
 def _wanted(arg: str, datasets: list[Any], variables: list[str] | None) -> list[str]:
@@ -233,11 +271,9 @@ class FieldFrames:
                     sub = piece.da.isel({piece.da.dims[0]: slice(int(lo - starts[k]), int(hi - starts[k]))})
                     blocks.append(_read(piece.path, name, sub))
             block = np.concatenate(blocks)
-            bad = np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))
-            if bad.size:
-                when = str(self.times[a + int(bad[0])])[:19]
-                raise DataError(f"{parts[0].path}: {name!r} has missing or non-finite values at {when} "
-                                "(_FillValue or NaN); fill or drop those times before prepare")
+            if np.isinf(block).any():  # NaN is a missing value (the mask, gaps); inf is a broken one
+                when = str(self.times[a + int(np.flatnonzero(np.isinf(block).reshape(len(block), -1).any(1))[0])])
+                raise DataError(f"{parts[0].path}: {name!r} has infinite values at {when[:19]}; fix the file")
             out.append(block)
         return np.stack(out, axis=1)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,17 @@ from svqcast.sources.source import URL_HINT, Source
 
 
 def open_source(arg: str, *, variables: list[str] | None = None, level: float | None = None,
-                coords: Mapping[str, str] | None = None, resize: tuple[int, int] | None = None) -> Source:
+                coords: Mapping[str, str] | None = None, resize: tuple[int, int] | None = None,
+                levels: Sequence[float] | str | None = None) -> Source:
     """Open `arg` lazily as a Source (DataError/UsageError with one line on any problem).
 
-    `coords` ({role: name}, `svqcast.sources.coords`) renames the file's coordinates first."""
+    `coords` ({role: name}, `svqcast.sources.coords`) renames the file's coordinates first;
+    `levels` (values or "all") makes one channel per level of variables on levels."""
     fmt, paths = classify(str(arg))
+    if level is not None and levels is not None:
+        raise UsageError("give `level` (one level, the channel keeps the variable's name) or `levels`, not both")
     if fmt in FRAME_FORMATS:
-        if variables or level is not None:
+        if variables or level is not None or levels is not None:
             raise UsageError("`variables` and `level` apply to netCDF, zarr and GRIB inputs, not frame data")
         if coords:
             raise UsageError("`coords` applies to netCDF, zarr and GRIB inputs, not frame data")
@@ -42,7 +46,7 @@ def open_source(arg: str, *, variables: list[str] | None = None, level: float | 
     if resize is not None:
         raise UsageError("`resize` applies to frame data (.npy, video, images); regrid fields before preparing")
     datasets = [apply_coords(_open_xr(fmt, p), coords or {}, p) for p in paths]
-    return fields_source(str(arg), paths, datasets, variables, level)
+    return fields_source(str(arg), paths, datasets, variables, level, levels)
 
 
 def open_grib(path: Path) -> Any:

@@ -33,6 +33,7 @@ class Source:
     notes: list[str] = field(default_factory=list)
     fps: float | None = None
     cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames where a new scene starts
+    levels: dict[str, Any] | None = None  # channels cut from variables on levels (DataSpec.levels)
 
     @property
     def is_datetime(self) -> bool:

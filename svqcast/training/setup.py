@@ -57,14 +57,22 @@ def set_deterministic(enabled: bool) -> None:
 
 
 def criterion(name: str) -> LossFn:
-    """Plain mean over all elements, as the official ``nn.L1Loss`` / ``nn.MSELoss``."""
-    if name == "mae":
-        return F.l1_loss
-    if name == "mse":
-        return F.mse_loss
-    if name == "huber":
-        return F.huber_loss  # delta 1.0 = nn.HuberLoss()
-    raise UsageError(f"train.loss: unknown '{name}'; choose one of {', '.join(LOSSES)}")
+    """Plain mean over all elements, as the official ``nn.L1Loss`` / ``nn.MSELoss``; over the
+    valid ones when targets hold missing cells (NaN: masked land, gaps), which no loss counts."""
+    losses: dict[str, LossFn] = {"mae": F.l1_loss, "mse": F.mse_loss, "huber": F.huber_loss}  # huber: delta 1.0
+    if name not in losses:
+        raise UsageError(f"train.loss: unknown '{name}'; choose one of {', '.join(LOSSES)}")
+    return _skipping_missing(losses[name])
+
+
+def _skipping_missing(loss_fn: LossFn) -> LossFn:
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = torch.isfinite(target)
+        if bool(valid.all()):
+            return loss_fn(pred, target)
+        return loss_fn(pred[valid], target[valid])
+
+    return loss
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

@@ -190,6 +190,8 @@ class OpenSTLScores:
         self.groups = channel_groups(variables, len(mean)) if kind == "weather" else None
         self.sq = torch.zeros(len(mean), dtype=torch.float64)  # per-channel sums
         self.ab = torch.zeros(len(mean), dtype=torch.float64)
+        self.cells = torch.zeros(len(mean), dtype=torch.float64)  # valid cells per channel
+        self.masked = False  # some truth was missing: means over the valid cells only
         self.n_frames = 0
         self.pixels = 0  # H * W
         self.ssim_sum = 0.0
@@ -202,8 +204,13 @@ class OpenSTLScores:
     def update(self, pred_norm: ArrayLike, true_norm: ArrayLike) -> None:
         p, t = self.denormalise(pred_norm), self.denormalise(true_norm)
         err = p - t
+        valid = torch.isfinite(err)
+        if not bool(valid.all()):  # missing truth (masked land, gaps): left out, counted per channel
+            err = torch.where(valid, err, torch.zeros_like(err))
+            self.masked = True
         self.sq += (err * err).sum(dim=(0, 1, 3, 4))
         self.ab += err.abs().sum(dim=(0, 1, 3, 4))
+        self.cells += valid.to(torch.float64).sum(dim=(0, 1, 3, 4))
         self.n_frames += int(p.shape[0] * p.shape[1])
         self.pixels = int(p.shape[-1] * p.shape[-2])
         if self.clip is not None and any(m in self.metrics for m in ("ssim", "psnr", "lpips")):
@@ -225,18 +232,19 @@ class OpenSTLScores:
             if self.groups:
                 per: dict[str, list[float]] = {"mse": [], "mae": [], "rmse": []}
                 for name, sl in self.groups:
-                    width = sl.stop - sl.start
-                    mse_g = float(self.sq[sl].sum()) / (denom * width)
-                    mae_g = float(self.ab[sl].sum()) / (denom * width)
+                    cells = float(self.cells[sl].sum()) if self.masked else denom * (sl.stop - sl.start)
+                    mse_g = float(self.sq[sl].sum()) / cells
+                    mae_g = float(self.ab[sl].sum()) / cells
                     for key, val in (("mse", mse_g), ("mae", mae_g), ("rmse", math.sqrt(mse_g))):
                         out[f"{key}_{name}"] = val
                         per[key].append(val)
                 for key in ("mse", "mae", "rmse"):
                     out[key] = float(np.mean(per[key]))  # the official mean over groups
             else:
-                mse = float(self.sq.sum()) / (denom * channels)
+                cells = float(self.cells.sum()) if self.masked else denom * channels
+                mse = float(self.sq.sum()) / cells
                 out["mse"] = mse
-                out["mae"] = float(self.ab.sum()) / (denom * channels)
+                out["mae"] = float(self.ab.sum()) / cells
                 out["rmse"] = math.sqrt(mse)
             out = {k: v for k, v in out.items() if k.split("_")[0] in self.metrics}
         else:  # per-frame sums over C x H x W, averaged over (sample, frame)
@@ -404,25 +412,34 @@ class WB2Scores:
         self.bias: torch.Tensor | None = None
         self.acc: torch.Tensor | None = None
         self.acc_n: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None  # (T, C) forecasts scored (a field with no valid cell is not)
         self.n = 0
 
     def update(self, forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike | None = None) -> None:
         f, o = _t64(forecast), _t64(truth)
-        sq, ab, bi = (m.sum(0) for m in error_means(f, o, self.w))
+        c = None if clim is None else _t64(clim)
+        ok = torch.isfinite(f) & torch.isfinite(o)
+        if c is not None:
+            ok &= torch.isfinite(c)
+        valid = None if bool(ok.all()) else ok  # missing cells (masked land, gaps) are left out
+        sq, ab, bi = error_means(f, o, self.w, valid)
+        counted = torch.isfinite(sq).to(torch.float64).sum(0)  # a field with no valid cell counts nowhere
+        sq, ab, bi = (torch.nan_to_num(m, nan=0.0).sum(0) for m in (sq, ab, bi))
         if self.sq is None:
-            self.sq, self.ab, self.bias = sq, ab, bi
+            self.sq, self.ab, self.bias, self.count = sq, ab, bi, counted
             self.acc = torch.zeros_like(sq)
             self.acc_n = torch.zeros_like(sq)
         else:
-            assert self.ab is not None and self.bias is not None  # set together with self.sq
+            assert self.ab is not None and self.bias is not None and self.count is not None
             self.sq += sq
             self.ab += ab
             self.bias += bi
-        if clim is not None:
+            self.count += counted
+        if c is not None:
             assert self.acc is not None and self.acc_n is not None  # set with the first sums above
-            val, ok = anomaly_correlation(f, o, _t64(clim), self.w)
-            self.acc += val.sum(0)
-            self.acc_n += ok.to(torch.float64).sum(0)
+            val, defined = anomaly_correlation(f, o, c, self.w, valid)
+            self.acc += torch.where(defined, val, torch.zeros_like(val)).sum(0)
+            self.acc_n += defined.to(torch.float64).sum(0)
         self.n += int(f.shape[0])
 
     def compute(self) -> dict[str, np.ndarray]:
@@ -431,10 +448,12 @@ class WB2Scores:
         if self.n == 0 or self.sq is None:
             raise ValueError("no samples were scored")
         assert self.ab is not None and self.bias is not None and self.acc is not None and self.acc_n is not None
+        assert self.count is not None
+        n = self.count
         out = {
-            "rmse": torch.sqrt(self.sq / self.n).numpy(),
-            "mae": (self.ab / self.n).numpy(),
-            "bias": (self.bias / self.n).numpy(),
+            "rmse": torch.sqrt(self.sq / n).numpy(),
+            "mae": (self.ab / n).numpy(),
+            "bias": (self.bias / n).numpy(),
         }
         acc_n = self.acc_n.numpy()
         with np.errstate(invalid="ignore", divide="ignore"):

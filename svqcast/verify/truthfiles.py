@@ -16,9 +16,9 @@ import numpy as np
 from svqcast.errors import DataError
 from svqcast.forecast.inputs import squeeze_extra
 from svqcast.sources.cf import mask_invalid
-from svqcast.sources.coords import guess
 from svqcast.sources.forecast_files import ForecastView
 from svqcast.sources.grid import spatial_selection, time_dims
+from svqcast.sources.levels import pick_level
 from svqcast.sources.lexicon import resolve_variables
 from svqcast.sources.timeaxis import time_axis_of
 from svqcast.units import convert_units, implausible, is_physical
@@ -28,24 +28,6 @@ def forecast_grid(fv: ForecastView) -> tuple[list[str], dict[str, Any]]:
     """The forecast's grid as (dims, coords): what truth and climatology are cut to."""
     dims = ["lat", "lon"] if fv.latlon else ["y", "x"]
     return dims, {dims[0]: fv.y.tolist(), dims[1]: fv.x.tolist()}
-
-
-def pick_level(ds: Any, da: Any, level: float | None, name: str, src: str) -> Any:
-    """`da` at `level` (by value) when it has a level dimension; a level-free variable is taken
-    as it is (its name says its level, e.g. 2m_temperature)."""
-    dim = guess(ds, "level", among=[str(d) for d in da.dims])
-    if dim is None:
-        return da
-    values = np.asarray(ds[dim].values if dim in ds.coords else np.arange(da.sizes[dim]), dtype=np.float64)
-    shown = ", ".join(f"{v:g}" for v in values)
-    if level is None:
-        if values.size == 1:
-            return da.isel({dim: 0})
-        raise DataError(f"{src}: '{name}' has {values.size} levels ({shown}) but the forecast's has none")
-    match = np.flatnonzero(np.abs(values - level) <= 1e-6 * max(1.0, abs(level)))
-    if match.size == 0:
-        raise DataError(f"{src}: '{name}' has no level {level:g} (its levels: {shown})")
-    return da.isel({dim: int(match[0])})
 
 
 @dataclass
@@ -175,5 +157,4 @@ def in_forecast_units(values: np.ndarray, src_units: str | None, dst: str | None
     return np.asarray(out, dtype=np.float64)
 
 
-__all__ = ["Climatology", "Truth", "forecast_grid", "in_forecast_units", "open_climatology", "open_truth",
-           "pick_level"]
+__all__ = ["Climatology", "Truth", "forecast_grid", "in_forecast_units", "open_climatology", "open_truth"]
