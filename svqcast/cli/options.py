@@ -216,8 +216,9 @@ ScoreVariablesOpt = Annotated[Optional[list[str]], typer.Option(
     "--variables", help="Forecast variable(s) to score, repeatable or comma-separated (default: all); "
                         "geopotential means all its levels, geopotential@500 one.")]
 ScoreFormatOpt = Annotated[ScoreFormat, typer.Option(
-    "--format", "-f", help="text, json, csv (long format), or netcdf: a WeatherBench2-style results file "
-                           "(metric, region, lead_time, level) written to --output.")]
+    "--format", "-f", metavar="FORMAT",
+    help="text, json, csv (long format), or netcdf: a WeatherBench2-style results file (metric, region, lead_time, "
+         "level) written to --output.")]
 ResultsOutputOpt = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="The results file of --format netcdf (NAME.nc).")]
 RegionOpt = Annotated[Optional[str], typer.Option(
@@ -225,7 +226,7 @@ RegionOpt = Annotated[Optional[str], typer.Option(
                      "extra-tropics, northern-hemisphere, southern-hemisphere, europe, north-america, "
                      "north-atlantic, north-pacific, east-asia, ausnz, arctic, antarctic.")]
 BootstrapOpt = Annotated[int, typer.Option(
-    "--bootstrap", min=0, help="Resamples of the confidence intervals (bootstrap over initialisations; 0: none).")]
+    "--bootstrap", help="Resamples of the confidence intervals (bootstrap over initialisations; 0: none).")]
 BootstrapSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
 PlotOpt = Annotated[Optional[Path], typer.Option(
     "--plot", help="Also draw RMSE against lead time (.png, .pdf, .svg).")]

@@ -93,7 +93,16 @@ def get_split_dataset(
         extra=spec_extra(entry),
         **_store_extras(directory / STATS, len(meta.channels)),
     )
-    return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times, valid=spec.valid_mask())
+    return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times, valid=spec.valid_mask(),
+                         missing_ok=_records_missing(directory / STATS))
+
+
+def _records_missing(path: Path) -> bool:
+    """Whether the store's stats.json records missing values (a mask or allowed gaps)."""
+    if not path.exists():
+        return False
+    raw = read_json(path)
+    return bool(raw.get("mask") or raw.get("missing_filled"))
 
 
 def _store_extras(path: Path, channels: int) -> dict[str, Any]:

@@ -64,20 +64,20 @@ def mask_from_file(path: str, var: str | None, dims: Sequence[str], coords: Mapp
     ds = open_dataset(path)
     names = [str(n) for n, da in ds.data_vars.items() if da.ndim >= 2]
     if var is None and len(names) != 1:
-        raise UsageError(f"--mask {path}: name its variable (FILE:VAR); it has {', '.join(names) or 'none'}")
+        raise UsageError(f"`mask` {path}: name its variable (FILE:VAR); it has {', '.join(names) or 'none'}")
     name = var or names[0]
     if name not in ds.data_vars:
-        raise UsageError(f"--mask {path}: no variable {name!r} (it has {', '.join(names) or 'none'})")
+        raise UsageError(f"`mask` {path}: no variable {name!r} (it has {', '.join(names) or 'none'})")
     da = ds[name].squeeze(drop=True)
     values = np.asarray(da.values, dtype=np.float64)
     if values.ndim != 2:
-        raise DataError(f"--mask {path}:{name} has dims {da.dims}; a mask is one 2-D field")
+        raise DataError(f"`mask` {path}:{name} has dims {da.dims}; a mask is one 2-D field")
     _same_grid(ds, da, dims, coords, f"{path}:{name}")
     keep_cells = (values != 0) if keep == "nonzero" else (values == 0)
     keep_cells &= np.isfinite(values)
     if not keep_cells.any():
-        raise DataError(f"--mask {path}:{name} keeps no cell ({keep} cells: none); check the variable or "
-                        "--mask-keep")
+        raise DataError(f"`mask` {path}:{name} keeps no cell ({keep} cells: none); check the variable or "
+                        "`mask_keep`")
     return keep_cells
 
 
@@ -89,7 +89,7 @@ def _same_grid(ds: Any, da: Any, dims: Sequence[str], coords: Mapping[str, Any],
     same = all(g.shape == w.shape and np.allclose(g, w, atol=1e-6) for g, w in zip(got, want, strict=True))
     if not same:
         shape = "x".join(str(g.size) for g in got)
-        raise DataError(f"--mask {where}: its grid ({shape}, {got_dims[0]} {got[0][0]:g}..{got[0][-1]:g}) is not "
+        raise DataError(f"`mask` {where}: its grid ({shape}, {got_dims[0]} {got[0][0]:g}..{got[0][-1]:g}) is not "
                         f"the data's ({len(want[0])}x{len(want[1])}, {want[0][0]:g}..{want[0][-1]:g}); regrid the "
                         "mask to the data's grid")
 

@@ -72,7 +72,7 @@ def _gap_message(path: Path, name: str, split: str, prep: Any, first: tuple[int,
     ydim, xdim = prep.dims
     cell = f"{ydim} {float(prep.coords[ydim][i]):g}, {xdim} {float(prep.coords[xdim][j]):g}"
     return (f"{name}: '{prep.channels[c]}' is missing at {when} ({split} split), cell {cell}, which holds values "
-            "at other times; fill the gaps, or pass --allow-missing to fill them with the training mean "
+            "at other times; fill the gaps, or pass `allow_missing` to fill them with the training mean "
             "(counted in stats.json)")
 
 

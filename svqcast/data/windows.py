@@ -95,14 +95,15 @@ class WindowDataset(Dataset):
     open their own). ``ds[i]`` -> ``(x, y)`` float32 tensors ``(T_in, C, H, W)`` and
     ``(T_out, C, H, W)``, ``(frame * scale + offset - mean) / std`` per channel.
 
-    Missing cells (NaN in the store: masked cells, allowed gaps) are filled with 0, the
-    channel's training mean, in the inputs, and stay NaN in the targets (and so do cells
-    outside the static mask `valid`), so the loss and every score leave them out.
+    Where the store records missing cells (`missing_ok`: a static mask `valid`, allowed gaps),
+    they are filled with 0, the channel's training mean, in the inputs, and stay NaN in the
+    targets (and so do cells outside the mask), so the loss and every score leave them out.
+    Anywhere else a NaN is a fault, passed on for the training loop to name.
     """
 
     def __init__(self, path: str | Path, centres: np.ndarray, idx_in: Sequence[int], idx_out: Sequence[int],
                  mean: Sequence[float], std: Sequence[float], spec: Any, times: np.ndarray,
-                 valid: np.ndarray | None = None) -> None:
+                 valid: np.ndarray | None = None, missing_ok: bool = False) -> None:
         self.path = str(path)
         self.centres = np.asarray(centres, dtype=np.int64)
         self.idx_in = np.asarray(idx_in, dtype=np.int64)
@@ -113,6 +114,7 @@ class WindowDataset(Dataset):
         self._times = np.asarray(times)
         self._frames: Any = None  # opened lazily per process
         self.valid = valid  # (C, H, W) static mask, or None
+        self.missing_ok = missing_ok or valid is not None
 
     # -- pickling: drop the open map; each worker reopens it -------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -139,10 +141,10 @@ class WindowDataset(Dataset):
         x, y = self.raw(i)
         x = (x - self._mean) / self._std
         y = (y - self._mean) / self._std
-        if self.valid is not None or not np.isfinite(x).all():
+        if self.missing_ok:
             x = fill_missing(x)
-        if self.valid is not None:
-            y = np.where(self.valid, y, np.float32(np.nan))
+            if self.valid is not None:
+                y = np.where(self.valid, y, np.float32(np.nan))
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(
             np.ascontiguousarray(y, dtype=np.float32))
 

@@ -96,7 +96,7 @@ def _pick_levels(da: Any, dim: str, level: float | None, levels: Levels, name: s
     shown = ", ".join(f"{v:g}" for v in values)
     if level is None and levels is None:
         raise UsageError(f"{path}: {name!r} has {len(values)} levels ({shown}); choose them with `levels` "
-                         "(e.g. --levels 500,850 or --levels all)")
+                         "(500,850 or all)")
     if level is not None:
         return [(name, None, da.isel({dim: _level_index(values, level, name, path)}, drop=True))]
     wanted = values if isinstance(levels, str) else [float(v) for v in (levels or [])]

@@ -260,8 +260,10 @@ def _non_finite(t: Trainer, checked: int) -> SvqcastError:
     last check; otherwise the optimisation diverged."""
     p = t.progress
     order = list(t.sampler)  # this epoch's permutation (a pure function of seed and epoch)
+    missing_ok = bool(getattr(t.train_ds, "missing_ok", False))  # then targets hold NaN where data is missing
     for i in order[checked * t.batch : p.batch_in_epoch * t.batch]:
-        if not all(bool(torch.isfinite(v).all()) for v in t.train_ds[i]):
+        x, y = t.train_ds[i][:2]
+        if not (bool(torch.isfinite(x).all()) and (missing_ok or bool(torch.isfinite(y).all()))):
             return DataError(
                 f"training sample {i} of '{t.cfg['data']['dataset']}' holds NaN or inf, so the loss became "
                 f"non-finite at epoch {p.epoch + 1}; fix or drop it in the source data and re-run "

@@ -57,15 +57,18 @@ def set_deterministic(enabled: bool) -> None:
 
 
 def criterion(name: str) -> LossFn:
-    """Plain mean over all elements, as the official ``nn.L1Loss`` / ``nn.MSELoss``; over the
-    valid ones when targets hold missing cells (NaN: masked land, gaps), which no loss counts."""
+    """Plain mean over all elements, as the official ``nn.L1Loss`` / ``nn.MSELoss``."""
     losses: dict[str, LossFn] = {"mae": F.l1_loss, "mse": F.mse_loss, "huber": F.huber_loss}  # huber: delta 1.0
     if name not in losses:
         raise UsageError(f"train.loss: unknown '{name}'; choose one of {', '.join(LOSSES)}")
-    return _skipping_missing(losses[name])
+    return losses[name]
 
 
-def _skipping_missing(loss_fn: LossFn) -> LossFn:
+def skipping_missing(loss_fn: LossFn) -> LossFn:
+    """`loss_fn` over the valid target cells only: for data whose store records missing cells
+    (a static mask, allowed gaps), whose targets hold NaN there. Elsewhere a NaN is a fault the
+    loop must see, so this wrapper is used only for such data."""
+
     def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         valid = torch.isfinite(target)
         if bool(valid.all()):

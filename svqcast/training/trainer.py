@@ -40,6 +40,7 @@ from svqcast.training.setup import (
     git_commit,
     seed_everything,
     set_deterministic,
+    skipping_missing,
 )
 from svqcast.training.state import (
     STATE_NAME,
@@ -163,6 +164,8 @@ def setup_trainer(
     set_deterministic(tc.deterministic)
     seed_everything(tc.seed)
     train_ds, val_ds = load_data(cfg, env, datasets)
+    if getattr(train_ds, "missing_ok", False):  # masked cells and allowed gaps are NaN in the targets
+        loss_fn = skipping_missing(loss_fn)
     spec = getattr(train_ds, "spec", None)  # catalog datasets carry their DataSpec
     model = (model_fn or default_model_fn)(cfg).to(env.device)
     prepare_model(model, prec, tc.channels_last, env.device)  # layout only; fp32 weights

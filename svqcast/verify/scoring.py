@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.errors import DataError
+from svqcast.errors import DataError, UsageError
 from svqcast.progress import Progress, counted
 from svqcast.sources.coords import apply_coords, check_found
 from svqcast.sources.forecast_files import ForecastView, open_forecast
@@ -219,6 +219,8 @@ def score_forecast(
     import xarray as xr
 
     coords = coords or {}
+    if bootstrap < 0:
+        raise UsageError(f"`bootstrap` {bootstrap}: give a number of resamples, or 0 for no intervals")
     names = parse_regions(regions)
     fv = open_forecast(forecast, variables, coords, strict=False)
     tds = apply_coords(truth, coords, "truth", strict=False) if isinstance(truth, xr.Dataset) else open_dataset(
