@@ -228,6 +228,11 @@ RegionOpt = Annotated[Optional[str], typer.Option(
 BootstrapOpt = Annotated[int, typer.Option(
     "--bootstrap", help="Resamples of the confidence intervals (bootstrap over initialisations; 0: none).")]
 BootstrapSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
+ThresholdsOpt = Annotated[Optional[str], typer.Option(
+    "--thresholds", help="Categorical scores (POD, FAR, CSI, ETS, frequency bias) and FSS at these thresholds, "
+                         "comma-separated, in the variable's units or as rates (1mm/h).")]
+FssScalesOpt = Annotated[Optional[str], typer.Option(
+    "--fss-scales", help="Fractions skill score window sizes in grid cells (default 1,5,15).")]
 PlotOpt = Annotated[Optional[Path], typer.Option(
     "--plot", help="Also draw RMSE against lead time (.png, .pdf, .svg).")]
 

@@ -74,3 +74,21 @@ def print_table(columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
 def plural(n: int, word: str) -> str:
     """"1 sample", "2 samples": counts people read."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def print_event_scores(name: str, by_forecast: dict[str, dict[str, Any]]) -> None:
+    """One table per threshold: a row per (forecast, score), a column per lead."""
+    first = next(iter(by_forecast.values()))
+    for thr, row in first.items():
+        leads = len(row["csi"])
+        table = Table(title=f"{name} >= {thr} (events observed: {row['events_observed']})")
+        table.add_column("forecast")
+        table.add_column("score")
+        for j in range(leads):
+            table.add_column(f"+{j + 1}", justify="right")
+        for f, rows in by_forecast.items():
+            scores = [("csi", rows[thr]["csi"]), ("ets", rows[thr]["ets"])]
+            scores += [(f"fss {k}x{k}", v) for k, v in rows[thr]["fss"].items()]
+            for label, values in scores:
+                table.add_row(f, label, *["-" if v is None else f"{v:.3g}" for v in values])
+        out_console.print(table)

@@ -15,6 +15,7 @@ from svqcast.cli.options import (
     ClimatologyOpt,
     CoordsOpt,
     ForecastFileArg,
+    FssScalesOpt,
     OverwriteOpt,
     PlotOpt,
     RegionOpt,
@@ -22,9 +23,10 @@ from svqcast.cli.options import (
     ScoreFormat,
     ScoreFormatOpt,
     ScoreVariablesOpt,
+    ThresholdsOpt,
     TruthOpt,
 )
-from svqcast.cli.output import emit, log, out_console
+from svqcast.cli.output import emit, log, out_console, print_event_scores
 from svqcast.cli.progress import reporter
 from svqcast.errors import UsageError
 
@@ -49,6 +51,8 @@ def _print_text(r: dict[str, Any]) -> None:
     for var, v in r["variables"].items():
         for region, table in v["regions"].items():
             _print_field(var, v, region, table, v["references"]["persistence"]["regions"][region])
+        if v.get("events"):
+            print_event_scores(var, {"forecast": v["events"], "persistence": v["references"]["persistence"]["events"]})
     for note in r["notes"]:
         out_console.print(f"note: {note}")
 
@@ -101,6 +105,8 @@ def _score(
     region: RegionOpt = None,
     bootstrap: BootstrapOpt = 1000,
     seed: BootstrapSeedOpt = 0,
+    thresholds: ThresholdsOpt = None,
+    fss_scales: FssScalesOpt = None,
     plot: PlotOpt = None,
     overwrite: OverwriteOpt = False,
     coords: CoordsOpt = None,
@@ -116,6 +122,7 @@ def _score(
     Examples: svqcast score forecast.nc --truth era5.nc --format json
               svqcast score wb2.zarr --truth era5.zarr --variables geopotential@500 --region europe,tropics
               svqcast score wb2.zarr --truth era5.zarr --region all --format netcdf -o results.nc
+              svqcast score nowcast.nc --truth radar.nc --thresholds 0.1mm/h,1mm/h --fss-scales 1,5,15
     """
     from svqcast.sources.coords import parse_coords
     from svqcast.verify.figures import check_plot_target, plot_scores
@@ -134,7 +141,7 @@ def _score(
     with reporter("json" if fmt == ScoreFormat.json else "text") as progress:
         result = score_forecast(forecast, truth, climatology=climatology, variables=wanted or None,
                                 progress=progress, coords=parse_coords(coords), regions=region,
-                                bootstrap=bootstrap, seed=seed)
+                                bootstrap=bootstrap, seed=seed, thresholds=thresholds, fss_scales=fss_scales)
     if plot is not None:
         plot_scores(result, plot, overwrite=overwrite)
         result["plot"] = str(plot)

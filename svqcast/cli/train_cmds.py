@@ -24,6 +24,7 @@ from svqcast.cli.options import (
     EvalRefArg,
     EvalSplitOpt,
     FormatOpt,
+    FssScalesOpt,
     MaxBatchesOpt,
     MaxEpochsOpt,
     PerLeadOpt,
@@ -38,10 +39,11 @@ from svqcast.cli.options import (
     SetOpt,
     TableFormat,
     TableFormatOpt,
+    ThresholdsOpt,
     TrainCompileOpt,
     TrainDatasetOpt,
 )
-from svqcast.cli.output import OutputFormat, emit, out_console, plural
+from svqcast.cli.output import OutputFormat, emit, out_console, plural, print_event_scores
 from svqcast.cli.progress import make_reporter, reporter
 from svqcast.errors import UsageError
 
@@ -187,6 +189,8 @@ def _render_eval(result: dict[str, Any]) -> None:
             per_table = max(1, (out_console.width - 8) // 11)  # as many columns as fit: nothing is cut
             for start in range(0, len(cols), per_table):
                 _lead_table(result, per, metric, cols[start:start + per_table])
+    for ch in next(iter((result.get("events") or {}).values()), {}):
+        print_event_scores(ch, {f: per_channel[ch] for f, per_channel in result["events"].items()})
     q = result.get("quantizer")
     if q:
         usage = q.get("code_usage") or {}
@@ -208,12 +212,17 @@ def evaluate_cmd(
     batch_size: BatchSizeOpt = None,
     max_batches: MaxBatchesOpt = None,
     device: DeviceOpt = Device.auto,
+    thresholds: ThresholdsOpt = None,
+    fss_scales: FssScalesOpt = None,
 ) -> None:
     """Score a model: OpenSTL-compatible and WeatherBench2-style metrics, with persistence,
     climatology and (sub-daily data) same hour yesterday as reference forecasts, and SVQ
-    code-usage diagnostics.
+    code-usage diagnostics. Precipitation data (radar) add POD, FAR, CSI, ETS, frequency bias
+    and FSS (default 0.1, 1 and 5 mm/h; 1, 5 and 15 cells) and the optical-flow extrapolation
+    reference (the nowcast extra).
 
     Example: svqcast evaluate runs/era5-uk-t2m_gsta_svq --dataset era5-uk-t2m --per-lead-time
+    Example: svqcast evaluate runs/knmi-radar_gsta --thresholds 1mm/h,5mm/h --fss-scales 1,9
     """
     from svqcast.verify.evaluation import evaluate, result_rows
 
@@ -231,6 +240,8 @@ def evaluate_cmd(
             max_batches=max_batches,
             device=device.value,
             progress=progress,
+            thresholds=thresholds,
+            fss_scales=fss_scales,
         )
     if fmt == TableFormat.csv:
         buf = io.StringIO()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +37,20 @@ from svqcast.errors import DataError, MissingExtraError, UsageError
 from svqcast.forecast.forecaster import load_network
 from svqcast.forecast.writer import step_unit
 from svqcast.models.phase import cycle_of, needs_phase
-from svqcast.models.quantizers.base import Quantizer
-from svqcast.models.quantizers.diagnostics import HasCodeWeights, svq_diagnostics
 from svqcast.models.simvp import ReturnsAux
 from svqcast.progress import Progress, counted
 from svqcast.sources.leadtime import step_label
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
+from svqcast.verify.events import EventScores
+from svqcast.verify.eventscores import EXTRAPOLATION, EventRequest
 from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, WB2Scores, spatial_weights
+from svqcast.verify.nowcast import extrapolation_forecast
+from svqcast.verify.probe import QuantizerProbe
 from svqcast.verify.references import SeasonalReference, seasonal_reference
 
 FORECASTS = ("model", "persistence", "climatology")  # + the seasonal-naive one where defined
 COMPAT = (None, "openstl")
-#: SVQ latents captured for code-usage diagnostics: the first batch, and at most this many
-#: weight entries (tokens x N) of it, i.e. the first latent frames (the paper's Fig. 5/6
-#: statistics are per-batch statistics as well)
-DIAG_BATCHES = 1
-DIAG_MAX_ENTRIES = 1 << 25
 
 
 class _Indexed(Dataset):
@@ -81,63 +78,6 @@ def _finite(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return v
-
-
-class _QuantizerProbe:
-    """Collects SVQ diagnostics: the diagnostics the model returns with each batch (mean
-    over batches) and, for SVQ-like quantizers, code-usage statistics of their weights."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-        self.quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
-        self.latents: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(self.quantizers))}
-        self.batches = 0
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.handles = []
-        for i, q in enumerate(self.quantizers):
-            self.handles.append(q.register_forward_pre_hook(self._hook(i)))
-
-    def _hook(self, i: int) -> Any:
-        def fn(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            if self.batches < DIAG_BATCHES and isinstance(module, HasCodeWeights):
-                z = args[0].detach()
-                per_frame = int(z[0].numel() // z.shape[1]) * int(module.codebook_size)
-                frames = max(1, DIAG_MAX_ENTRIES // max(per_frame, 1))
-                self.latents[i].append(z[:frames])
-
-        return fn
-
-    def after_batch(self, diagnostics: Mapping[str, Any]) -> None:
-        self.batches += 1
-        for key, value in diagnostics.items():
-            try:
-                v = float(torch.as_tensor(value).float().mean())
-            except (TypeError, ValueError):
-                continue
-            self.sums[key] = self.sums.get(key, 0.0) + v
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-    def report(self) -> dict[str, Any] | None:
-        for h in self.handles:
-            h.remove()
-        if not self.quantizers:
-            return None
-        out: dict[str, Any] = {
-            "quantizers": [type(q).__name__ for q in self.quantizers],
-            "model_diagnostics": {k: self.sums[k] / self.counts[k] for k in self.sums},
-        }
-
-        for i, q in enumerate(self.quantizers):
-            zs = self.latents[i]
-            if not zs or not isinstance(q, HasCodeWeights):
-                continue
-            stats = [svq_diagnostics(q, z) for z in zs]
-            keys = stats[0].keys()
-            out[f"code_usage_{i}" if len(self.quantizers) > 1 else "code_usage"] = {
-                k: float(np.mean([s[k] for s in stats])) for k in keys
-            }
-        return out
 
 
 @dataclass
@@ -248,14 +188,18 @@ class _Scores:
     samples: int = 0
     seasonal: SeasonalReference | None = None
     seasonal_samples: int = 0  # samples whose seasonal-naive observations exist
+    events: dict[str, EventScores] = field(default_factory=dict)  # per forecast, with thresholds
+    event_channels: list[int] = field(default_factory=list)
 
 
-def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
+def _scores(sp: _Split, compat: str | None, use_lpips: bool, events: EventRequest) -> _Scores:
     spec = sp.spec
     forecasts = ("model",) if compat == "openstl" else FORECASTS
     seasonal = None if compat == "openstl" else seasonal_reference(sp.name, spec, **sp.loader_kwargs)
     if seasonal is not None:
         forecasts = (*forecasts, seasonal.name)
+    if compat is None and events.extrapolation(spec, sp.notes):
+        forecasts = (*forecasts, EXTRAPOLATION)
     wanted = OPENSTL_METRICS.get(spec.kind, ("mse", "mae"))
     h, w = (len(spec.coords.get(d, [])) for d in spec.dims[:2])
     if "ssim" in wanted and 0 < min(h, w) < SSIM_WIN:  # SSIM's 7x7 window does not fit the frame
@@ -275,11 +219,12 @@ def _scores(sp: _Split, compat: str | None, use_lpips: bool) -> _Scores:
         wb2 = {f: WB2Scores(weights) for f in forecasts}
     mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 1, -1, 1, 1)
     std = np.asarray(spec.std, dtype=np.float64).reshape(1, 1, -1, 1, 1)
-    return _Scores(forecasts, openstl, wb2, clim, mean, std, seasonal=seasonal)
+    channels, made = ([], {}) if compat is not None else events.accumulators(spec, forecasts, sp.notes)
+    return _Scores(forecasts, openstl, wb2, clim, mean, std, seasonal=seasonal, events=made, event_channels=channels)
 
 
 def _score_batches(
-    model: torch.nn.Module, dev: torch.device, sp: _Split, sc: _Scores, probe: _QuantizerProbe,
+    model: torch.nn.Module, dev: torch.device, sp: _Split, sc: _Scores, probe: QuantizerProbe,
     batch_size: int, max_batches: int | None, progress: Progress | None = None,
 ) -> None:
     """One pass over the split: the model's, persistence's and climatology's scores, reporting
@@ -317,13 +262,19 @@ def _score_references(sp: _Split, sc: _Scores, x: torch.Tensor, y: torch.Tensor,
     clim_phys = np.stack([sc.clim.at(sp.ds.times(int(i))[1]) for i in idx])
     clim_n = torch.from_numpy((clim_phys - mean[0]) / std[0])
     y_phys = y.double().numpy() * std + mean
-    for f, fc in (("model", pred), ("persistence", persist_n), ("climatology", clim_n)):
+    others = [("model", pred), ("persistence", persist_n), ("climatology", clim_n)]
+    if EXTRAPOLATION in sc.forecasts:  # the optical-flow nowcast from the (physical) inputs
+        ext = extrapolation_forecast(x.double().numpy() * std + mean, int(y.shape[1]))
+        others.append((EXTRAPOLATION, torch.from_numpy((ext - mean) / std)))
+    for f, fc in others:
         if f != "model":
             sc.openstl[f].update(fc, y)
         # the climatology forecast in exact physical units (a normalise/de-normalise
         # round trip would leave rounding-noise anomalies and a meaningless ACC)
         phys = clim_phys if f == "climatology" else fc.double().numpy() * std + mean
         sc.wb2[f].update(phys, y_phys, clim_phys)
+        if sc.events:
+            sc.events[f].update(phys, y_phys, sc.event_channels)
     if sc.seasonal is not None:
         _score_seasonal(sp, sc, y, idx, y_phys, clim_phys)
 
@@ -341,6 +292,8 @@ def _score_seasonal(sp: _Split, sc: _Scores, y: torch.Tensor, idx: torch.Tensor,
     name = sc.seasonal.name
     sc.openstl[name].update(torch.from_numpy((phys - sc.mean) / sc.std), y[keep])
     sc.wb2[name].update(phys, y_phys[keep], clim_phys[keep])
+    if sc.events:
+        sc.events[name].update(phys, y_phys[keep], sc.event_channels)
     sc.seasonal_samples += len(keep)
 
 
@@ -387,6 +340,8 @@ def _report(
         if per_lead_time:
             per_lead[f] = {m: {c: a[:, j].tolist() for j, c in enumerate(channels)} for m, a in s.items()}
     result["scores"] = scores
+    if sc.events:
+        result["events"] = {f: e.report(channels, sc.event_channels) for f, e in sc.events.items() if f in scores}
     if per_lead_time:
         result["per_lead_time"] = per_lead
     return result
@@ -406,6 +361,8 @@ def evaluate(
     lpips: bool | None = None,
     official_validation: bool = False,
     progress: Progress | None = None,
+    thresholds: str | list[str] | None = None,
+    fss_scales: str | list[int] | None = None,
 ) -> dict[str, Any]:
     """Score checkpoint `ref` on `split` of `dataset` (default: the dataset it was trained on).
 
@@ -421,8 +378,8 @@ def evaluate(
     sp = _open_split(ckpt, meta, dataset, split, root, official_validation)
     dev = pick_device(device, option="`device` ")
     model = model.to(dev).eval()
-    sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes))
-    probe = _QuantizerProbe(model)
+    sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes), EventRequest(thresholds, fss_scales))
+    probe = QuantizerProbe(model)
     bs = int(batch_size or typed_config(meta["config"]).train.val_batch_size)
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
     result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
@@ -448,6 +405,15 @@ def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
             else:
                 rows.append({"forecast": f, "metric": metric, "channel": "all", "lead_time": "all", "value": value})
     leads = result.get("lead_times") or []
+    for f, per_channel in (result.get("events") or {}).items():
+        for ch, per_threshold in per_channel.items():
+            for thr, row in per_threshold.items():
+                for metric in ("pod", "far", "csi", "ets", "frequency_bias"):
+                    rows += [{"forecast": f, "metric": f"{metric}@{thr}", "channel": ch, "lead_time": lead, "value": v}
+                             for lead, v in zip(leads, row[metric], strict=False)]
+                for scale, values in row["fss"].items():
+                    rows += [{"forecast": f, "metric": f"fss{scale}@{thr}", "channel": ch, "lead_time": lead,
+                              "value": v} for lead, v in zip(leads, values, strict=False)]
     for f, per in result.get("per_lead_time", {}).items():
         for m, per_ch in per.items():
             for ch, values in per_ch.items():

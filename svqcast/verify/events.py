@@ -114,6 +114,13 @@ class EventScores:
                 for s, scale in enumerate(self.scales):
                     self.fss[k, s, :, c] += fss_terms(f, o, thr.value, scale).sum(axis=0)
 
+    def add(self, leads: np.ndarray, forecast: np.ndarray, truth: np.ndarray, channel: int = 0) -> None:
+        """(L', H, W) fields of the leads `leads` of one initialisation (`svqcast score`)."""
+        for k, thr in enumerate(self.thresholds):
+            self.table[k, leads, channel] += contingency(forecast, truth, thr.value)
+            for s, scale in enumerate(self.scales):
+                self.fss[k, s, leads, channel] += fss_terms(forecast, truth, thr.value, scale)
+
     def report(self, names: Sequence[str], channels: Sequence[int]) -> dict[str, Any]:
         """{channel: {threshold: {pod, far, csi, ets, frequency_bias: [per lead], fss: {scale: [per lead]}}}}."""
         out: dict[str, Any] = {}

@@ -38,6 +38,7 @@ from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.opener import open_dataset
 from svqcast.units import implausible
 from svqcast.verify.derived import Field, derived_fields, field_errors
+from svqcast.verify.events import DEFAULT_SCALES, EventScores, parse_scales, parse_thresholds
 from svqcast.verify.metrics import anomaly_correlation, lat_weights, psnr_frames, ssim_frames, weighted_mean
 from svqcast.verify.regions import describe_regions, parse_regions, region_masks
 from svqcast.verify.score_tables import Bootstrap, Sums, field_tables
@@ -81,6 +82,7 @@ class _Run:
     missing: set[int] = field(default_factory=set)
     missing_pairs: int = 0
     ever_valid: np.ndarray | None = None
+    events: dict[str, EventScores] = field(default_factory=dict)  # "model", "persistence"
 
     def fill(self, sums: Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray,
              clim: np.ndarray | None, track: bool = False) -> None:
@@ -115,6 +117,10 @@ class _Run:
         persisted = np.broadcast_to(p0[..., :1, :, :], obs.shape) if pmask[0] else None
         if persisted is not None:
             self.fill(self.pers, i, leads, persisted, obs, clim)
+        if self.events:
+            self.events["model"].add(leads, f, obs)
+            if persisted is not None:
+                self.events["persistence"].add(leads, persisted, obs)
         if not self.fv.calendar and self.fld.kind == "scalar":
             _image_metrics(self.model, i, leads, f, obs)
             if persisted is not None:
@@ -140,12 +146,27 @@ class _Setup:
     boot: Bootstrap | None
     notes: list[str]
     tick: Callable[[int], None]
+    thresholds: str | Sequence[str] | None = None
+    scales: list[int] = field(default_factory=list)
+
+    def event_scores(self, fld: Field) -> dict[str, EventScores]:
+        """Categorical and FSS accumulators of a field, when thresholds were asked for."""
+        if self.thresholds is None or fld.kind != "scalar":
+            return {}
+        step = self.fv.lead_seconds()[0]
+        thresholds = parse_thresholds(self.thresholds, fld.units, step, f"'{fld.key}'")
+        shape = (self.fv.y.size, self.fv.x.size)
+        made = {k: EventScores(thresholds, self.scales, 1, self.fv.leads.size, shape) for k in ("model", "persistence")}
+        if made["model"].dropped:
+            self.notes.append(f"FSS scales {made['model'].dropped} exceed the {shape[0]}x{shape[1]} grid: not scored")
+        return made
 
 
-def _score_field(st: _Setup, fld: Field, offset: int) -> dict[str, Any]:
+def _score_field(st: _Setup, fld: Field, offset: int, events: dict[str, EventScores]) -> dict[str, Any]:
     fv = st.fv
     shape = (len(st.masks), fv.inits.size, fv.leads.size)
-    run = _Run(fv, fld, st.masks, area_weights(fv), st.notes, Sums.empty(shape), Sums.empty(shape))
+    run = _Run(fv, fld, st.masks, area_weights(fv), st.notes, Sums.empty(shape), Sums.empty(shape),
+               events=events)
     for i in range(fv.inits.size):
         run.score_init(i)
         st.tick(offset + i + 1)
@@ -156,14 +177,16 @@ def _score_field(st: _Setup, fld: Field, offset: int) -> dict[str, Any]:
         st.notes.append(note)
     with_acc = fld.clim is not None
     masked = 0 if run.ever_valid is None else int((~run.ever_valid).sum())
-    return {
+    events = {k: e.report([fld.key], [0])[fld.key] for k, e in run.events.items()}
+    return {**({"events": events["model"]} if events else {}),
         "variable": fld.variable, "level": fld.level, "units": fld.units, "truth_variable": fld.truth_name,
         "kind": fld.kind,
         **field_tables(run.model, st.regions, fv, with_acc, st.boot),
         "masked_cells": masked,
         "missing_valid_times": len(run.missing),
         "missing_forecasts": run.missing_pairs,
-        "references": {"persistence": field_tables(run.pers, st.regions, fv, with_acc, st.boot)},
+        "references": {"persistence": {**field_tables(run.pers, st.regions, fv, with_acc, st.boot),
+                                       **({"events": events["persistence"]} if events else {})}},
     }
 
 
@@ -207,6 +230,8 @@ def score_forecast(
     regions: str | Sequence[str] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    thresholds: str | Sequence[str] | None = None,
+    fss_scales: str | Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Score `forecast` (any supported layout) against `truth` over all initialisations.
 
@@ -214,7 +239,9 @@ def score_forecast(
     ``regions``, ``references.persistence``, missing counts}, ``not_scored`` (variable ->
     why), plus ``notes`` on everything adapted. `regions`: WeatherBench2 region names, a
     comma-separated string or "all" (default global). `bootstrap`: resamples of the
-    intervals (0: none). `progress` counts (field, initialisation) pairs.
+    intervals (0: none). `thresholds` (the variables' units, or rates like "1mm/h") add POD,
+    FAR, CSI, ETS and frequency bias, and FSS at `fss_scales` (cells; default 1, 5, 15).
+    `progress` counts (field, initialisation) pairs.
     """
     import xarray as xr
 
@@ -236,8 +263,10 @@ def score_forecast(
     fields, not_scored = _open_fields(fv, tds, cds, srcs, bool(variables), notes)
     tick = counted(progress, "score", len(fields) * fv.inits.size, "scoring initialisations")
     boot = Bootstrap(bootstrap, seed=seed) if bootstrap > 0 else None
-    st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick)
-    results = {f.key: _score_field(st, f, k * fv.inits.size) for k, f in enumerate(fields)}
+    scales = parse_scales(fss_scales) if fss_scales is not None else list(DEFAULT_SCALES)
+    st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick, thresholds, scales)
+    events = [st.event_scores(f) for f in fields]  # thresholds checked for every field before any compute
+    results = {f.key: _score_field(st, f, k * fv.inits.size, events[k]) for k, f in enumerate(fields)}
     notes.extend(f"{k} is not scored: {why}" for k, why in not_scored.items())
     return {
         "forecast": fv.source, "truth": srcs[0], "climatology": None if climatology is None else srcs[1],
