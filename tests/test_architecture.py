@@ -36,6 +36,7 @@ HEAVY = {
     "onnx": "optional extra `export`",
     "onnxruntime": "optional extra `export`",
     "lpips": "optional extra `lpips`",
+    "pysteps": "optional extra `nowcast` (the optical-flow reference), which prints a banner on import",
     "vector_quantize_pytorch": "optional extra `vq`",
     "tensorboard": "optional extra `tensorboard`",
     "huggingface_hub": "only the zoo's network paths need it (pulls requests and httpx)",
