@@ -1,7 +1,8 @@
 """Behaviour kept across refactors: goldens taken before the round-3 house move.
 
 The four bundled models' `svqcast evaluate --format json` numbers are identical (every one of
-them, timing aside), and `make demo`'s forecast values are bit-identical.
+them, timing aside; numbers added since, such as intervals, are not part of the golden), and
+`make demo`'s forecast values are bit-identical.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_evaluate_numbers_of_the_bundled_models_are_unchanged(model: str, capsys
     assert code == 0, err
     got = {k: v for k, v in _numbers(json.loads(out)) if "seconds" not in k and "per_s" not in k}
     want = json.loads((GOLDENS / f"{model}_evaluate.json").read_text())["numbers"]
-    assert got.keys() == want.keys()
+    assert want.keys() <= got.keys()  # later rounds add numbers (intervals); none of these may change
     changed = [k for k in want if got[k] != want[k]]
     assert not changed, f"{len(changed)} numbers changed, first {changed[:3]}"
 

@@ -13,7 +13,6 @@ from svqcast.data.samples import sample_path
 from svqcast.errors import MissingExtraError
 from svqcast.verify.metrics import (
     OpenSTLScores,
-    WB2Scores,
     acc_single,
     lat_weights,
     lpips_frames,
@@ -22,6 +21,7 @@ from svqcast.verify.metrics import (
     spatial_weights,
     ssim_frames,
 )
+from svqcast.verify.wb2scores import WB2Scores
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

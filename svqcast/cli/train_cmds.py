@@ -15,6 +15,8 @@ from rich.text import Text
 
 from svqcast.cli.options import (
     BatchSizeOpt,
+    BootstrapOpt,
+    BootstrapSeedOpt,
     CompatOpt,
     ConfigOpt,
     DeterministicOpt,
@@ -32,6 +34,7 @@ from svqcast.cli.options import (
     PresetOpt,
     ProgressKind,
     ProgressOpt,
+    RegionOpt,
     ResumeOpt,
     RootOpt,
     RunDirOpt,
@@ -160,7 +163,7 @@ def _render_eval(result: dict[str, Any]) -> None:
     scores = result.get("scores", {})
     openstl_keys: list[str] = []
     for sc in scores.values():
-        openstl_keys += [k for k in sc if k != "wb2" and k not in openstl_keys]
+        openstl_keys += [k for k in sc if k not in ("wb2", "wb2_ci") and k not in openstl_keys]
     table = Table(title="OpenSTL-compatible scores (paper convention)")
     table.add_column("forecast")
     for k in openstl_keys:
@@ -176,11 +179,15 @@ def _render_eval(result: dict[str, Any]) -> None:
         wt.add_column("channel")
         for m in ("rmse", "mae", "bias", "acc"):
             wt.add_column(m, justify="right")
+        wt.add_column("rmse 95% ci", justify="right")
         for f, sc in scores.items():
             for ch in result["channels"]:
                 vals = [sc["wb2"][m].get(ch) for m in ("rmse", "mae", "bias", "acc")]
-                wt.add_row(f, ch, *["-" if v is None else f"{v:.5g}" for v in vals])
+                ci = ((sc.get("wb2_ci") or {}).get("rmse") or {}).get(ch)
+                wt.add_row(f, ch, *["-" if v is None else f"{v:.5g}" for v in vals],
+                           "-" if not ci or None in ci else f"{ci[0]:.4g}..{ci[1]:.4g}")
         out_console.print(wt)
+        _region_table(result)
         out_console.print(f"climatology: {result.get('climatology')}")
     per = result.get("per_lead_time")
     if per:
@@ -201,6 +208,23 @@ def _render_eval(result: dict[str, Any]) -> None:
         out_console.print(f"note: {note}")
 
 
+def _region_table(result: dict[str, Any]) -> None:
+    regions = result.get("regions") or {}
+    if not regions:
+        return
+    table = Table(title="WeatherBench2 regions: rmse, mean over lead times")
+    table.add_column("region")
+    table.add_column("channel")
+    forecasts = list(next(iter(regions.values())))
+    for f in forecasts:
+        table.add_column(f, justify="right")
+    for r, per_f in regions.items():
+        for ch in result["channels"]:
+            vals = [per_f[f]["rmse"][ch] for f in forecasts]
+            table.add_row(r, ch, *["-" if not isinstance(v, float) else f"{v:.5g}" for v in vals])
+    out_console.print(table)
+
+
 def evaluate_cmd(
     ref: EvalRefArg,
     dataset: EvalDatasetOpt = None,
@@ -214,6 +238,9 @@ def evaluate_cmd(
     device: DeviceOpt = Device.auto,
     thresholds: ThresholdsOpt = None,
     fss_scales: FssScalesOpt = None,
+    region: RegionOpt = None,
+    bootstrap: BootstrapOpt = 1000,
+    seed: BootstrapSeedOpt = 0,
 ) -> None:
     """Score a model: OpenSTL-compatible and WeatherBench2-style metrics, with persistence,
     climatology and (sub-daily data) same hour yesterday as reference forecasts, and SVQ
@@ -223,6 +250,7 @@ def evaluate_cmd(
 
     Example: svqcast evaluate runs/era5-uk-t2m_gsta_svq --dataset era5-uk-t2m --per-lead-time
     Example: svqcast evaluate runs/knmi-radar_gsta --thresholds 1mm/h,5mm/h --fss-scales 1,9
+    Example: svqcast evaluate runs/wb-s --region europe,tropics --bootstrap 2000
     """
     from svqcast.verify.evaluation import evaluate, result_rows
 
@@ -242,6 +270,9 @@ def evaluate_cmd(
             progress=progress,
             thresholds=thresholds,
             fss_scales=fss_scales,
+            regions=region,
+            bootstrap=bootstrap,
+            seed=seed,
         )
     if fmt == TableFormat.csv:
         buf = io.StringIO()

@@ -42,12 +42,15 @@ from svqcast.progress import Progress, counted
 from svqcast.sources.leadtime import step_label
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
+from svqcast.verify.eval_regions import add_intervals_and_regions, region_scores
 from svqcast.verify.events import EventScores
 from svqcast.verify.eventscores import EXTRAPOLATION, EventRequest
-from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, WB2Scores, spatial_weights
+from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, spatial_weights
 from svqcast.verify.nowcast import extrapolation_forecast
 from svqcast.verify.probe import QuantizerProbe
 from svqcast.verify.references import SeasonalReference, seasonal_reference
+from svqcast.verify.score_tables import Bootstrap
+from svqcast.verify.wb2scores import WB2Scores
 
 FORECASTS = ("model", "persistence", "climatology")  # + the seasonal-naive one where defined
 COMPAT = (None, "openstl")
@@ -190,9 +193,17 @@ class _Scores:
     seasonal_samples: int = 0  # samples whose seasonal-naive observations exist
     events: dict[str, EventScores] = field(default_factory=dict)  # per forecast, with thresholds
     event_channels: list[int] = field(default_factory=list)
+    regions: dict[str, dict[str, WB2Scores]] = field(default_factory=dict)  # region -> forecast -> scores
+    boot: Bootstrap | None = None
+
+    def update_wb2(self, f: str, forecast: np.ndarray, truth: np.ndarray, clim: np.ndarray) -> None:
+        self.wb2[f].update(forecast, truth, clim)
+        for per_forecast in self.regions.values():
+            per_forecast[f].update(forecast, truth, clim)
 
 
-def _scores(sp: _Split, compat: str | None, use_lpips: bool, events: EventRequest) -> _Scores:
+def _scores(sp: _Split, compat: str | None, use_lpips: bool, events: EventRequest, regions: Any = None,
+            boot: Bootstrap | None = None) -> _Scores:
     spec = sp.spec
     forecasts = ("model",) if compat == "openstl" else FORECASTS
     seasonal = None if compat == "openstl" else seasonal_reference(sp.name, spec, **sp.loader_kwargs)
@@ -216,11 +227,13 @@ def _scores(sp: _Split, compat: str | None, use_lpips: bool, events: EventReques
     if compat is None:
         clim = climatology_from_dataset(get_split_dataset(sp.name, "train", **sp.loader_kwargs))
         weights = spatial_weights(spec.dims, spec.coords, tuple(sp.ds[0][0].shape[-2:]))
-        wb2 = {f: WB2Scores(weights) for f in forecasts}
+        wb2 = {f: WB2Scores(weights, keep_samples=boot is not None) for f in forecasts}
+        by_region = region_scores(spec, regions, forecasts, weights, sp.notes)
     mean = np.asarray(spec.mean, dtype=np.float64).reshape(1, 1, -1, 1, 1)
     std = np.asarray(spec.std, dtype=np.float64).reshape(1, 1, -1, 1, 1)
     channels, made = ([], {}) if compat is not None else events.accumulators(spec, forecasts, sp.notes)
-    return _Scores(forecasts, openstl, wb2, clim, mean, std, seasonal=seasonal, events=made, event_channels=channels)
+    return _Scores(forecasts, openstl, wb2, clim, mean, std, seasonal=seasonal, events=made, event_channels=channels,
+                   regions=by_region if compat is None else {}, boot=boot)
 
 
 def _score_batches(
@@ -272,7 +285,7 @@ def _score_references(sp: _Split, sc: _Scores, x: torch.Tensor, y: torch.Tensor,
         # the climatology forecast in exact physical units (a normalise/de-normalise
         # round trip would leave rounding-noise anomalies and a meaningless ACC)
         phys = clim_phys if f == "climatology" else fc.double().numpy() * std + mean
-        sc.wb2[f].update(phys, y_phys, clim_phys)
+        sc.update_wb2(f, phys, y_phys, clim_phys)
         if sc.events:
             sc.events[f].update(phys, y_phys, sc.event_channels)
     if sc.seasonal is not None:
@@ -291,7 +304,7 @@ def _score_seasonal(sp: _Split, sc: _Scores, y: torch.Tensor, idx: torch.Tensor,
     phys = np.stack([got[j] for j in keep])  # type: ignore[misc]
     name = sc.seasonal.name
     sc.openstl[name].update(torch.from_numpy((phys - sc.mean) / sc.std), y[keep])
-    sc.wb2[name].update(phys, y_phys[keep], clim_phys[keep])
+    sc.update_wb2(name, phys, y_phys[keep], clim_phys[keep])
     if sc.events:
         sc.events[name].update(phys, y_phys[keep], sc.event_channels)
     sc.seasonal_samples += len(keep)
@@ -340,6 +353,7 @@ def _report(
         if per_lead_time:
             per_lead[f] = {m: {c: a[:, j].tolist() for j, c in enumerate(channels)} for m, a in s.items()}
     result["scores"] = scores
+    add_intervals_and_regions(result, sc, channels, per_lead_time)
     if sc.events:
         result["events"] = {f: e.report(channels, sc.event_channels) for f, e in sc.events.items() if f in scores}
     if per_lead_time:
@@ -363,6 +377,9 @@ def evaluate(
     progress: Progress | None = None,
     thresholds: str | list[str] | None = None,
     fss_scales: str | list[int] | None = None,
+    regions: str | list[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Score checkpoint `ref` on `split` of `dataset` (default: the dataset it was trained on).
 
@@ -378,7 +395,11 @@ def evaluate(
     sp = _open_split(ckpt, meta, dataset, split, root, official_validation)
     dev = pick_device(device, option="`device` ")
     model = model.to(dev).eval()
-    sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes), EventRequest(thresholds, fss_scales))
+    if bootstrap < 0:
+        raise UsageError(f"`bootstrap` {bootstrap}: give a number of resamples, or 0 for no intervals")
+    boot = Bootstrap(bootstrap, seed=seed) if bootstrap > 0 else None
+    sc = _scores(sp, compat, _use_lpips(sp.spec, lpips, sp.notes), EventRequest(thresholds, fss_scales), regions,
+                 boot)
     probe = QuantizerProbe(model)
     bs = int(batch_size or typed_config(meta["config"]).train.val_batch_size)
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
@@ -402,9 +423,21 @@ def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                         rows.append(
                             {"forecast": f, "metric": f"wb2_{m}", "channel": ch, "lead_time": "all", "value": v}
                         )
+            elif metric == "wb2_ci":
+                rows += [{"forecast": f, "metric": f"wb2_{m}_ci_{side}", "channel": ch, "lead_time": "all",
+                          "value": bounds[k]} for m, per_ch in value.items() for ch, bounds in per_ch.items()
+                         for k, side in enumerate(("lower", "upper"))]
             else:
                 rows.append({"forecast": f, "metric": metric, "channel": "all", "lead_time": "all", "value": value})
     leads = result.get("lead_times") or []
+    for region, per_f in (result.get("regions") or {}).items():
+        for f, per_m in per_f.items():
+            for m, per_ch in per_m.items():
+                for ch, v in per_ch.items():
+                    values = v if isinstance(v, list) else [v]
+                    labels = leads if isinstance(v, list) else ["all"]
+                    rows += [{"forecast": f, "metric": f"wb2_{m}@{region}", "channel": ch, "lead_time": lead,
+                              "value": x} for lead, x in zip(labels, values, strict=False)]
     for f, per_channel in (result.get("events") or {}).items():
         for ch, per_threshold in per_channel.items():
             for thr, row in per_threshold.items():

@@ -57,7 +57,8 @@ OPENSTL_METRICS = {
 }
 
 
-def _t64(a: ArrayLike) -> torch.Tensor:
+def as_float64(a: ArrayLike) -> torch.Tensor:
+    """A float64 CPU tensor of a numpy array or tensor (every accumulator sums in float64)."""
     if isinstance(a, torch.Tensor):
         return a.detach().to("cpu", torch.float64)
     return torch.from_numpy(np.asarray(a, dtype=np.float64))
@@ -84,7 +85,7 @@ def ssim_frames(
     border, so only windows lying fully inside the image count: exactly a *valid* average
     pooling, which is what we compute (in float64), without any padding.
     """
-    p, t = _t64(pred), _t64(true)
+    p, t = as_float64(pred), as_float64(true)
     if p.shape != t.shape:
         raise ValueError(f"ssim: shapes differ {tuple(p.shape)} vs {tuple(t.shape)}")
     *lead, c, h, w = p.shape
@@ -113,7 +114,7 @@ def ssim_frames(
 def psnr_frames(pred: ArrayLike, true: ArrayLike, max_value: float = 1.0) -> np.ndarray:
     """PSNR of every frame of ``(..., C, H, W)`` arrays: ``20 log10(max / sqrt(mse))``,
     ``inf`` for a perfect frame (the official convention)."""
-    p, t = _t64(pred), _t64(true)
+    p, t = as_float64(pred), as_float64(true)
     mse = ((p - t) ** 2).mean(dim=(-3, -2, -1)).numpy()
     with np.errstate(divide="ignore"):
         return np.where(mse == 0, np.inf, 20.0 * np.log10(max_value / np.sqrt(mse)))
@@ -199,7 +200,7 @@ class OpenSTLScores:
         self.lpips_sum = 0.0
 
     def denormalise(self, x: ArrayLike) -> torch.Tensor:
-        return _t64(x) * self.std + self.mean
+        return as_float64(x) * self.std + self.mean
 
     def update(self, pred_norm: ArrayLike, true_norm: ArrayLike) -> None:
         p, t = self.denormalise(pred_norm), self.denormalise(true_norm)
@@ -397,70 +398,6 @@ def normalised_weights(weights: ArrayLike) -> np.ndarray:
     return w / w.mean()
 
 
-class WB2Scores:
-    """Per-lead-time, per-channel RMSE / MAE / bias / ACC with spatial weights (WB2 style).
-
-    ``update`` takes *physical-unit* ``(B, T, C, H, W)`` forecast and truth, and optionally
-    the climatology at the target times (same shape) for ACC.
-    """
-
-    def __init__(self, weights: np.ndarray) -> None:
-        w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-        self.w = w / w.mean()
-        self.sq: torch.Tensor | None = None  # (T, C) sums over forecasts
-        self.ab: torch.Tensor | None = None
-        self.bias: torch.Tensor | None = None
-        self.acc: torch.Tensor | None = None
-        self.acc_n: torch.Tensor | None = None
-        self.count: torch.Tensor | None = None  # (T, C) forecasts scored (a field with no valid cell is not)
-        self.n = 0
-
-    def update(self, forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike | None = None) -> None:
-        f, o = _t64(forecast), _t64(truth)
-        c = None if clim is None else _t64(clim)
-        ok = torch.isfinite(f) & torch.isfinite(o)
-        if c is not None:
-            ok &= torch.isfinite(c)
-        valid = None if bool(ok.all()) else ok  # missing cells (masked land, gaps) are left out
-        sq, ab, bi = error_means(f, o, self.w, valid)
-        counted = torch.isfinite(sq).to(torch.float64).sum(0)  # a field with no valid cell counts nowhere
-        sq, ab, bi = (torch.nan_to_num(m, nan=0.0).sum(0) for m in (sq, ab, bi))
-        if self.sq is None:
-            self.sq, self.ab, self.bias, self.count = sq, ab, bi, counted
-            self.acc = torch.zeros_like(sq)
-            self.acc_n = torch.zeros_like(sq)
-        else:
-            assert self.ab is not None and self.bias is not None and self.count is not None
-            self.sq += sq
-            self.ab += ab
-            self.bias += bi
-            self.count += counted
-        if c is not None:
-            assert self.acc is not None and self.acc_n is not None  # set with the first sums above
-            val, defined = anomaly_correlation(f, o, c, self.w, valid)
-            self.acc += torch.where(defined, val, torch.zeros_like(val)).sum(0)
-            self.acc_n += defined.to(torch.float64).sum(0)
-        self.n += int(f.shape[0])
-
-    def compute(self) -> dict[str, np.ndarray]:
-        """Arrays of shape (T_out, C); ACC is NaN where undefined (e.g. the climatology
-        forecast itself, whose anomaly is zero)."""
-        if self.n == 0 or self.sq is None:
-            raise ValueError("no samples were scored")
-        assert self.ab is not None and self.bias is not None and self.acc is not None and self.acc_n is not None
-        assert self.count is not None
-        n = self.count
-        out = {
-            "rmse": torch.sqrt(self.sq / n).numpy(),
-            "mae": (self.ab / n).numpy(),
-            "bias": (self.bias / n).numpy(),
-        }
-        acc_n = self.acc_n.numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["acc"] = np.where(acc_n > 0, self.acc.numpy() / np.maximum(acc_n, 1), np.nan)
-        return out
-
-
 def acc_single(forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike, weights: np.ndarray) -> float:
     """Uncentred weighted anomaly correlation of one 2-D field (for tests and notebooks)."""
     w = np.asarray(weights, dtype=np.float64)
@@ -473,8 +410,8 @@ def acc_single(forecast: ArrayLike, truth: ArrayLike, clim: ArrayLike, weights: 
 __all__ = [
     "OPENSTL_METRICS",
     "OpenSTLScores",
-    "WB2Scores",
     "acc_single",
+    "as_float64",
     "anomaly_correlation",
     "bootstrap_interval",
     "error_means",

@@ -27,7 +27,8 @@ import numpy as np
 from svqcast.data import get_split_dataset
 from svqcast.data.climatology import WEEKLY_KINDS, target_samples
 from svqcast.errors import DataError, UsageError
-from svqcast.verify.metrics import OpenSTLScores, WB2Scores, spatial_weights
+from svqcast.verify.metrics import OpenSTLScores, spatial_weights
+from svqcast.verify.wb2scores import WB2Scores
 
 DAY_SECONDS = 86_400
 WEEK_SECONDS = 7 * DAY_SECONDS
