@@ -179,14 +179,12 @@ def _render_eval(result: dict[str, Any]) -> None:
         wt.add_column("channel")
         for m in ("rmse", "mae", "bias", "acc"):
             wt.add_column(m, justify="right")
-        wt.add_column("rmse 95% ci", justify="right")
         for f, sc in scores.items():
             for ch in result["channels"]:
                 vals = [sc["wb2"][m].get(ch) for m in ("rmse", "mae", "bias", "acc")]
-                ci = ((sc.get("wb2_ci") or {}).get("rmse") or {}).get(ch)
-                wt.add_row(f, ch, *["-" if v is None else f"{v:.5g}" for v in vals],
-                           "-" if not ci or None in ci else f"{ci[0]:.4g}..{ci[1]:.4g}")
+                wt.add_row(f, ch, *["-" if v is None else f"{v:.5g}" for v in vals])
         out_console.print(wt)
+        _interval_table(result)
         _region_table(result)
         out_console.print(f"climatology: {result.get('climatology')}")
     per = result.get("per_lead_time")
@@ -206,6 +204,21 @@ def _render_eval(result: dict[str, Any]) -> None:
             out_console.print("SVQ code usage: " + ", ".join(f"{k} {v:.4g}" for k, v in usage.items() if k in shown))
     for note in result.get("notes", []):
         out_console.print(f"note: {note}")
+
+
+def _interval_table(result: dict[str, Any]) -> None:
+    scores = result.get("scores", {})
+    if not any(sc.get("wb2_ci") for sc in scores.values()):
+        return
+    table = Table(title="RMSE with its 95% bootstrap interval (over samples)")
+    for name in ("forecast", "channel", "rmse", "lower", "upper"):
+        table.add_column(name, justify="left" if name in ("forecast", "channel") else "right")
+    for f, sc in scores.items():
+        for ch in result["channels"]:
+            ci = ((sc.get("wb2_ci") or {}).get("rmse") or {}).get(ch) or [None, None]
+            vals = [sc["wb2"]["rmse"].get(ch), *ci]
+            table.add_row(f, ch, *["-" if v is None else f"{v:.5g}" for v in vals])
+    out_console.print(table)
 
 
 def _region_table(result: dict[str, Any]) -> None:
