@@ -63,6 +63,15 @@ def test_levels_prepare_train_evaluate_predict(sandbox: Path, capsys: pytest.Cap
     channels = ["temperature@500", "temperature@700", "temperature@850", "t2m", "msl"]
     report = json.loads(out)
     assert report["channels"] == channels and set(report["scores"]["model"]["wb2"]["rmse"]) == set(channels)
+    code, out, err = run_cli(["evaluate", sandbox / "run", "--format", "netcdf", "-o", sandbox / "res.nc"], capsys)
+    assert code == 0, err
+    code, out, _ = run_cli(["evaluate", sandbox / "run", "--format", "json", "--per-lead-time"], capsys)
+    per_lead = json.loads(out)["per_lead_time"]["model"]["rmse"]
+    with xr.open_dataset(sandbox / "res.nc") as res:  # WeatherBench2's results layout, per (variable, level)
+        assert res["temperature"].dims == ("metric", "region", "lead_time", "level")
+        assert res["t2m"].dims == ("metric", "region", "lead_time")
+        np.testing.assert_allclose(res["temperature"].sel(metric="rmse", region="global", level=700).values,
+                                   per_lead["temperature@700"], rtol=1e-12)
     for layout, name, level_dim in (("cf", "f.nc", "pressure"), ("wb2", "f.zarr", "level")):
         code, _, err = run_cli(["predict", src, "--model", sandbox / "run", "-o", sandbox / name, "--layout", layout,
                                 "--init-time", "2020-01-08T00"], capsys)

@@ -35,13 +35,14 @@ from svqcast.cli.options import (
     ProgressKind,
     ProgressOpt,
     RegionOpt,
+    ResultsOutputOpt,
     ResumeOpt,
     RootOpt,
     RunDirOpt,
+    ScoreFormat,
+    ScoreFormatOpt,
     SeedOpt,
     SetOpt,
-    TableFormat,
-    TableFormatOpt,
     ThresholdsOpt,
     TrainCompileOpt,
     TrainDatasetOpt,
@@ -242,7 +243,8 @@ def evaluate_cmd(
     ref: EvalRefArg,
     dataset: EvalDatasetOpt = None,
     split: EvalSplitOpt = "test",
-    fmt: TableFormatOpt = TableFormat.text,
+    fmt: ScoreFormatOpt = ScoreFormat.text,
+    output: ResultsOutputOpt = None,
     per_lead_time: PerLeadOpt = False,
     compat: CompatOpt = None,
     root: RootOpt = None,
@@ -264,12 +266,20 @@ def evaluate_cmd(
     Example: svqcast evaluate runs/era5-uk-t2m_gsta_svq --dataset era5-uk-t2m --per-lead-time
     Example: svqcast evaluate runs/knmi-radar_gsta --thresholds 1mm/h,5mm/h --fss-scales 1,9
     Example: svqcast evaluate runs/wb-s --region europe,tropics --bootstrap 2000
+    Example: svqcast evaluate runs/wb-s --region all --format netcdf -o results.nc
     """
     from svqcast.verify.evaluation import evaluate, result_rows
 
     if split not in {"train", "val", "test"}:
         raise UsageError(f"--split: '{split}' is not one of train, val, test")
-    with reporter("text" if fmt == TableFormat.text else "json") as progress:
+    if (fmt == ScoreFormat.netcdf) != (output is not None):
+        raise UsageError("--format netcdf writes its results file to --output (and --output needs --format netcdf)")
+    if output is not None:
+        from svqcast.fsutil import check_output
+
+        check_output(output, overwrite=False)
+        per_lead_time = True  # a results file is per lead time
+    with reporter("json" if fmt in (ScoreFormat.json, ScoreFormat.csv) else "text") as progress:
         result = evaluate(
             ref,
             dataset,
@@ -287,7 +297,15 @@ def evaluate_cmd(
             bootstrap=bootstrap,
             seed=seed,
         )
-    if fmt == TableFormat.csv:
+    if output is not None:
+        from svqcast.verify.eval_results import evaluation_as_scores
+        from svqcast.verify.results_file import write_results
+
+        write_results(evaluation_as_scores(result), output)
+        _render_eval(result)
+        out_console.print(f"wrote {output}")
+        return
+    if fmt == ScoreFormat.csv:
         buf = io.StringIO()
         fields = ["forecast", "metric", "channel", "lead_time", "value"]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
