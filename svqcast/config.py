@@ -381,7 +381,7 @@ def model_config(cfg: Mapping[str, Any] | SvqcastConfig | ModelConfig) -> ModelC
 
 #: Top-level keys of a checkpoint's config.json (svqcast.zoo.checkpoint writes exactly these).
 CHECKPOINT_KEYS = {"format_version", "svqcast_version", "preset", "config", "data_spec", "provenance",
-                   "weights_sha256"}
+                   "weights_sha256", "ensemble"}  # ensemble: the fitted noise amplitudes (forecast/ensemble.py)
 
 
 def validate_checkpoint_meta(meta: Any, source: str, format_version: int) -> Config:
@@ -402,7 +402,7 @@ def validate_checkpoint_meta(meta: Any, source: str, format_version: int) -> Con
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
         raise DataError(f"{source}: config.json records no valid weights_sha256, so the weights cannot be "
                         "verified; re-create the checkpoint with svqcast")
-    for key in ("data_spec", "provenance"):
+    for key in ("data_spec", "provenance", "ensemble"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise DataError(f"{source}: config.json '{key}' must be an object")
     meta = dict(meta)

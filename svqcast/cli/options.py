@@ -273,6 +273,26 @@ ModelOpt = Annotated[
         "Default: the zoo's default model.",
     ),
 ]
+ModelsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--model",
+        "-m",
+        help="Zoo name (svqcast models list), hf://ORG/NAME@REVISION, or a checkpoint/run directory. "
+        "Default: the zoo's default model. Repeat it for a models ensemble (--perturb models).",
+    ),
+]
+MembersOpt = Annotated[Optional[int], typer.Option(
+    "--members", help="An ensemble of this many members, made as --perturb says (docs/ensembles.md).")]
+PerturbOpt = Annotated[str, typer.Option(
+    "--perturb", help="How members differ: noise (perturbed initial state), lagged (earlier initialisations), "
+                      "models (one per --model).")]
+NoiseAmplitudeOpt = Annotated[Optional[str], typer.Option(
+    "--noise-amplitude", help="Noise members: amplitude in physical units, one or one per channel "
+                              "(default: the model's fitted amplitude).")]
+NoiseLengthOpt = Annotated[float, typer.Option(
+    "--noise-length", help="Noise members: correlation length of the perturbations, in grid cells.")]
+MemberSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the members' perturbations.")]
 InputArg = Annotated[Path, typer.Argument(help=f"The input: {INPUTS}.")]
 ForecastOutputOpt = Annotated[
     Optional[Path], typer.Option("--output", "-o", help="Forecast to write: NAME.nc (netCDF4) or NAME.zarr.")

@@ -23,9 +23,14 @@ from svqcast.cli.options import (
     Layout,
     LayoutOpt,
     LeadTimeOpt,
-    ModelOpt,
+    MemberSeedOpt,
+    MembersOpt,
+    ModelsOpt,
+    NoiseAmplitudeOpt,
+    NoiseLengthOpt,
     OutputOpt,
     OverwriteOpt,
+    PerturbOpt,
     PlotFileArg,
     PlotInitTimeOpt,
     PlotLeadTimesOpt,
@@ -37,6 +42,9 @@ from svqcast.cli.options import (
 )
 from svqcast.cli.output import OutputFormat, emit, log, out_console
 from svqcast.cli.progress import reporter
+from svqcast.errors import UsageError
+
+DEFAULT_NOISE_LENGTH = 3.0  # cells: svqcast.forecast.ensemble.DEFAULT_LENGTH (kept light: no torch at start-up)
 
 
 def _history(input: Path, output: Path | None, options: dict[str, Any]) -> str:
@@ -75,7 +83,7 @@ def _done_text(r: dict[str, Any]) -> None:
 def _predict(
     input: InputArg,
     output: ForecastOutputOpt = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
     steps: StepsOpt = None,
     lead_time: LeadTimeOpt = None,
     init_time: InitTimesOpt = None,
@@ -87,6 +95,11 @@ def _predict(
     compile: CompileOpt = False,
     check: CheckOpt = False,
     overwrite: OverwriteOpt = False,
+    members: MembersOpt = None,
+    perturb: PerturbOpt = "noise",
+    noise_amplitude: NoiseAmplitudeOpt = None,
+    noise_length: NoiseLengthOpt = DEFAULT_NOISE_LENGTH,
+    seed: MemberSeedOpt = 0,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Forecast from an input file with a trained model and write a CF-1.8 netCDF or zarr store.
@@ -96,16 +109,28 @@ def _predict(
     trained horizon are rolled out autoregressively (the file's attributes say so).
 
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
+    Example: svqcast predict input.nc -o ens.nc --members 8 --perturb noise --seed 1
+    Example: svqcast predict input.nc -o ens.nc --perturb models --model runs/a --model runs/b
     """
+    from svqcast.forecast.ensemble import Members
     from svqcast.forecast.run import PredictRequest, predict_file
 
+    models = list(model or [])
+    plan = None
+    if members is not None or perturb == "models" and len(models) > 1:
+        plan = Members(members or len(models), perturb, seed, _amplitudes(noise_amplitude), noise_length)
+    elif len(models) > 1:
+        raise UsageError("several --model make a models ensemble: add --perturb models")
     history = _history(input, output, {
-        "--model": model, "--steps": steps, "--lead-time": lead_time, "--init-time": init_time or [],
+        "--model": models, "--members": members, "--perturb": perturb if plan else None,
+        "--seed": seed if plan else None, "--noise-amplitude": noise_amplitude, "--steps": steps,
+        "--lead-time": lead_time, "--init-time": init_time or [],
         "--var-map": var_map or [], "--coords": coords or [],
         "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
     })
-    req = PredictRequest(input, output, model, steps, lead_time, init_time or [], var_map, layout.value,
-                         device.value, batch_size, compile, check, overwrite, history, coords)
+    req = PredictRequest(input, output, models[0] if models else None, steps, lead_time, init_time or [], var_map,
+                         layout.value, device.value, batch_size, compile, check, overwrite, history, coords,
+                         members=plan, models=models[1:])
     with reporter(fmt) as progress:
         report = predict_file(req, progress=progress)
     if check:
@@ -114,6 +139,16 @@ def _predict(
     for note in report["notes"]:
         log(f"note: {note}")
     emit(report, fmt, _done_text)
+
+
+def _amplitudes(text: str | None) -> list[float] | None:
+    """`--noise-amplitude 0.5` or `0.5,2` -> floats (checked for sign and finiteness later)."""
+    if text is None:
+        return None
+    try:
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UsageError(f"--noise-amplitude {text!r}: give numbers, one or one per channel") from None
 
 
 def _plot(

@@ -31,6 +31,7 @@ from svqcast.cli.progress import reporter
 from svqcast.errors import UsageError
 
 _COLUMNS = ("rmse", "mae", "bias", "acc")
+_ENSEMBLE = ("crps", "spread", "spread_skill")  # ensemble files: the mean's scores, then these
 
 
 def _fmt(value: Any) -> str:
@@ -51,6 +52,8 @@ def _print_text(r: dict[str, Any]) -> None:
     for var, v in r["variables"].items():
         for region, table in v["regions"].items():
             _print_field(var, v, region, table, v["references"]["persistence"]["regions"][region])
+        if v.get("ensemble"):
+            _print_ranks(var, v["ensemble"])
         if v.get("events"):
             print_event_scores(var, {"forecast": v["events"], "persistence": v["references"]["persistence"]["events"]})
     for note in r["notes"]:
@@ -59,14 +62,25 @@ def _print_text(r: dict[str, Any]) -> None:
 
 def _print_field(var: str, v: dict[str, Any], region: str, table: dict[str, Any], pers: dict[str, Any]) -> None:
     cols = [c for c in _COLUMNS if c in table["overall"]]
+    if "ensemble" in v:
+        cols += list(_ENSEMBLE)
     where = "" if region == "global" else f", {region}"
-    out_console.print(f"\n{var} [{v['units'] or '-'}] (truth: {v['truth_variable']}{where})")
-    out_console.print("  lead        " + "".join(f"{c:>10}" for c in cols) + f"{'rmse ci':>20}"
+    members = f", ensemble of {v['ensemble']['members']}: rmse/mae/bias of its mean" if "ensemble" in v else ""
+    out_console.print(f"\n{var} [{v['units'] or '-'}] (truth: {v['truth_variable']}{where}{members})")
+    shown = {"spread_skill": "spr/skill"}
+    out_console.print("  lead        " + "".join(f"{shown.get(c, c):>10}" for c in cols) + f"{'rmse ci':>20}"
                       + f"{'persist. rmse':>15}{'n':>6}")
     for row, prow in zip(table["per_lead"] + [table["overall"]], pers["per_lead"] + [pers["overall"]], strict=True):
         lead = "+" + row["lead"] if "lead" in row else "overall"
         out_console.print(f"  {lead:<12}" + "".join(f"{_fmt(row.get(c)):>10}" for c in cols) + f"{_ci(row):>20}"
                           + f"{_fmt(prow.get('rmse')):>15}{row['n']:>6}")
+
+
+def _print_ranks(var: str, ens: dict[str, Any]) -> None:
+    hist = ens["rank_histogram"]
+    out_console.print(f"{var}: rank histogram of the truth among {ens['members']} members (p: chi-square flatness)")
+    for j, (counts, p) in enumerate(zip(hist["counts"], hist["p_value"], strict=True)):
+        out_console.print(f"  +{j + 1:<3} " + " ".join(f"{c:>5}" for c in counts) + f"   p {_fmt(p)}")
 
 
 def csv_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,7 +93,7 @@ def csv_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
                     ci = row.get("ci") or {}
                     rows.append({"variable": var, "level": v["level"], "region": region, "reference": name,
                                  "lead_time": row.get("lead_time"), "lead_time_seconds": row.get("lead_time_seconds"),
-                                 "lead": row.get("lead", "overall"), **{c: row.get(c) for c in _COLUMNS},
+                                 "lead": row.get("lead", "overall"), **{c: row.get(c) for c in _COLUMNS + _ENSEMBLE},
                                  **{f"{c}_ci_lower": (ci.get(c) or [None, None])[0] for c in _COLUMNS},
                                  **{f"{c}_ci_upper": (ci.get(c) or [None, None])[1] for c in _COLUMNS},
                                  "n": row["n"]})

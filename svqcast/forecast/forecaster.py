@@ -12,6 +12,8 @@ back as input, and the output attributes say so.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +26,9 @@ from svqcast._version import __version__
 from svqcast.data.masks import fill_missing
 from svqcast.data.spec import DataSpec, relative_offsets, time_step
 from svqcast.errors import DataError, UsageError
+from svqcast.forecast.ensemble import Members, lag_inits, lagged_members, noise_members
 from svqcast.forecast.inputs import PreparedInput, prepare_input
-from svqcast.forecast.writer import build_forecast_dataset
+from svqcast.forecast.writer import build_forecast_dataset, with_members
 from svqcast.models.phase import cycle_of, needs_phase, phase_of
 from svqcast.progress import Progress, counted
 from svqcast.sources.calendars import calendar_months
@@ -233,15 +236,63 @@ class Forecaster:
         history: str | None = None,
         prepared: PreparedInput | None = None,
         progress: Progress | None = None,
+        members: Members | int | None = None,
     ) -> Any:
         """Forecast from `ds` (xarray Dataset/DataArray or a file path): a CF-1.8 Dataset.
 
         `steps` output frames (or `lead_time`, e.g. "24h"; default T_out), for the last
         input time or each of `init_time`. The result is what `svqcast predict` writes.
+        `members` (a count, or `svqcast.forecast.ensemble.Members`): an ensemble of noise or
+        lagged members with a `realization` dimension (docs/ensembles.md).
         """
         n_steps = self.resolve_steps(steps, lead_time)
+        plan = Members(members) if isinstance(members, int) else members
+        if plan is not None:
+            plan.check(self.spec.channels)
+            if plan.kind == "lagged":
+                if prepared is not None and len(prepared.init_times) != 1:
+                    raise UsageError("`perturb` lagged makes members for one initialisation; give one `init_time`")
+                one = prepared.init_times[-1] if prepared is not None else init_time
+                prep0 = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
+                inits = lag_inits(self, np.asarray(one if one is not None else prep0.init_times[-1]), plan.count)
+                prepared = self._lagged_input(ds if ds is not None else prep0.source, inits, var_map, plan.count)
         prep = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
-        values, leads, calls = self.rollout(prep.frames, n_steps, progress, self.phases_for(prep.init_times))
+        phases = self.phases_for(prep.init_times)
+        if plan is not None and plan.kind == "noise":
+            amplitude = self.noise_amplitude(plan)
+            values, leads = noise_members(self, prep.frames, n_steps, plan, amplitude, phases, progress)
+            calls, ensemble = -(-n_steps // self.t_out) * plan.count, plan.describe(amplitude.tolist())
+        elif plan is not None and plan.kind == "lagged":
+            raw, leads, calls = self.rollout(prep.frames, n_steps + plan.count - 1, progress, phases)
+            values, leads = lagged_members(raw, n_steps), leads[:n_steps]
+            prep = dataclasses.replace(prep, init_times=prep.init_times[:1])
+            ensemble = plan.describe()
+        else:
+            values, leads, calls = self.rollout(prep.frames, n_steps, progress, phases)
+            ensemble = None
+        return self._dataset(values, leads, calls, prep, history, ensemble)
+
+    def noise_amplitude(self, plan: Members) -> np.ndarray:
+        """Per-channel noise amplitudes (physical units): the user's, else the model's fitted ones."""
+        given = plan.amplitude
+        if given is None:
+            fitted = (self.meta.get("ensemble") or {}).get("amplitude")
+            if not fitted:
+                raise UsageError(f"{self.ref} has no fitted noise amplitude; give `noise_amplitude` (physical units, "
+                                 "one per channel) or fit one with `svqcast models calibrate`")
+            given = [float(a) for a in fitted]
+        amp = np.asarray(given, dtype=np.float32)
+        return np.broadcast_to(amp, (self.spec.channels,)).copy() if amp.size == 1 else amp
+
+    def _lagged_input(self, source: Any, inits: list[Any], var_map: Any, count: int) -> PreparedInput:
+        try:
+            return prepare_input(source, self.spec, init_time=inits, var_map=var_map)
+        except DataError as exc:
+            raise DataError(f"a lagged ensemble of {count} members needs the {count - 1} initialisations before "
+                            f"{str(inits[0])[:16]} (from {str(inits[-1])[:16]}): {exc}") from None
+
+    def _dataset(self, values: np.ndarray, leads: list[int], calls: int, prep: PreparedInput,
+                 history: str | None, ensemble: dict[str, Any] | None) -> Any:
         details = [f"{k} {self.meta[m]}" for k, m in (("preset", "preset"), ("weights sha256", "weights_sha256"))
                    if self.meta.get(m)]
         source = f"svqcast {__version__}; model {self.ref}" + (f" ({', '.join(details)})" if details else "")
@@ -254,18 +305,12 @@ class Forecaster:
         }
         if prep.notes:
             extra["svqcast_input_notes"] = "; ".join(prep.notes)
-        return build_forecast_dataset(
-            values,
-            self.spec,
-            prep.init_times,
-            leads,
-            source=source,
-            history=history_line,
-            trained_steps=self.t_out,
-            model_ref=self.ref,
-            input_metadata=prep.metadata,
-            extra_attrs=extra,
-        )
+        build = functools.partial(build_forecast_dataset, spec=self.spec, init_times=prep.init_times,
+                                  lead_steps=leads, source=source, history=history_line, trained_steps=self.t_out,
+                                  model_ref=self.ref, input_metadata=prep.metadata, extra_attrs=extra)
+        if ensemble is None:
+            return build(values)
+        return with_members([build(values[:, m]) for m in range(values.shape[1])], ensemble)
 
 
 def load_network(ref: str | os.PathLike[str] | None = None) -> tuple[nn.Module, dict[str, Any], Path, str]:

@@ -19,12 +19,14 @@ import pandas as pd
 
 from svqcast.data.spec import time_step
 from svqcast.errors import MismatchError, UsageError
+from svqcast.forecast.ensemble import Members, same_data
 from svqcast.forecast.forecaster import Forecaster, load_model
 from svqcast.forecast.writer import (
     check_forecast_output,
     check_layout,
     output_format,
     step_unit,
+    with_members,
     write_forecast,
 )
 from svqcast.models.fastpath import configure_forecaster
@@ -56,6 +58,8 @@ class PredictRequest:
     history: str = ""
     coords: str | Sequence[str] | Mapping[str, str] | None = None  # {role: name} overrides of the guesser
     notes: list[str] = field(default_factory=list)
+    members: Members | None = None  # an ensemble (docs/ensembles.md); kind "models" uses `models` too
+    models: Sequence[str] = ()  # the other members' models of a "models" ensemble
 
 
 def resolve_device(name: str) -> str:
@@ -138,12 +142,38 @@ def _written(ds: Any, req: PredictRequest, channels: list[str], t0: float) -> di
     }
 
 
+def _forecast(fc: Forecaster, req: PredictRequest, prep: Any, n_steps: int, progress: Progress | None) -> Any:
+    """The deterministic forecast, or the ensemble `req.members` asks for."""
+    plan = req.members
+    if plan is None:
+        return fc.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress)
+    if plan.kind == "lagged":
+        if len(prep.init_times) != 1:
+            raise UsageError("`perturb` lagged makes members for one initialisation; give one `init_time`")
+        return fc.predict(req.input, steps=n_steps, init_time=prep.init_times[-1], history=req.history,
+                          var_map=_check_request(req), progress=progress, members=plan)
+    if plan.kind == "noise":
+        return fc.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress, members=plan)
+    others = [configure_forecaster(load_model(ref, device=resolve_device(req.device)), batch_size=req.batch_size,
+                                   compile=req.compile) for ref in req.models]
+    same_data([fc.spec, *(o.spec for o in others)], [fc.ref, *(o.ref for o in others)])
+    members = [f.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress)
+               for f in (fc, *others)]
+    return with_members(members, Members(len(members), "models", models=[fc.ref, *(o.ref for o in others)]).describe())
+
+
 def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[str, Any]:
     """Validate, forecast and write `req.output`; the report `svqcast predict` prints.
 
     With `req.check` only the validation runs and nothing is written.
     """
     var_map = _check_request(req)
+    if req.members is not None:
+        req.members.check()
+        if req.members.kind == "models":
+            req.members.models = [str(req.model), *req.models]
+            req.members.count = len(req.members.models)
+            req.members.check()
     t0 = time.perf_counter()
     fc = _load(req)
     n_steps = fc.resolve_steps(req.steps, req.lead_time)
@@ -163,7 +193,7 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
                               "autoregressive": n_steps > fc.t_out}
     if req.check:
         return report
-    ds = fc.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress)
+    ds = _forecast(fc, req, prep, n_steps, progress)
     write_forecast(ds, str(req.output), overwrite=req.overwrite, layout=req.layout, inputs=[req.input])
     report.update(_written(ds, req, fc.variables, t0))
     return report

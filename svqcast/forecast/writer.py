@@ -16,6 +16,7 @@ store with one chunk per lead time; anything else is a usage error, raised befor
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -227,6 +228,27 @@ def build_forecast_dataset(
     attrs.update(dict(extra_attrs or {}))
     ds = xr.Dataset(data_vars=data_vars, coords=coords, attrs={k: _cf_attr(v) for k, v in attrs.items()})
     return _keep_input_metadata(_stack_levels(ds, spec), input_metadata or {})
+
+
+def with_members(datasets: Sequence[Any], ensemble: Mapping[str, Any]) -> Any:
+    """One forecast per member -> one Dataset with a `realization` dimension (WeatherBench2's
+    name) after the lead time, the member kind and its parameters in the attributes."""
+    import xarray as xr
+
+    out = datasets[0].copy()
+    for name in datasets[0].data_vars:  # coordinates and attributes are the members' common ones
+        out[name] = xr.concat([d[name] for d in datasets], dim="realization")
+    out = out.assign_coords(realization=("realization", np.arange(len(datasets), dtype=np.int32),
+                                         {"long_name": "ensemble member", "standard_name": "realization"}))
+    for name in out.data_vars:
+        dims = list(out[name].dims)
+        if "realization" in dims and "lead_time" in dims:
+            dims.remove("realization")
+            dims.insert(dims.index("lead_time") + 1, "realization")
+            out[name] = out[name].transpose(*dims)
+    out.attrs.update({f"svqcast_ensemble_{k}": _cf_attr(v if not isinstance(v, (list, dict)) else json.dumps(v))
+                      for k, v in ensemble.items()})
+    return out
 
 
 def _stack_levels(ds: Any, spec: DataSpec) -> Any:

@@ -54,6 +54,11 @@ class ForecastView:
     step_unit: tuple[int, str] | None = None  # leads counted in steps: (size, "months"|"years"|"frames")
     skipped: dict[str, str] = field(default_factory=dict)  # variables that cannot be scored, and why
 
+    def members(self, key: str) -> int:
+        """Ensemble members of a field (its `realization`/`member`/`number` dimension); 0: deterministic."""
+        da = self.data[key]
+        return int(da.shape[2]) if da.ndim == 5 else 0
+
     def field_of(self, key: str) -> tuple[str, float | None]:
         """(variable, level) of a field of `data` (level None for a variable without levels)."""
         return parse_field(key)
@@ -177,14 +182,16 @@ def _fields_of(name: str, da: Any, dims: tuple[str, str, str, str], ds: Any) -> 
         return {}, f"not on the forecast's (init, lead, grid) dimensions (its dims: {', '.join(map(str, da.dims))})"
     extra = [str(d) for d in da.dims if d not in dims]
     level = guess(ds, "level", among=extra) if extra else None
-    wide = [d for d in extra if d != level and da.sizes[d] != 1]
+    member = guess(ds, "member", among=[d for d in extra if d != level and da.sizes[d] > 1]) if extra else None
+    wide = [d for d in extra if d not in (level, member) and da.sizes[d] != 1]
     if wide:
         return {}, f"has a dimension svqcast does not score over ({wide[0]}, size {da.sizes[wide[0]]})"
-    da = da.isel({d: 0 for d in extra if d != level})
+    da = da.isel({d: 0 for d in extra if d not in (level, member)})
+    order = (*dims[:2], *([member] if member else []), *dims[2:])  # members after the lead: (init, lead, M, y, x)
     if level is None:
-        return {name: da.transpose(*dims)}, None
+        return {name: da.transpose(*order)}, None
     values = np.asarray(ds[level].values if level in ds.coords else np.arange(da.sizes[level]), dtype=np.float64)
-    return {level_label(name, float(v)): da.isel({level: k}).transpose(*dims) for k, v in enumerate(values)}, None
+    return {level_label(name, float(v)): da.isel({level: k}).transpose(*order) for k, v in enumerate(values)}, None
 
 
 def _select_variables(ds: Any, dims: tuple[str, str, str, str], wanted: Sequence[str] | None,

@@ -122,6 +122,8 @@ def pick_init(fv: ForecastView, init_time: str | None, file: Any) -> tuple[int, 
 
 def _frames(fv: ForecastView, var: str, init_index: int) -> _Frames:
     values = np.asarray(fv.data[var][init_index].values, dtype=np.float64)  # (L, H, W), any layout
+    if values.ndim == 4:  # an ensemble (L, M, H, W): its mean is mapped
+        values = values.mean(axis=1)
     hours = _hours(fv.leads)
     init = fv.inits[init_index]
     return _Frames(

@@ -61,7 +61,7 @@ def _aggregate(values: np.ndarray, sqrt: bool = False) -> float | None:
     return float(np.sqrt(m)) if sqrt else m
 
 
-def _interval(values: np.ndarray, score: str, boot: Bootstrap) -> np.ndarray:
+def interval(values: np.ndarray, score: str, boot: Bootstrap) -> np.ndarray:
     """(2, ...) bounds of `score` from per-init values (n, ...)."""
     reduce = root_mean if score == "rmse" else np.nanmean
     lo, hi = bootstrap_interval(values, reduce, resamples=boot.resamples, level=boot.level, seed=boot.seed)
@@ -77,10 +77,10 @@ def region_table(sums: Sums, r: int, fv: ForecastView, with_acc: bool, boot: Boo
     """`per_lead` rows and the `overall` row of one region of one (field, forecast) pair."""
     scores = [s for s in SCORES if s != "acc" or with_acc]
     per_init = {s: sums.of(s)[r] for s in scores}
-    ci = {s: _interval(per_init[s], s, boot) for s in scores} if boot else {}
+    ci = {s: interval(per_init[s], s, boot) for s in scores} if boot else {}
     # overall: each initialisation's mean over its scored leads, then the same reduction
     means = {s: _nanmean_rows(per_init[s]) for s in scores}
-    ci_all = {s: _interval(means[s][:, None], s, boot)[:, 0] for s in scores} if boot else {}
+    ci_all = {s: interval(means[s][:, None], s, boot)[:, 0] for s in scores} if boot else {}
     labels = fv.lead_labels()
     per_lead = []
     for j, secs in enumerate(fv.lead_seconds()):
@@ -128,4 +128,4 @@ def field_tables(sums: Sums, regions: list[str], fv: ForecastView, with_acc: boo
     return {**tables[regions[0]], "regions": tables}
 
 
-__all__ = ["SCORES", "Bootstrap", "Sums", "field_tables", "region_table"]
+__all__ = ["SCORES", "Bootstrap", "Sums", "field_tables", "interval", "region_table"]

@@ -38,6 +38,7 @@ from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.opener import open_dataset
 from svqcast.units import implausible
 from svqcast.verify.derived import Field, derived_fields, field_errors
+from svqcast.verify.ensemble_scores import EnsembleSums, add_probabilistic
 from svqcast.verify.events import DEFAULT_SCALES, EventScores, parse_scales, parse_thresholds
 from svqcast.verify.metrics import anomaly_correlation, lat_weights, psnr_frames, ssim_frames, weighted_mean
 from svqcast.verify.regions import describe_regions, parse_regions, region_masks
@@ -83,6 +84,7 @@ class _Run:
     missing_pairs: int = 0
     ever_valid: np.ndarray | None = None
     events: dict[str, EventScores] = field(default_factory=dict)  # "model", "persistence"
+    ens: EnsembleSums | None = None  # probabilistic scores of an ensemble field
 
     def fill(self, sums: Sums, i: int, leads: np.ndarray, f: np.ndarray, o: np.ndarray,
              clim: np.ndarray | None, track: bool = False) -> None:
@@ -109,10 +111,16 @@ class _Run:
             return
         leads = np.flatnonzero(mask)
         f = self.fld.forecast(self.fv, i, leads)
+        members = None
+        if f.ndim == 4:  # an ensemble (L', M, H, W): the deterministic scores are the ensemble mean's
+            members = np.moveaxis(f, 1, 0)
+            f = members.mean(axis=0)
         if (why := implausible(f, self.fld.units)) is not None:
             raise DataError(f"{self.fv.source}: the forecast of '{self.fld.key}' {why}; check its units attribute")
         clim = self.fld.climate(valid[leads], self.notes)
         self.fill(self.model, i, leads, f, obs, clim, track=True)
+        if members is not None and self.ens is not None:
+            self.ens.add(i, leads, members, obs, self.w, self.masks)
         p0, pmask = self.fld.observe(np.array([t0]), self.notes)
         persisted = np.broadcast_to(p0[..., :1, :, :], obs.shape) if pmask[0] else None
         if persisted is not None:
@@ -148,6 +156,7 @@ class _Setup:
     tick: Callable[[int], None]
     thresholds: str | Sequence[str] | None = None
     scales: list[int] = field(default_factory=list)
+    seed: int = 0
 
     def event_scores(self, fld: Field) -> dict[str, EventScores]:
         """Categorical and FSS accumulators of a field, when thresholds were asked for."""
@@ -161,12 +170,20 @@ class _Setup:
             self.notes.append(f"FSS scales {made['model'].dropped} exceed the {shape[0]}x{shape[1]} grid: not scored")
         return made
 
+    def ensemble_sums(self, fld: Field, shape: tuple[int, int, int]) -> EnsembleSums | None:
+        members = self.fv.members(fld.parts[0]) if fld.kind == "scalar" else 0
+        if members < 2:
+            return None
+        thresholds = [] if self.thresholds is None else parse_thresholds(
+            self.thresholds, fld.units, self.fv.lead_seconds()[0], f"'{fld.key}'")
+        return EnsembleSums.empty(members, shape, thresholds, self.seed)
+
 
 def _score_field(st: _Setup, fld: Field, offset: int, events: dict[str, EventScores]) -> dict[str, Any]:
     fv = st.fv
     shape = (len(st.masks), fv.inits.size, fv.leads.size)
     run = _Run(fv, fld, st.masks, area_weights(fv), st.notes, Sums.empty(shape), Sums.empty(shape),
-               events=events)
+               events=events, ens=st.ensemble_sums(fld, shape))
     for i in range(fv.inits.size):
         run.score_init(i)
         st.tick(offset + i + 1)
@@ -178,10 +195,12 @@ def _score_field(st: _Setup, fld: Field, offset: int, events: dict[str, EventSco
     with_acc = fld.clim is not None
     masked = 0 if run.ever_valid is None else int((~run.ever_valid).sum())
     events = {k: e.report([fld.key], [0])[fld.key] for k, e in run.events.items()}
-    return {**({"events": events["model"]} if events else {}),
+    tables = field_tables(run.model, st.regions, fv, with_acc, st.boot)
+    probabilistic = add_probabilistic(tables, run.ens, run.model, st.boot)
+    return {**({"events": events["model"]} if events else {}), **probabilistic,
         "variable": fld.variable, "level": fld.level, "units": fld.units, "truth_variable": fld.truth_name,
         "kind": fld.kind,
-        **field_tables(run.model, st.regions, fv, with_acc, st.boot),
+        **tables,
         "masked_cells": masked,
         "missing_valid_times": len(run.missing),
         "missing_forecasts": run.missing_pairs,
@@ -216,7 +235,7 @@ def _open_fields(fv: ForecastView, tds: Any, cds: Any, srcs: tuple[str, str], ex
     if not fields:
         why = "; ".join(f"{k}: {v}" for k, v in not_scored.items())
         raise DataError(f"{srcs[0]}: no forecast variable can be scored ({why})")
-    return fields + derived_fields(fields), not_scored
+    return fields + derived_fields([f for f in fields if fv.members(f.key) == 0]), not_scored
 
 
 def score_forecast(
@@ -264,7 +283,7 @@ def score_forecast(
     tick = counted(progress, "score", len(fields) * fv.inits.size, "scoring initialisations")
     boot = Bootstrap(bootstrap, seed=seed) if bootstrap > 0 else None
     scales = parse_scales(fss_scales) if fss_scales is not None else list(DEFAULT_SCALES)
-    st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick, thresholds, scales)
+    st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick, thresholds, scales, seed)
     events = [st.event_scores(f) for f in fields]  # thresholds checked for every field before any compute
     results = {f.key: _score_field(st, f, k * fv.inits.size, events[k]) for k, f in enumerate(fields)}
     notes.extend(f"{k} is not scored: {why}" for k, why in not_scored.items())
