@@ -35,6 +35,7 @@ def _root(version: VersionOpt = False) -> None:
 def _register() -> None:
     # Each module adds its commands to `app`; imports stay light (torch is imported inside commands).
     from svqcast.cli import (
+        calibrate_cmds,
         convert_cmds,
         data_cmds,
         export_cmds,
@@ -46,8 +47,8 @@ def _register() -> None:
         zoo_cmds,
     )
 
-    for module in (models_cmds, zoo_cmds, convert_cmds, export_cmds, data_cmds, train_cmds, predict_cmds,
-                   score_cmds):
+    for module in (models_cmds, zoo_cmds, convert_cmds, export_cmds, calibrate_cmds, data_cmds, train_cmds,
+                   predict_cmds, score_cmds):
         module.register(app)
     app.add_typer(groups.models_app, name="models")
     app.add_typer(groups.datasets_app, name="datasets")

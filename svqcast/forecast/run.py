@@ -157,8 +157,10 @@ def _forecast(fc: Forecaster, req: PredictRequest, prep: Any, n_steps: int, prog
     others = [configure_forecaster(load_model(ref, device=resolve_device(req.device)), batch_size=req.batch_size,
                                    compile=req.compile) for ref in req.models]
     same_data([fc.spec, *(o.spec for o in others)], [fc.ref, *(o.ref for o in others)])
-    members = [f.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress)
-               for f in (fc, *others)]
+    inputs = [prep] + [o.check(req.input, init_time=list(prep.init_times), var_map=_check_request(req),
+                               coords=parse_coords(req.coords)) for o in others]  # each model reads its own frames
+    members = [f.predict(None, steps=n_steps, history=req.history, prepared=p, progress=progress)
+               for f, p in zip((fc, *others), inputs, strict=True)]
     return with_members(members, Members(len(members), "models", models=[fc.ref, *(o.ref for o in others)]).describe())
 
 
@@ -169,11 +171,10 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     """
     var_map = _check_request(req)
     if req.members is not None:
-        req.members.check()
         if req.members.kind == "models":
-            req.members.models = [str(req.model), *req.models]
+            req.members.models = [str(req.model), *req.models] if req.model is not None else list(req.models)
             req.members.count = len(req.members.models)
-            req.members.check()
+        req.members.check()
     t0 = time.perf_counter()
     fc = _load(req)
     n_steps = fc.resolve_steps(req.steps, req.lead_time)

@@ -1,0 +1,116 @@
+"""Fit the noise amplitude of a model's ensemble on its validation split, and store it.
+
+`fit_noise_amplitude` runs noise ensembles on validation samples and scales each channel's
+amplitude until the ensemble's spread matches its skill on average over the leads (the
+finite-ensemble spread/skill ratio of `svqcast.verify.ensemble_metrics`, 1 for a calibrated
+ensemble). The spread of initial-condition noise grows roughly in proportion to its amplitude,
+so a few proportional updates converge; the per-lead ratios of the final amplitude are
+reported, because one amplitude cannot make every lead calibrated when the network damps or
+amplifies perturbations with lead time. `svqcast models calibrate` writes the result into a
+copy of the checkpoint (config.json `ensemble`, and a table in the card).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svqcast.data import get_split_dataset
+from svqcast.errors import DataError
+from svqcast.forecast.ensemble import DEFAULT_LENGTH, Members, noise_members
+from svqcast.fsutil import atomic_dir, check_output
+from svqcast.progress import Progress, counted
+from svqcast.verify.ensemble_metrics import spread_skill_ratio
+from svqcast.verify.metrics import spatial_weights, weighted_mean
+from svqcast.zoo.checkpoint import CARD_NAME, CONFIG_NAME
+
+PROBE = 0.1  # first amplitude, as a fraction of each channel's training standard deviation
+CAP = 1.0  # largest amplitude, in the same fraction: noise as large as the climate's variability says nothing
+
+
+def _samples(fc: Any, split: str, count: int, root: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (n, T_in, C, H, W) and truths (n, T_out, C, H, W) of `count` evenly spaced samples."""
+    spec = fc.spec
+    ds = get_split_dataset(spec.dataset, split, t_in=spec.t_in, t_out=spec.t_out, root=root,
+                           stats=(spec.mean, spec.std))
+    if len(ds) == 0:
+        raise DataError(f"{spec.dataset}/{split}: no samples to calibrate on")
+    picks = np.unique(np.linspace(0, len(ds) - 1, min(count, len(ds))).round().astype(int))
+    xs, ys = zip(*(ds.raw(int(i)) for i in picks), strict=True)
+    return np.stack(xs), np.stack(ys)
+
+
+def _ratios(fc: Any, x: np.ndarray, y: np.ndarray, plan: Members, amplitude: np.ndarray,
+            w: np.ndarray) -> np.ndarray:
+    """Spread/skill per (lead, channel) of a noise ensemble with `amplitude`."""
+    values, _ = noise_members(fc, x, y.shape[1], plan, amplitude)  # (n, M, T, C, H, W)
+    mean = values.mean(axis=1)
+    var = values.var(axis=1, ddof=1)
+    ok = np.isfinite(y)
+    mse = np.nanmean(weighted_mean((mean - y) ** 2, w, ok), axis=0)  # (T, C)
+    spread = np.nanmean(weighted_mean(var, w, ok), axis=0)
+    return np.asarray(spread_skill_ratio(spread, mse, plan.count), dtype=np.float64)
+
+
+def fit_noise_amplitude(fc: Any, *, members: int = 8, samples: int = 32, split: str = "val", iterations: int = 4,
+                        length: float = DEFAULT_LENGTH, seed: int = 0, root: Any = None,
+                        progress: Progress | None = None) -> dict[str, Any]:
+    """The fitted amplitude per channel (physical units) and the per-lead spread/skill it gives."""
+    x, y = _samples(fc, split, samples, root)
+    w = spatial_weights(fc.spec.dims, fc.spec.coords, tuple(x.shape[-2:]))
+    plan = Members(members, "noise", seed, length=length)
+    amplitude = PROBE * np.asarray(fc.spec.std, dtype=np.float32)
+    cap = CAP * np.asarray(fc.spec.std, dtype=np.float32)
+    tick = counted(progress, "calibrate", iterations + 1, "fitting the noise amplitude")
+    for k in range(iterations):
+        ratio = _ratios(fc, x, y, plan, amplitude, w)
+        scale = 1.0 / np.clip(np.nanmean(ratio, axis=0), 1e-3, None)  # mean over leads, per channel
+        amplitude = np.minimum(amplitude * np.clip(scale, 0.1, 10.0), cap).astype(np.float32)
+        tick(k + 1)
+    ratio = _ratios(fc, x, y, plan, amplitude, w)
+    tick(iterations + 1)
+    return {"kind": "noise", "amplitude": [float(a) for a in amplitude], "length_cells": float(length),
+            "members": members, "seed": seed, "fitted_on": f"{fc.spec.dataset}/{split}", "samples": int(len(x)),
+            "capped": [bool(a >= c) for a, c in zip(amplitude, cap, strict=True)],
+            "spread_skill_by_lead": {str(ch): [float(r) for r in ratio[:, c]]
+                                     for c, ch in enumerate(fc.spec.channel_names)}}
+
+
+def write_calibrated(source: str | os.PathLike[str], fitted: dict[str, Any], output: str | os.PathLike[str],
+                     *, overwrite: bool = False) -> Path:
+    """A copy of checkpoint `source` whose config.json carries `fitted` under `ensemble` (the
+    weights, and so their sha256, are unchanged) and whose card shows the per-lead table."""
+    target = check_output(output, overwrite=overwrite, kind="dir", inputs=[source])
+    with atomic_dir(target, overwrite=overwrite) as tmp:
+        for item in Path(source).iterdir():
+            if item.is_file():
+                shutil.copy2(item, tmp / item.name)
+        meta = json.loads((tmp / CONFIG_NAME).read_text())
+        meta["ensemble"] = fitted
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        card = (tmp / CARD_NAME).read_text() if (tmp / CARD_NAME).exists() else ""
+        (tmp / CARD_NAME).write_text(card.rstrip() + "\n\n" + ensemble_card_section(fitted))
+    return target
+
+
+def ensemble_card_section(fitted: dict[str, Any]) -> str:
+    """The card's ensemble section: the amplitude and its spread/skill per lead."""
+    lines = ["## Ensemble", "",
+             f"Noise members (`svqcast predict --members N --perturb noise`): amplitude "
+             f"{', '.join(f'{a:.4g}' for a in fitted['amplitude'])} (physical units, per channel), correlation "
+             f"length {fitted['length_cells']:g} cells, fitted on {fitted['fitted_on']} ({fitted['samples']} samples, "
+             f"{fitted['members']} members) so that spread matches skill on average over the leads.", "",
+             "| channel | " + " | ".join(f"+{j + 1}" for j in range(len(next(iter(
+                 fitted["spread_skill_by_lead"].values()))))) + " |"]
+    lines.append("|---" * (1 + len(next(iter(fitted["spread_skill_by_lead"].values())))) + "|")
+    for ch, values in fitted["spread_skill_by_lead"].items():
+        lines.append(f"| {ch} spread/skill | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CAP", "PROBE", "ensemble_card_section", "fit_noise_amplitude", "write_calibrated"]

@@ -1,0 +1,135 @@
+"""Ensembles end to end: `predict --members` (noise, lagged, models) and the probabilistic
+scores of `score`, recomputed here with numpy from the written file.
+
+The per-cell formulas are checked against the `scores` package in test_ensemble_metrics.py;
+here the wiring is: members reproducible, lagged members aligned by valid time, the CRPS of
+every lead equal to the fair estimator averaged with latitude weights, and every refusal one
+line with nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from _cli import run_cli
+
+from svqcast.data.samples import SAMPLES_DIR
+
+SAMPLE = SAMPLES_DIR / "era5_uk_t2m_2019-03.nc"
+INITS = ["--init-time", "2019-03-28T00:00", "--init-time", "2019-03-29T00:00"]
+NOISE = ["--members", "6", "--perturb", "noise", "--noise-amplitude", "0.5", "--lead-time", "6h"]
+
+
+def _fair_crps(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    m = members.shape[0]
+    skill = np.mean([np.abs(x - truth) for x in members], axis=0)
+    pairs = sum(np.abs(a - b) for a in members for b in members)
+    return skill - pairs / (2 * m * (m - 1))
+
+
+def test_noise_members_score_with_crps_spread_and_ranks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ens.nc"
+    code, _, err = run_cli(["predict", SAMPLE, "-o", out, *INITS, *NOISE], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "again.nc", *INITS, *NOISE], capsys)
+    assert code == 0, err
+    with xr.open_dataset(out) as a, xr.open_dataset(tmp_path / "again.nc") as b:
+        assert a["t2m"].dims == ("time", "lead_time", "realization", "lat", "lon")
+        assert a.attrs["svqcast_ensemble_kind"] == "noise" and json.loads(a.attrs["svqcast_ensemble_amplitude"]) == [0.5]
+        np.testing.assert_array_equal(a["t2m"].values, b["t2m"].values)  # same seed, same members
+        fc = a["t2m"].values.astype(np.float64)
+        lat = a["lat"].values.astype(np.float64)
+        valid = a["valid_time"].values
+    code, js, err = run_cli(["score", out, "--truth", SAMPLE, "--format", "json", "--bootstrap", "0"], capsys)
+    assert code == 0, err
+    v = json.loads(js)["variables"]["t2m"]
+    assert v["ensemble"]["members"] == 6 and len(v["ensemble"]["rank_histogram"]["counts"]) == 6
+    assert all(sum(c) == 2 * 32 * 48 for c in v["ensemble"]["rank_histogram"]["counts"])
+    with xr.open_dataset(SAMPLE) as truth:
+        obs = truth["t2m"].sel(time=valid.reshape(-1)).values.reshape(2, 6, 32, 48).astype(np.float64)
+    w = np.repeat(np.cos(np.deg2rad(lat))[:, None], 48, axis=1)
+    for j in range(6):
+        crps = [np.sum(w * _fair_crps(np.moveaxis(fc[i, j], 0, 0), obs[i, j])) / w.sum() for i in range(2)]
+        mean_err = [np.sum(w * (fc[i, j].mean(0) - obs[i, j]) ** 2) / w.sum() for i in range(2)]
+        var = [np.sum(w * fc[i, j].var(axis=0, ddof=1)) / w.sum() for i in range(2)]
+        row = v["per_lead"][j]
+        assert row["crps"] == pytest.approx(np.mean(crps), rel=1e-9)
+        assert row["rmse"] == pytest.approx(np.sqrt(np.mean(mean_err)), rel=1e-9)  # the ensemble mean's
+        assert row["spread"] == pytest.approx(np.sqrt(np.mean(var)), rel=1e-9)
+        assert row["spread_skill"] == pytest.approx(np.sqrt(7 / 6) * row["spread"] / row["rmse"], rel=1e-9)
+    code, text, _ = run_cli(["score", out, "--truth", SAMPLE, "--bootstrap", "0"], capsys)
+    assert "crps" in text and "rank histogram" in text
+    code, csv_text, _ = run_cli(["score", out, "--truth", SAMPLE, "--format", "csv", "--bootstrap", "0"], capsys)
+    assert "crps" in csv_text.splitlines()[0] and "spread_skill" in csv_text.splitlines()[0]
+
+
+def test_wb2_zarr_ensemble_and_deterministic_crps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "ens.zarr", "--layout", "wb2", *INITS, *NOISE],
+                           capsys)
+    assert code == 0, err
+    with xr.open_zarr(tmp_path / "ens.zarr") as ds:
+        assert ds["2m_temperature"].dims == ("time", "prediction_timedelta", "realization", "latitude", "longitude")
+    code, js, err = run_cli(["score", tmp_path / "ens.zarr", "--truth", SAMPLE, "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(js)["variables"]["2m_temperature"]["per_lead"][0]["crps"] is not None
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "det.nc", *INITS, "--lead-time", "3h"], capsys)
+    assert code == 0, err
+    code, js, err = run_cli(["score", tmp_path / "det.nc", "--truth", SAMPLE, "--format", "json"], capsys)
+    v = json.loads(js)["variables"]["t2m"]
+    assert v["per_lead"][1]["crps"] == v["per_lead"][1]["mae"] and "equals its MAE" in v["crps_note"]
+
+
+def test_lagged_members_are_earlier_forecasts_aligned_by_valid_time(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "lag.nc", "--init-time", "2019-03-29T00:00",
+                            "--members", "3", "--perturb", "lagged", "--lead-time", "4h"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "det.nc", "--init-time", "2019-03-28T22:00",
+                            "--lead-time", "6h"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "lag.nc") as lag, xr.open_dataset(tmp_path / "det.nc") as det:
+        # member 2 started 2 h earlier: its +1 h is that forecast's +3 h, valid at 01:00
+        np.testing.assert_allclose(lag["t2m"].values[0, :, 2], det["t2m"].values[0, 2:6], atol=1e-4)
+        assert str(lag["valid_time"].values[0, 0])[:16] == "2019-03-29T01:00"
+
+
+def test_models_members_from_two_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "train.batch_size=4",
+            "--set", "train.max_steps_per_epoch=2", "--set", "train.max_val_steps=1", "--max-epochs", "1",
+            "--progress", "none", "--preset", "era5-uk-t2m_gsta"]
+    for seed in (1, 2):
+        code, _, err = run_cli(["train", *tiny, "--seed", seed, "--run-dir", tmp_path / f"s{seed}"], capsys)
+        assert code == 0, err
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "m.nc", "--perturb", "models", "--model",
+                            tmp_path / "s1", "--model", tmp_path / "s2", "--init-time", "2019-03-29T00:00"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "m.nc") as ds:
+        assert ds.sizes["realization"] == 2 and ds.attrs["svqcast_ensemble_kind"] == "models"
+        assert not np.allclose(ds["t2m"].values[:, :, 0], ds["t2m"].values[:, :, 1])
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "bad.nc", "--perturb", "models", "--model",
+                            tmp_path / "s1", "--model", "nyc-taxi_gsta_svq"], capsys)
+    assert code == 3 and "must forecast the same variables" in err and not (tmp_path / "bad.nc").exists()
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--members", "0"], 2, "at least 2 members"),
+    (["--members", "1", "--noise-amplitude", "1"], 2, "at least 2 members"),
+    (["--members", "4", "--noise-amplitude", "nan"], 2, "finite and not negative"),
+    (["--members", "4", "--noise-amplitude", "-0.1"], 2, "finite and not negative"),
+    (["--members", "4", "--noise-amplitude", "1,2"], 2, "one per channel"),
+    (["--members", "4", "--perturb", "wind"], 2, "choose one of noise, lagged, models"),
+    (["--members", "30", "--perturb", "lagged", "--init-time", "2019-03-02T12:00"], 3,
+     "needs the 29 initialisations before 2019-03-02T12:00"),
+    (["--members", "4"], 2, "no fitted noise amplitude"),
+])
+def test_bad_members_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   args: list[str], code: int, needle: str) -> None:
+    got, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "e.nc", *args], capsys)
+    assert got == code and needle in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
