@@ -25,7 +25,7 @@ from svqcast.errors import DataError
 from svqcast.forecast.ensemble import DEFAULT_LENGTH, Members, noise_members
 from svqcast.fsutil import atomic_dir, check_output
 from svqcast.progress import Progress, counted
-from svqcast.verify.ensemble_metrics import spread_skill_ratio
+from svqcast.verify.ensemble_metrics import crps_ensemble, spread_skill_ratio
 from svqcast.verify.metrics import spatial_weights, weighted_mean
 from svqcast.zoo.checkpoint import CARD_NAME, CONFIG_NAME
 
@@ -113,4 +113,47 @@ def ensemble_card_section(fitted: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CAP", "PROBE", "ensemble_card_section", "fit_noise_amplitude", "write_calibrated"]
+__all__ = ["CAP", "PROBE", "ensemble_card_section", "ensemble_skill", "fit_noise_amplitude", "write_calibrated"]
+
+
+def _hour_pool(train: Any) -> dict[int, np.ndarray]:
+    """Training-split observations grouped by hour of day: a climatological ensemble's members."""
+    frames: dict[int, list[np.ndarray]] = {}
+    seen: set[int] = set()
+    for i in range(len(train)):
+        _, y = train.raw(i)
+        _, times = train.times(i)
+        for t, frame in zip(np.asarray(times).astype("datetime64[ns]"), y, strict=True):
+            key = int(t.astype(np.int64))
+            if key not in seen:
+                seen.add(key)
+                frames.setdefault(int(t.astype("datetime64[h]").astype(np.int64) % 24), []).append(frame)
+    return {h: np.stack(v) for h, v in frames.items()}
+
+
+def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any = None) -> dict[str, Any]:
+    """Per lead on `split`: spread/skill and fair CRPS of the model's fitted noise ensemble, the
+    deterministic model's MAE, and the fair CRPS of a climatological ensemble (the training
+    split's observations at the same hour of day), all latitude-weighted, over every sample."""
+    spec = fc.spec
+    kwargs = {"t_in": spec.t_in, "t_out": spec.t_out, "root": root, "stats": (spec.mean, spec.std)}
+    ds = get_split_dataset(spec.dataset, split, **kwargs)
+    pool = _hour_pool(get_split_dataset(spec.dataset, "train", **kwargs))
+    x, y = _samples(fc, split, len(ds), root)
+    w = spatial_weights(spec.dims, spec.coords, tuple(x.shape[-2:]))
+    plan = Members(members, "noise", 0, length=float((fc.meta.get("ensemble") or {}).get("length_cells", 3.0)))
+    values, _ = noise_members(fc, x, y.shape[1], plan, fc.noise_amplitude(plan))  # (n, M, T, C, H, W)
+    det, _, _ = fc.rollout(x, y.shape[1])
+    out: dict[str, list[float]] = {k: [] for k in ("spread_skill", "crps", "mae", "crps_climatology")}
+    for j in range(y.shape[1]):
+        truth = y[:, j]
+        mse = np.nanmean(weighted_mean((values[:, :, j].mean(axis=1) - truth) ** 2, w))
+        var = np.nanmean(weighted_mean(values[:, :, j].var(axis=1, ddof=1), w))
+        out["spread_skill"].append(float(spread_skill_ratio(var, mse, members)))
+        crps = crps_ensemble(np.moveaxis(values[:, :, j], 1, 0), truth)
+        out["crps"].append(float(np.nanmean(weighted_mean(crps, w))))
+        out["mae"].append(float(np.nanmean(weighted_mean(np.abs(det[:, j] - truth), w))))
+        hours = [int(ds.times(int(i))[1][j].astype("datetime64[h]").astype(np.int64) % 24) for i in range(len(ds))]
+        clim = [float(np.mean(weighted_mean(crps_ensemble(pool[h], truth[k]), w))) for k, h in enumerate(hours)]
+        out["crps_climatology"].append(float(np.mean(clim)))
+    return {"split": split, "samples": int(len(x)), "members": members, **out}
