@@ -151,3 +151,14 @@ def test_bad_members_are_one_line_and_write_nothing(tmp_path: Path, capsys: pyte
     got, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "e.nc", *args], capsys)
     assert got == code and needle in err and len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_of_an_ensemble_maps_mean_and_spread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "ens.nc", "--init-time", "2019-03-29T00:00",
+                            *NOISE], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["plot", tmp_path / "ens.nc", "--truth", SAMPLE, "-o", tmp_path / "ens.png",
+                              "--format", "json"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "ens.png").stat().st_size > 10_000 and json.loads(out)["scores"]

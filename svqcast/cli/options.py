@@ -292,6 +292,9 @@ NoiseAmplitudeOpt = Annotated[Optional[str], typer.Option(
                               "(default: the model's fitted amplitude).")]
 NoiseLengthOpt = Annotated[float, typer.Option(
     "--noise-length", help="Noise members: correlation length of the perturbations, in grid cells.")]
+EvalMembersOpt = Annotated[Optional[int], typer.Option(
+    "--members", help="Also score the model's noise ensemble of this many members (its fitted amplitude): CRPS, "
+                      "spread/skill, against its MAE and a climatological ensemble.")]
 MemberSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the members' perturbations.")]
 InputArg = Annotated[Path, typer.Argument(help=f"The input: {INPUTS}.")]
 ForecastOutputOpt = Annotated[

@@ -23,6 +23,7 @@ from svqcast.cli.options import (
     Device,
     DeviceOpt,
     EvalDatasetOpt,
+    EvalMembersOpt,
     EvalRefArg,
     EvalSplitOpt,
     FormatOpt,
@@ -195,6 +196,11 @@ def _render_eval(result: dict[str, Any]) -> None:
             per_table = max(1, (out_console.width - 8) // 11)  # as many columns as fit: nothing is cut
             for start in range(0, len(cols), per_table):
                 _lead_table(result, per, metric, cols[start:start + per_table])
+    ens = result.get("ensemble")
+    if ens:
+        out_console.print(f"noise ensemble of {ens['members']} members on {ens['split']} ({ens['samples']} samples), "
+                          "per lead: " + "; ".join(f"{k} " + "/".join(f"{v:.3g}" for v in vals)
+                                                   for k, vals in ens.items() if isinstance(vals, list)))
     for ch in next(iter((result.get("events") or {}).values()), {}):
         print_event_scores(ch, {f: per_channel[ch] for f, per_channel in result["events"].items()})
     q = result.get("quantizer")
@@ -256,6 +262,7 @@ def evaluate_cmd(
     region: RegionOpt = None,
     bootstrap: BootstrapOpt = 1000,
     seed: BootstrapSeedOpt = 0,
+    members: EvalMembersOpt = None,
 ) -> None:
     """Score a model: OpenSTL-compatible and WeatherBench2-style metrics, with persistence,
     climatology and (sub-daily data) same hour yesterday as reference forecasts, and SVQ
@@ -267,6 +274,7 @@ def evaluate_cmd(
     Example: svqcast evaluate runs/knmi-radar_gsta --thresholds 1mm/h,5mm/h --fss-scales 1,9
     Example: svqcast evaluate runs/wb-s --region europe,tropics --bootstrap 2000
     Example: svqcast evaluate runs/wb-s --region all --format netcdf -o results.nc
+    Example: svqcast evaluate era5-uk-t2m_gsta_svq --members 8   (its noise ensemble: CRPS, spread/skill)
     """
     from svqcast.verify.evaluation import evaluate, result_rows
 
@@ -296,6 +304,7 @@ def evaluate_cmd(
             regions=region,
             bootstrap=bootstrap,
             seed=seed,
+            members=members,
         )
     if output is not None:
         from svqcast.verify.eval_results import evaluation_as_scores

@@ -144,16 +144,22 @@ def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any 
     plan = Members(members, "noise", 0, length=float((fc.meta.get("ensemble") or {}).get("length_cells", 3.0)))
     values, _ = noise_members(fc, x, y.shape[1], plan, fc.noise_amplitude(plan))  # (n, M, T, C, H, W)
     det, _, _ = fc.rollout(x, y.shape[1])
-    out: dict[str, list[float]] = {k: [] for k in ("spread_skill", "crps", "mae", "crps_climatology")}
+    out: dict[str, list[Any]] = {k: [] for k in ("spread_skill", "crps", "mae", "crps_climatology")}
+    hours = [[int(t.astype("datetime64[h]").astype(np.int64) % 24) for t in ds.times(int(i))[1]]
+             for i in range(len(ds))]
     for j in range(y.shape[1]):
-        truth = y[:, j]
-        mse = np.nanmean(weighted_mean((values[:, :, j].mean(axis=1) - truth) ** 2, w))
-        var = np.nanmean(weighted_mean(values[:, :, j].var(axis=1, ddof=1), w))
-        out["spread_skill"].append(float(spread_skill_ratio(var, mse, members)))
-        crps = crps_ensemble(np.moveaxis(values[:, :, j], 1, 0), truth)
-        out["crps"].append(float(np.nanmean(weighted_mean(crps, w))))
-        out["mae"].append(float(np.nanmean(weighted_mean(np.abs(det[:, j] - truth), w))))
-        hours = [int(ds.times(int(i))[1][j].astype("datetime64[h]").astype(np.int64) % 24) for i in range(len(ds))]
-        clim = [float(np.mean(weighted_mean(crps_ensemble(pool[h], truth[k]), w))) for k, h in enumerate(hours)]
-        out["crps_climatology"].append(float(np.mean(clim)))
-    return {"split": split, "samples": int(len(x)), "members": members, **out}
+        truth = y[:, j]  # (n, C, H, W)
+        ens = values[:, :, j]  # (n, M, C, H, W)
+        mse = np.nanmean(weighted_mean((ens.mean(axis=1) - truth) ** 2, w), axis=0)  # per channel
+        var = np.nanmean(weighted_mean(ens.var(axis=1, ddof=1), w), axis=0)
+        out["spread_skill"].append(np.asarray(spread_skill_ratio(var, mse, members)))
+        out["crps"].append(np.nanmean(weighted_mean(crps_ensemble(np.moveaxis(ens, 1, 0), truth), w), axis=0))
+        out["mae"].append(np.nanmean(weighted_mean(np.abs(det[:, j] - truth), w), axis=0))
+        clim = [weighted_mean(crps_ensemble(pool[hours[k][j]], truth[k]), w) for k in range(len(truth))]
+        out["crps_climatology"].append(np.nanmean(np.stack(clim), axis=0))
+    channels = [str(c) for c in spec.channel_names]
+    table: dict[str, Any] = {k: {c: [float(v[ci]) for v in series] for ci, c in enumerate(channels)}
+                             for k, series in out.items()}
+    if len(channels) == 1:  # one channel: plain per-lead lists
+        table = {k: v[channels[0]] for k, v in table.items()}
+    return {"split": split, "samples": int(len(x)), "members": members, **table}

@@ -34,7 +34,7 @@ from svqcast.config import typed_config
 from svqcast.data import get_split_dataset
 from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
 from svqcast.errors import DataError, MissingExtraError, UsageError
-from svqcast.forecast.forecaster import load_network
+from svqcast.forecast.forecaster import load_model, load_network
 from svqcast.forecast.writer import step_unit
 from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.models.simvp import ReturnsAux
@@ -42,6 +42,7 @@ from svqcast.progress import Progress, counted
 from svqcast.sources.leadtime import step_label
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
+from svqcast.verify.calibrate import ensemble_skill
 from svqcast.verify.eval_regions import add_intervals_and_regions, region_scores
 from svqcast.verify.events import EventScores
 from svqcast.verify.eventscores import EXTRAPOLATION, EventRequest
@@ -350,9 +351,11 @@ def _report(
         scores[f] = dict(sc.openstl[f].compute())
         scores[f]["wb2"] = {m: {c: float(np.nanmean(a[:, j])) if np.isfinite(a[:, j]).any() else None
                                 for j, c in enumerate(channels)} for m, a in s.items()}
+        scores[f]["wb2"]["crps"] = dict(scores[f]["wb2"]["mae"])  # deterministic forecasts: CRPS is MAE
         if per_lead_time:
             per_lead[f] = {m: {c: a[:, j].tolist() for j, c in enumerate(channels)} for m, a in s.items()}
     result["scores"] = scores
+    result["crps_note"] = "every forecast here is deterministic: its CRPS equals its MAE (an ensemble: `members`)"
     add_intervals_and_regions(result, sc, channels, per_lead_time)
     if sc.events:
         result["events"] = {f: e.report(channels, sc.event_channels) for f, e in sc.events.items() if f in scores}
@@ -380,6 +383,7 @@ def evaluate(
     regions: str | list[str] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    members: int | None = None,
 ) -> dict[str, Any]:
     """Score checkpoint `ref` on `split` of `dataset` (default: the dataset it was trained on).
 
@@ -404,12 +408,26 @@ def evaluate(
     bs = int(batch_size or typed_config(meta["config"]).train.val_batch_size)
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
     result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
+    if members is not None and compat is None:
+        result["ensemble"] = _ensemble(str(ref), members, sp, root)
     q = probe.report()
     if q is not None:
         result["quantizer"] = q
     if sp.notes:
         result["notes"] = sp.notes
     return _finite(result)
+
+
+def _ensemble(ref: str, members: int, sp: _Split, root: Any) -> dict[str, Any]:
+    """The model's noise ensemble (its fitted amplitude) on the split: CRPS, spread/skill, the
+    deterministic MAE and a climatological ensemble's CRPS per lead (svqcast.verify.calibrate)."""
+    if members < 2:
+        raise UsageError(f"`members` {members}: an ensemble needs at least 2 members")
+    fc = load_model(ref)
+    if fc.spec.dataset != sp.name:
+        raise UsageError(f"`members`: the ensemble is scored on the model's own dataset ({fc.spec.dataset}), "
+                         f"not {sp.name}")
+    return ensemble_skill(fc, members=members, split=sp.split, root=root)
 
 
 def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from svqcast.fsutil import DEVNULL, atomic_path, check_input, check_output
 from svqcast.sources.forecast_files import ForecastView, open_forecast
 from svqcast.sources.leadtime import format_hours as _fmt_lead
 from svqcast.sources.leadtime import parse_duration
+from svqcast.verify.ensemble_metrics import rank_counts, truth_ranks
 from svqcast.verify.figures import FIGURE_FORMATS, pyplot
 from svqcast.verify.metrics import weighted_mean
 from svqcast.verify.scoring import area_weights, init_scores
@@ -87,6 +88,7 @@ class _Frames:
     axis_label: str = "lead time (h)"
     rgb: np.ndarray | None = None  # (L, H, W, 3) in [0, 1] when the file holds red, green and blue frames
     rows: list[dict[str, Any]] = field(default_factory=list)  # per-lead scores from svqcast.verify.scoring
+    members: np.ndarray | None = None  # (L, M, H, W) for an ensemble: `values` is then its mean
 
 
 def pick_init(fv: ForecastView, init_time: str | None, file: Any) -> tuple[int, list[str]]:
@@ -122,15 +124,16 @@ def pick_init(fv: ForecastView, init_time: str | None, file: Any) -> tuple[int, 
 
 def _frames(fv: ForecastView, var: str, init_index: int) -> _Frames:
     values = np.asarray(fv.data[var][init_index].values, dtype=np.float64)  # (L, H, W), any layout
-    if values.ndim == 4:  # an ensemble (L, M, H, W): its mean is mapped
-        values = values.mean(axis=1)
+    members = None
+    if values.ndim == 4:  # an ensemble (L, M, H, W): its mean is mapped, its spread beside it
+        members, values = values, values.mean(axis=1)
     hours = _hours(fv.leads)
     init = fv.inits[init_index]
     return _Frames(
         var=var, units=fv.units(var) or "", values=values, hours=hours, xs=fv.x, ys=fv.y, geographic=fv.latlon,
         title_time=f" from {str(init)[:16]}" if fv.calendar else f" from frame {int(init)}",
         weights=area_weights(fv), mask=np.ones(hours.size, dtype=bool), labels=fv.lead_labels(),
-        axis_label="lead time (h)" if fv.step_unit is None else f"lead time ({fv.step_unit[1]})",
+        axis_label="lead time (h)" if fv.step_unit is None else f"lead time ({fv.step_unit[1]})", members=members,
     )
 
 
@@ -167,7 +170,11 @@ def _panels(plt: Any, data: _Frames, axes_row: Sequence[Any], i: int) -> None:
         axes_row[0].imshow(np.clip(data.rgb[i], 0.0, 1.0), origin="upper", interpolation="nearest")
     else:
         _map(axes_row[0], values[i], vmin, vmax, "RdYlBu_r")
-    axes_row[0].set_title(f"forecast +{lead}", fontsize=9)
+    axes_row[0].set_title(f"{'ensemble mean' if data.members is not None else 'forecast'} +{lead}", fontsize=9)
+    if data.members is not None:  # the spread (member standard deviation) in the last column
+        spread = data.members.std(axis=1, ddof=1)
+        _map(axes_row[-1], spread[i], 0.0, float(np.nanmax(spread)) or 1.0, "viridis")
+        axes_row[-1].set_title(f"spread (member std) +{lead}", fontsize=9)
     if truth is not None:
         if mask[i]:
             emax = float(np.nanmax(np.abs(values[mask] - truth[mask])))
@@ -224,9 +231,23 @@ def _error_curve(ax: Any, data: _Frames, scores: list[dict[str, Any]]) -> None:
     ax.legend(fontsize=8)
 
 
+def _rank_histogram(ax: Any, data: _Frames) -> None:
+    """Where the truth falls among the members, over every mapped cell and lead: flat for a
+    calibrated ensemble, U-shaped for an under-dispersed one."""
+    assert data.members is not None and data.truth is not None
+    m = data.members.shape[1]
+    ranks = truth_ranks(np.moveaxis(data.members[data.mask], 1, 0), data.truth[data.mask], np.random.default_rng(0))
+    counts = rank_counts(ranks, m)
+    ax.bar(np.arange(m + 1), counts / max(counts.sum(), 1), color="tab:blue")
+    ax.axhline(1.0 / (m + 1), color="k", lw=0.8, ls="--", label="calibrated")
+    ax.set_xlabel("rank of the truth among the members")
+    ax.set_title("rank histogram", fontsize=9)
+    ax.legend(fontsize=8)
+
+
 def _write_figure(plt: Any, data: _Frames, sel: list[int], scores: list[dict[str, Any]],
                   output: Path, model: str, overwrite: bool) -> None:
-    cols = 3 if data.truth is not None else 1
+    cols = (3 if data.truth is not None else 1) + (1 if data.members is not None else 0)
     rows = len(sel) + 1
     pw, ph = _panel_size(data)
     fig = plt.figure(figsize=(pw * cols + 1.0, ph * len(sel) + 3.0), constrained_layout=True)
@@ -234,7 +255,11 @@ def _write_figure(plt: Any, data: _Frames, sel: list[int], scores: list[dict[str
         grid = fig.add_gridspec(rows, cols, height_ratios=[ph] * len(sel) + [2.6])
         for r, i in enumerate(sel):
             _panels(plt, data, [fig.add_subplot(grid[r, c]) for c in range(cols)], i)
-        _error_curve(fig.add_subplot(grid[rows - 1, :]), data, scores)
+        if data.members is not None and data.truth is not None:
+            _error_curve(fig.add_subplot(grid[rows - 1, : cols - 1]), data, scores)
+            _rank_histogram(fig.add_subplot(grid[rows - 1, cols - 1]), data)
+        else:
+            _error_curve(fig.add_subplot(grid[rows - 1, :]), data, scores)
         name = "colour frames" if data.rgb is not None else data.var
         fig.suptitle(f"{name}{data.title_time}" + (f" ({model})" if model else ""), fontsize=10)
         fmt = output.suffix.lstrip(".").lower() or "png"
@@ -247,7 +272,7 @@ def _write_figure(plt: Any, data: _Frames, sel: list[int], scores: list[dict[str
 def _write_animation(plt: Any, data: _Frames, target: Path, overwrite: bool) -> None:
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    cols = 3 if data.truth is not None else 1
+    cols = (3 if data.truth is not None else 1) + (1 if data.members is not None else 0)
     fig = plt.figure(figsize=(3.6 * cols + 0.6, 3.0), constrained_layout=True)
 
     def _frame(i: int) -> list[Any]:
