@@ -39,7 +39,8 @@ def test_noise_members_score_with_crps_spread_and_ranks(tmp_path: Path, capsys: 
     assert code == 0, err
     with xr.open_dataset(out) as a, xr.open_dataset(tmp_path / "again.nc") as b:
         assert a["t2m"].dims == ("time", "lead_time", "realization", "lat", "lon")
-        assert a.attrs["svqcast_ensemble_kind"] == "noise" and json.loads(a.attrs["svqcast_ensemble_amplitude"]) == [0.5]
+        assert a.attrs["svqcast_ensemble_kind"] == "noise"
+        assert json.loads(a.attrs["svqcast_ensemble_amplitude"]) == [0.5]
         np.testing.assert_array_equal(a["t2m"].values, b["t2m"].values)  # same seed, same members
         fc = a["t2m"].values.astype(np.float64)
         lat = a["lat"].values.astype(np.float64)
