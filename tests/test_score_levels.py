@@ -42,10 +42,10 @@ def _write(tmp: Path) -> tuple[Path, Path, xr.Dataset, xr.Dataset]:
          "2m_temperature": (dims4, _field(rng, (n, m, h, w), 280.0, 8.0), {"units": "K"}),
          "10m_u_component_of_wind": (dims4, _field(rng, (n, m, h, w), 2.0, 5.0), {"units": "m s-1"}),
          "10m_v_component_of_wind": (dims4, _field(rng, (n, m, h, w), -1.0, 5.0), {"units": "m s-1"}),
-         "ensemble_spread": (("time", "prediction_timedelta", "number", "latitude", "longitude"),
+         "ensemble_spread": (("time", "prediction_timedelta", "quantile", "latitude", "longitude"),
                              _field(rng, (n, m, 3, h, w), 1.0, 0.1), {"units": "K"})},
         coords={"time": INITS, "prediction_timedelta": LEADS, "level": [500, 850], "latitude": LAT,
-                "longitude": LON, "number": [0, 1, 2]})
+                "longitude": LON, "quantile": [0.1, 0.5, 0.9]})
     t = TRUTH_TIMES.size
     truth = xr.Dataset(
         {"geopotential": (("time", "level", "latitude", "longitude"), _field(rng, (t, 3, h, w), 5e4, 300.0),
@@ -100,7 +100,7 @@ def test_levels_regions_and_intervals_equal_the_oracle(files, capsys: pytest.Cap
     assert code == 0, err
     r = json.loads(out)
     assert {"geopotential@500", "geopotential@850", "2m_temperature"} <= set(r["variables"])
-    assert r["not_scored"].keys() == {"ensemble_spread"} and "number" in r["not_scored"]["ensemble_spread"]
+    assert r["not_scored"].keys() == {"ensemble_spread"} and "quantile" in r["not_scored"]["ensemble_spread"]
     assert any("ensemble_spread is not scored" in n for n in r["notes"])
     for key, var, level in (("geopotential@500", "geopotential", 500), ("geopotential@850", "geopotential", 850),
                             ("2m_temperature", "2m_temperature", None)):

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from svqcast.cli.groups import models_app
-from svqcast.cli.options import EvalRefArg, OutputOpt, OverwriteOpt, ReportFormatOpt, RootOpt
+from svqcast.cli.options import (
+    CalMembersOpt,
+    CalSamplesOpt,
+    EvalRefArg,
+    NoiseLengthOpt,
+    OutputOpt,
+    OverwriteOpt,
+    ReportFormatOpt,
+    RootOpt,
+)
 from svqcast.cli.output import OutputFormat, emit, out_console
 from svqcast.cli.progress import reporter
-
-CalMembersOpt = Annotated[int, typer.Option("--members", help="Members of the calibration ensembles.")]
-SamplesOpt = Annotated[int, typer.Option("--samples", help="Validation samples to calibrate on (evenly spaced).")]
-LengthOpt = Annotated[float, typer.Option(
-    "--noise-length", help="Correlation length of the perturbations, in grid cells.")]
 
 
 @models_app.command("calibrate")
@@ -22,8 +26,8 @@ def _calibrate(
     ref: EvalRefArg,
     output: OutputOpt,
     members: CalMembersOpt = 8,
-    samples: SamplesOpt = 32,
-    noise_length: LengthOpt = 3.0,
+    samples: CalSamplesOpt = 32,
+    noise_length: NoiseLengthOpt = 3.0,
     root: RootOpt = None,
     overwrite: OverwriteOpt = False,
     fmt: ReportFormatOpt = OutputFormat.text,

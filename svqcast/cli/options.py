@@ -295,6 +295,8 @@ NoiseLengthOpt = Annotated[float, typer.Option(
 EvalMembersOpt = Annotated[Optional[int], typer.Option(
     "--members", help="Also score the model's noise ensemble of this many members (its fitted amplitude): CRPS, "
                       "spread/skill, against its MAE and a climatological ensemble.")]
+CalMembersOpt = Annotated[int, typer.Option("--members", help="Members of the calibration ensembles.")]
+CalSamplesOpt = Annotated[int, typer.Option("--samples", help="Validation samples to calibrate on (evenly spaced).")]
 MemberSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the members' perturbations.")]
 InputArg = Annotated[Path, typer.Argument(help=f"The input: {INPUTS}.")]
 ForecastOutputOpt = Annotated[

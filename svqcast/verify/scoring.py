@@ -112,7 +112,7 @@ class _Run:
         leads = np.flatnonzero(mask)
         f = self.fld.forecast(self.fv, i, leads)
         members = None
-        if f.ndim == 4:  # an ensemble (L', M, H, W): the deterministic scores are the ensemble mean's
+        if self.fld.kind == "scalar" and f.ndim == 4:  # an ensemble (L', M, H, W): scores of its mean
             members = np.moveaxis(f, 1, 0)
             f = members.mean(axis=0)
         if (why := implausible(f, self.fld.units)) is not None:
