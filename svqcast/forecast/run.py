@@ -187,6 +187,8 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
         latlon = fc.spec.dims[0] in ("lat", "latitude")
         check_layout(req.layout, latlon=latlon, calendar=prep.time_coord, n_init=len(prep.init_times),
                      fixed_step=step_unit(fc.spec) is None)
+        if req.members is not None and output_format(Path(str(req.output))) == "npy":
+            raise UsageError("`output` .npy holds bare frames, with no place for ensemble members; write .nc or .zarr")
         if latlon and output_format(Path(str(req.output))) == "npy":
             raise UsageError("`output` .npy holds bare frames without coordinates or times, which a latitude/"
                              "longitude forecast cannot do without; write .nc or .zarr")
