@@ -117,6 +117,10 @@ class TrainConfig:
     num_threads: int = _default("train", "num_threads")
     channels_last: str = _default("train", "channels_last")
     compile: bool = _default("train", "compile")
+    init_from: str = _default("train", "init_from")
+    init_strict: bool = _default("train", "init_strict")
+    freeze: str = _default("train", "freeze")
+    keep_stats: bool = _default("train", "keep_stats")
 
 
 SECTION_TYPES: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}

@@ -295,6 +295,15 @@ NoiseLengthOpt = Annotated[float, typer.Option(
 EvalMembersOpt = Annotated[Optional[int], typer.Option(
     "--members", help="Also score the model's noise ensemble of this many members (its fitted amplitude): CRPS, "
                       "spread/skill, against its MAE and a climatological ensemble.")]
+InitFromOpt = Annotated[Optional[str], typer.Option(
+    "--init-from", help="Fine-tune: start from this model's weights where name and shape match (zoo name, "
+                        "hf://ORG/NAME@REV, a run or checkpoint directory); the rest starts fresh.")]
+FreezeOpt = Annotated[Optional[str], typer.Option(
+    "--freeze", help="Fine-tune: parts that do not train, comma-separated: encoder, translator, quantizer, decoder.")]
+KeepStatsOpt = Annotated[bool, typer.Option(
+    "--keep-stats", help="Fine-tune: normalise with the parent model's statistics, not the new dataset's.")]
+StrictInitOpt = Annotated[bool, typer.Option(
+    "--strict", help="Fine-tune: refuse any tensor that does not match the parent by name and shape.")]
 CalMembersOpt = Annotated[int, typer.Option("--members", help="Members of the calibration ensembles.")]
 CalSamplesOpt = Annotated[int, typer.Option("--samples", help="Validation samples to calibrate on (evenly spaced).")]
 MemberSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the members' perturbations.")]

@@ -27,7 +27,10 @@ from svqcast.cli.options import (
     EvalRefArg,
     EvalSplitOpt,
     FormatOpt,
+    FreezeOpt,
     FssScalesOpt,
+    InitFromOpt,
+    KeepStatsOpt,
     MaxBatchesOpt,
     MaxEpochsOpt,
     PerLeadOpt,
@@ -44,6 +47,7 @@ from svqcast.cli.options import (
     ScoreFormatOpt,
     SeedOpt,
     SetOpt,
+    StrictInitOpt,
     ThresholdsOpt,
     TrainCompileOpt,
     TrainDatasetOpt,
@@ -66,6 +70,10 @@ def train_cmd(
     seed: SeedOpt = None,
     deterministic: DeterministicOpt = False,
     progress: ProgressOpt = ProgressKind.auto,
+    init_from: InitFromOpt = None,
+    freeze: FreezeOpt = None,
+    keep_stats: KeepStatsOpt = False,
+    strict: StrictInitOpt = False,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Train a model: Adam, cosine-with-warmup or OneCycle, early stopping on the validation split.
@@ -75,6 +83,8 @@ def train_cmd(
     Under `torchrun --nproc_per_node N svqcast train ...` it trains data-parallel.
 
     Example: svqcast train --preset era5-uk-t2m_gsta_svq --max-epochs 2 --set train.batch_size=8
+    Example: svqcast train --dataset mine --preset era5-uk-t2m_gsta_svq_24h --init-from era5-uk-t2m_gsta_svq
+             --freeze encoder
     """
     from svqcast.training.loop import train
     from svqcast.training.runlog import read_metrics
@@ -96,6 +106,10 @@ def train_cmd(
             seed=seed,
             deterministic=True if deterministic else None,
             progress=make_reporter(progress.value, transient=False),
+            init_from=init_from,
+            freeze=freeze,
+            keep_stats=True if keep_stats else None,
+            strict=True if strict else None,
         )
     except KeyboardInterrupt:
         # Typer turns KeyboardInterrupt into a *returned* 130 in non-standalone mode, which

@@ -90,6 +90,10 @@ def train(
     progress: str | Progress | None = "auto",
     datasets: tuple[Dataset, Dataset] | None = None,
     model_fn: ModelFn | None = None,
+    init_from: str | None = None,
+    freeze: str | None = None,
+    keep_stats: bool | None = None,
+    strict: bool | None = None,
 ) -> Path:
     """Train a preset / TOML / config dict and return the run directory.
 
@@ -99,12 +103,20 @@ def train(
     ``deterministic`` and ``dataset`` are shortcuts for the config keys
     ``train.precision``, ``train.seed``, ``train.deterministic`` and ``data.dataset``.
     ``progress`` is ``auto``/``plain`` (lines on stderr), ``none``, or a :class:`svqcast.progress.Progress`.
+    ``init_from``, ``freeze``, ``keep_stats`` and ``strict`` fine-tune from another model
+    (``train.init_from``, ``train.freeze``, ``train.keep_stats``, ``train.init_strict``; docs/training.md).
     ``datasets=(train, val)`` and ``model_fn`` replace the catalog datasets and the model
     factory (custom data, tests).
     """
     shortcuts: dict[str, Any] = {}
     if dataset is not None:
         shortcuts["data.dataset"] = dataset
+    if resume is not None and init_from:
+        raise UsageError("`resume` continues the run from its own weights; drop `init_from`")
+    for key, value in (("init_from", init_from), ("freeze", freeze), ("keep_stats", keep_stats),
+                       ("init_strict", strict)):
+        if value is not None:
+            shortcuts[f"train.{key}"] = value
     if precision is not None:
         shortcuts["train.precision"] = str(precision)
     if seed is not None:

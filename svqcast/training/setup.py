@@ -32,6 +32,7 @@ from svqcast.errors import UsageError
 from svqcast.fsutil import check_output, sha256_file
 from svqcast.models.factory import build_model_from_config
 from svqcast.models.fastpath import autocast_context
+from svqcast.training.finetune import open_parent
 from svqcast.training.state import STATE_NAME
 from svqcast.zoo.card import training_card
 
@@ -205,8 +206,20 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset]:
     }
     if conf.data.official_validation:
         kwargs["official_validation"] = True
+    if conf.train.keep_stats:  # a fine-tune that normalises with its parent's statistics
+        if not conf.train.init_from:
+            raise UsageError("train.keep_stats keeps the statistics of the `init_from` model; give one")
+        stats = parent_stats(conf.train.init_from)
+        if stats is None:
+            raise UsageError(f"train.keep_stats: {conf.train.init_from} records no normalisation statistics")
+        kwargs["stats"] = stats
     name = conf.data.dataset
     return get_split_dataset(name, "train", **kwargs), get_split_dataset(name, "val", **kwargs)
+
+
+def parent_stats(ref: str) -> tuple[list[float], list[float]] | None:
+    """The (mean, std) of the data spec of checkpoint `ref` (verified like every load)."""
+    return open_parent(ref).stats
 
 
 def check_shapes(cfg: Config, ds: Dataset) -> None:

@@ -27,6 +27,7 @@ from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.progress import Progress as Reporter
 from svqcast.progress import resolve_progress
 from svqcast.training import distributed as D
+from svqcast.training.finetune import freeze, open_parent, parse_freeze, trainable, transfer_weights
 from svqcast.training.memory import check_fits
 from svqcast.training.runlog import RunLog
 from svqcast.training.schedules import Schedule, build_schedule
@@ -159,6 +160,8 @@ def setup_trainer(
 ) -> Trainer:
     """Seed, open the data, build model, optimizer and schedule, restore a resumed run."""
     tc = typed_config(cfg).train
+    parts = parse_freeze(tc.freeze)  # checked, like the parent, before any data or model work
+    parent = open_parent(tc.init_from) if tc.init_from else None
     if tc.num_threads > 0:
         torch.set_num_threads(tc.num_threads)
     set_deterministic(tc.deterministic)
@@ -168,6 +171,9 @@ def setup_trainer(
         loss_fn = skipping_missing(loss_fn)
     spec = getattr(train_ds, "spec", None)  # catalog datasets carry their DataSpec
     model = (model_fn or default_model_fn)(cfg).to(env.device)
+    transfer = None if parent is None else transfer_weights(
+        model, parent.state, parent.ref, parent.meta.get("weights_sha256"), strict=tc.init_strict, load=not resuming)
+    frozen = freeze(model, parts)
     prepare_model(model, prec, tc.channels_last, env.device)  # layout only; fp32 weights
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)
         spec = spec.for_network(int(getattr(model, "stride", 1)))
@@ -181,10 +187,15 @@ def setup_trainer(
     steps = len(sampler) // tc.batch_size
     if tc.max_steps_per_epoch > 0:
         steps = min(steps, tc.max_steps_per_epoch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.Adam(trainable(model), lr=tc.lr, weight_decay=tc.weight_decay)
     schedule = build_schedule(optimizer, tc, steps)
     progress, early = Progress(), EarlyStopping(patience=tc.patience)
     provenance = run_provenance(cfg, env, train_ds, val_ds, spec_dict, prec)
+    if transfer is not None and env.is_main:
+        provenance["fine_tuned_from"] = {**transfer.record(), "frozen": frozen,
+                                         "stats": "parent's" if tc.keep_stats else "the new dataset's"}
+    elif frozen and env.is_main:
+        provenance["frozen"] = frozen
     if resuming:
         _same_data(run, provenance)
         progress, early = restore_state(run, model, optimizer, schedule)
@@ -195,11 +206,17 @@ def setup_trainer(
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / "config.json", json.dumps(cfg, indent=2) + "\n")
         runlog.load_existing(before_epoch=progress.epoch)
+    reporter = resolve_progress(progress_kind, enabled=env.is_main)
+    if transfer is not None:
+        reporter.message(f"fine-tune from {transfer.parent}: {len(transfer.loaded)} tensors loaded"
+                         f"{' (weights of the run itself: resumed)' if resuming else ''}; new: "
+                         f"{', '.join(transfer.new) or 'none'}; dropped: {', '.join(transfer.dropped) or 'none'}; "
+                         f"frozen: {', '.join(frozen) or 'nothing'}; statistics: "
+                         f"{'the parent' if tc.keep_stats else 'the new dataset'}'s")
     return Trainer(
         cfg, run, env, model, net, optimizer, schedule, loss_fn, prec, train_ds, sampler, skip, train_loader,
         val_ds, val_loader, tc.batch_size, steps, max(1, min(MAX_LOG_INTERVAL, steps // LOGS_PER_EPOCH)),
-        progress, early, runlog, resolve_progress(progress_kind, enabled=env.is_main),
-        provenance, spec_dict,
+        progress, early, runlog, reporter, provenance, spec_dict,
     )
 
 

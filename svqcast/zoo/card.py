@@ -71,10 +71,12 @@ def card_data(meta: Mapping[str, Any], name: str, licence: str, metrics: Mapping
         for key, value in (metrics or {}).items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     ]
+    parent = str(((meta.get("provenance") or {}).get("fine_tuned_from") or {}).get("parent") or "")
+    base = parent[len("hf://"):].split("@")[0] if parent.startswith("hf://") else None  # the Hub's fine-tune link
     return ModelCardData(
         library_name="svqcast", license=licence, tags=list(TAGS), pipeline_tag=TASK,
         datasets=[dataset] if dataset != "?" else None, model_name=name,
-        eval_results=results or None,
+        eval_results=results or None, base_model=base,
     )
 
 
@@ -90,7 +92,18 @@ def _model_lines(meta: Mapping[str, Any]) -> list[str]:
         f"- quantizer: `{model.quantizer}`{codebook}",
         f"- svqcast version: {meta.get('svqcast_version', __version__)}",
         f"- weights sha256: `{meta.get('weights_sha256', '?')}`",
+        *_parent_lines(meta),
     ]
+
+
+def _parent_lines(meta: Mapping[str, Any]) -> list[str]:
+    """A fine-tune names its parent: reference, weights sha256, what was loaded, frozen, which stats."""
+    ft = (meta.get("provenance") or {}).get("fine_tuned_from")
+    if not ft:
+        return []
+    return [f"- fine-tuned from: `{ft.get('parent')}` (weights sha256 `{ft.get('weights_sha256')}`); "
+            f"{ft.get('loaded')} tensors loaded, {len(ft.get('new') or [])} new, {len(ft.get('dropped') or [])} "
+            f"dropped; frozen: {', '.join(ft.get('frozen') or []) or 'nothing'}; statistics: {ft.get('stats')}"]
 
 
 def _data_lines(meta: Mapping[str, Any]) -> list[str]:
