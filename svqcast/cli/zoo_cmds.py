@@ -95,6 +95,19 @@ def _download(
     emit(result, fmt, lambda r: out_console.print(f"{r['model']}: {r['status']} -> {r['path']}"))
 
 
+@models_app.command("pull")
+def _pull(
+    name: ZooRefArg,
+    force: ForceDownloadOpt = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """The same as `svqcast models download` (the name other tools use): fetch a model for offline use.
+
+    Example: svqcast models pull hf://org/model@v1
+    """
+    _download(name, force, fmt)
+
+
 @models_app.command("push")
 def _push(
     source: PushSourceArg,
