@@ -112,3 +112,20 @@ def test_bad_parents_are_one_line_and_leave_no_run(root: Path, tmp_path: Path, m
                            "--run-dir", tmp_path / "run"], capsys)
     assert got in ((code,) if make is None else (2, 3)) and needle in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unreachable_hub_parent_is_exit_4_fast(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import time
+
+    _prepare(root, "one", monkeypatch, capsys)
+    with socket.socket() as s:  # a port nothing listens on: the Hub is unreachable, as offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    code, _, err = run_cli(["train", "--dataset", "one", *QUICK, "--init-from", "hf://org/nothing@v404",
+                            "--max-epochs", "1", "--run-dir", tmp_path / "run"], capsys)
+    assert code == 4 and len(err.strip().splitlines()) == 1, err
+    assert time.perf_counter() - t0 < 15 and not (tmp_path / "run").exists()

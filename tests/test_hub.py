@@ -527,3 +527,30 @@ def test_push_with_the_hub_unreachable_is_exit_4(ckpt: Path, env: Path, monkeypa
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     code, _, err = _run_cli(["models", "push", str(ckpt), "--repo-id", "me/x"], capsys)
     assert code == 4 and "unreachable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_card_usage_snippet_runs_as_written(env: Path, ckpt: Path, tmp_path: Path, monkeypatch) -> None:
+    """The Python snippet of a pushed model's card, executed verbatim against the local Hub
+    stand-in, forecasts; the card's metadata is what the Hub renders for a library."""
+    import re
+
+    from _predict_fixtures import SAMPLE
+
+    from svqcast.zoo.card import model_card
+
+    meta = json.loads((ckpt / "config.json").read_text())
+    meta["provenance"] = {**(meta.get("provenance") or {}),
+                          "fine_tuned_from": {"parent": "hf://org/parent@v1", "weights_sha256": "0" * 64}}
+    card = model_card(meta, name="tiny", repo_id=REPO)
+    parsed = huggingface_hub.ModelCard(card).data.to_dict()
+    assert parsed["library_name"] == "svqcast" and parsed["pipeline_tag"] and parsed["tags"]
+    assert parsed["base_model"] == "org/parent" and parsed.get("datasets")
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    files = {n: (ckpt / n).read_bytes() for n in ("model.safetensors", "config.json")}
+    shutil.copy(SAMPLE, tmp_path / "input.nc")
+    monkeypatch.chdir(tmp_path)
+    with _Hub(files) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        scope: dict[str, object] = {}
+        exec(compile(snippet, "card-snippet", "exec"), scope)  # noqa: S102  (our own card's snippet)
+    assert "t2m" in scope["fc"].data_vars  # type: ignore[attr-defined]
