@@ -145,3 +145,15 @@ def test_climatology_models_refuse_export_and_bad_pushes_in_one_line(tmp_path, c
     assert not target.exists() and list(tmp_path.iterdir()) == []
     code, _, err = run_cli(["models", "push", "nyc-taxi_gsta_svq", "--repo-id", "no-slash"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "ORG/NAME" in err
+
+
+def test_bundled_cards_are_what_the_card_builder_makes() -> None:
+    """Metadata (library, pipeline tag, tags, dataset, model-index of the registry metrics) and
+    the ensemble section of every bundled card come from svqcast.zoo.card; a stale card fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "refresh_cards.py"
+    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

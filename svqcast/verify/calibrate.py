@@ -27,6 +27,7 @@ from svqcast.fsutil import atomic_dir, check_output
 from svqcast.progress import Progress, counted
 from svqcast.verify.ensemble_metrics import crps_ensemble, spread_skill_ratio
 from svqcast.verify.metrics import spatial_weights, weighted_mean
+from svqcast.zoo.card import ensemble_section
 from svqcast.zoo.checkpoint import CARD_NAME, CONFIG_NAME
 
 PROBE = 0.1  # first amplitude, as a fraction of each channel's training standard deviation
@@ -94,26 +95,11 @@ def write_calibrated(source: str | os.PathLike[str], fitted: dict[str, Any], out
         meta["ensemble"] = fitted
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         card = (tmp / CARD_NAME).read_text() if (tmp / CARD_NAME).exists() else ""
-        (tmp / CARD_NAME).write_text(card.rstrip() + "\n\n" + ensemble_card_section(fitted))
+        (tmp / CARD_NAME).write_text(card.rstrip() + "\n\n" + ensemble_section(fitted))
     return target
 
 
-def ensemble_card_section(fitted: dict[str, Any]) -> str:
-    """The card's ensemble section: the amplitude and its spread/skill per lead."""
-    lines = ["## Ensemble", "",
-             f"Noise members (`svqcast predict --members N --perturb noise`): amplitude "
-             f"{', '.join(f'{a:.4g}' for a in fitted['amplitude'])} (physical units, per channel), correlation "
-             f"length {fitted['length_cells']:g} cells, fitted on {fitted['fitted_on']} ({fitted['samples']} samples, "
-             f"{fitted['members']} members) so that spread matches skill on average over the leads.", "",
-             "| channel | " + " | ".join(f"+{j + 1}" for j in range(len(next(iter(
-                 fitted["spread_skill_by_lead"].values()))))) + " |"]
-    lines.append("|---" * (1 + len(next(iter(fitted["spread_skill_by_lead"].values())))) + "|")
-    for ch, values in fitted["spread_skill_by_lead"].items():
-        lines.append(f"| {ch} spread/skill | " + " | ".join(f"{v:.2f}" for v in values) + " |")
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["CAP", "PROBE", "ensemble_card_section", "ensemble_skill", "fit_noise_amplitude", "write_calibrated"]
+__all__ = ["CAP", "PROBE", "ensemble_skill", "fit_noise_amplitude", "write_calibrated"]
 
 
 def _hour_pool(train: Any) -> dict[int, np.ndarray]:

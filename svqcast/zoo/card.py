@@ -192,9 +192,39 @@ def model_card(
             body.append(scores_table)
         if metrics:
             body += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+    if meta.get("ensemble"):
+        body += ["", ensemble_section(meta["ensemble"]).rstrip()]
     body += [""] + _usage_lines(usage_ref or (f"hf://{repo_id}" if repo_id else name))
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
     return str(card)
+
+
+def ensemble_section(fitted: Mapping[str, Any]) -> str:
+    """The card's ensemble section from config.json `ensemble`: the fitted noise amplitude, its
+    spread/skill per lead on the validation split and, when measured, the held-out table."""
+    by_lead = dict(fitted.get("spread_skill_by_lead") or {})
+    leads = len(next(iter(by_lead.values()), []))
+    lines = ["## Ensemble", "",
+             f"Noise members (`svqcast predict --members N --perturb noise`): amplitude "
+             f"{', '.join(f'{a:.4g}' for a in fitted.get('amplitude') or [])} (physical units, per channel), "
+             f"correlation length {float(fitted.get('length_cells', 0)):g} cells, fitted on {fitted.get('fitted_on')} "
+             f"({fitted.get('samples')} samples, {fitted.get('members')} members) so that spread matches skill on "
+             "average over the leads.", ""]
+    if leads:
+        lines += ["| channel | " + " | ".join(f"+{j + 1}" for j in range(leads)) + " |", "|---" * (leads + 1) + "|"]
+        lines += [f"| {ch} spread/skill | " + " | ".join(f"{v:.2f}" for v in values) + " |"
+                  for ch, values in by_lead.items()]
+    held = fitted.get("held_out")
+    if held:
+        n = len(held["crps"])
+        lines += ["", f"On the held-out {held['split']} split ({held['samples']} forecasts, {held['members']} members; "
+                  "`svqcast.verify.calibrate.ensemble_skill`):", "",
+                  "| lead | " + " | ".join(f"+{j + 1}" for j in range(n)) + " |", "|---" * (n + 1) + "|"]
+        for key, label in (("spread_skill", "spread/skill"), ("crps", "CRPS"), ("mae", "deterministic MAE"),
+                           ("crps_climatology", "climatological ensemble CRPS")):
+            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in held[key]) + " |")
+        lines += ["", "What these numbers mean, and where spread/skill is off: docs/ensembles.md."]
+    return "\n".join(lines) + "\n"
 
 
 def training_card(
