@@ -21,6 +21,7 @@ import torch
 from svqcast.errors import UsageError
 from svqcast.zoo.checkpoint import load_state_dict, read_checkpoint_meta
 from svqcast.zoo.hub import resolve_checkpoint, verify_checkpoint_integrity
+from svqcast.zoo.registry import load_registry
 
 #: freezable parts -> the SimVP attribute that holds them
 PARTS = {"encoder": "enc", "translator": "hid", "quantizer": "quantizer", "decoder": "dec"}
@@ -37,8 +38,12 @@ class Transfer:
     dropped: list[str] = field(default_factory=list)
     frozen: list[str] = field(default_factory=list)
 
+    revision: str | None = None  # the parent's Hub revision (hf://...@REV, or the zoo's pin)
+    repo_id: str | None = None  # the parent's Hub repository, when it has one
+
     def record(self) -> dict[str, Any]:
-        return {"parent": self.parent, "weights_sha256": self.weights_sha256, "loaded": len(self.loaded),
+        return {"parent": self.parent, "repo_id": self.repo_id, "revision": self.revision,
+                "weights_sha256": self.weights_sha256, "loaded": len(self.loaded), "loaded_tensors": self.loaded,
                 "new": self.new, "dropped": self.dropped, "frozen": self.frozen}
 
 
@@ -61,6 +66,8 @@ class Parent:
     ref: str
     meta: dict[str, Any]
     state: dict[str, torch.Tensor]
+    repo_id: str | None = None
+    revision: str | None = None
 
     @property
     def stats(self) -> tuple[list[float], list[float]] | None:
@@ -75,7 +82,19 @@ def open_parent(ref: str) -> Parent:
     directory; weights sha256 checked), and read its tensors (safetensors: nothing is unpickled)."""
     directory = Path(resolve_checkpoint(ref))
     verify_checkpoint_integrity(directory, ref)
-    return Parent(ref, read_checkpoint_meta(directory), load_state_dict(directory))
+    repo_id, revision = _hub_identity(ref)
+    return Parent(ref, read_checkpoint_meta(directory), load_state_dict(directory), repo_id, revision)
+
+
+def _hub_identity(ref: str) -> tuple[str | None, str | None]:
+    """(repository, revision) of a Hub reference or a zoo name pinned to the Hub; (None, None) else."""
+    if ref.startswith("hf://"):
+        repo, _, rev = ref[len("hf://"):].partition("@")
+        return repo, rev or "main"
+    entry = load_registry().get(ref)
+    if entry is not None and entry.repo_id:
+        return entry.repo_id, entry.revision
+    return None, None
 
 
 def transfer_weights(model: torch.nn.Module, parent_state: dict[str, torch.Tensor], parent: str,

@@ -173,6 +173,8 @@ def setup_trainer(
     model = (model_fn or default_model_fn)(cfg).to(env.device)
     transfer = None if parent is None else transfer_weights(
         model, parent.state, parent.ref, parent.meta.get("weights_sha256"), strict=tc.init_strict, load=not resuming)
+    if transfer is not None and parent is not None:
+        transfer.repo_id, transfer.revision = parent.repo_id, parent.revision
     frozen = freeze(model, parts)
     prepare_model(model, prec, tc.channels_last, env.device)  # layout only; fp32 weights
     if spec is not None and hasattr(spec, "for_network"):  # record the grid padding (DataSpec.padding)

@@ -71,8 +71,9 @@ def card_data(meta: Mapping[str, Any], name: str, licence: str, metrics: Mapping
         for key, value in (metrics or {}).items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     ]
-    parent = str(((meta.get("provenance") or {}).get("fine_tuned_from") or {}).get("parent") or "")
-    base = parent[len("hf://"):].split("@")[0] if parent.startswith("hf://") else None  # the Hub's fine-tune link
+    ft = (meta.get("provenance") or {}).get("fine_tuned_from") or {}
+    parent = str(ft.get("parent") or "")
+    base = ft.get("repo_id") or (parent[len("hf://"):].split("@")[0] if parent.startswith("hf://") else None)
     return ModelCardData(
         library_name="svqcast", license=licence, tags=list(TAGS), pipeline_tag=TASK,
         datasets=[dataset] if dataset != "?" else None, model_name=name,
@@ -101,7 +102,8 @@ def _parent_lines(meta: Mapping[str, Any]) -> list[str]:
     ft = (meta.get("provenance") or {}).get("fine_tuned_from")
     if not ft:
         return []
-    return [f"- fine-tuned from: `{ft.get('parent')}` (weights sha256 `{ft.get('weights_sha256')}`); "
+    rev = f", revision `{ft['revision']}`" if ft.get("revision") else ""
+    return [f"- fine-tuned from: `{ft.get('parent')}`{rev} (weights sha256 `{ft.get('weights_sha256')}`); "
             f"{ft.get('loaded')} tensors loaded, {len(ft.get('new') or [])} new, {len(ft.get('dropped') or [])} "
             f"dropped; frozen: {', '.join(ft.get('frozen') or []) or 'nothing'}; statistics: {ft.get('stats')}"]
 
