@@ -119,6 +119,17 @@ def test_models_members_from_two_seeds(tmp_path: Path, monkeypatch: pytest.Monke
     code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "bad.nc", "--model", tmp_path / "s1", "--members",
                             "4"], capsys)
     assert code == 2 and "no fitted noise amplitude" in err and not (tmp_path / "bad.nc").exists()
+    # a zoo entry that lists its members is a models ensemble by name
+    (tmp_path / "zoo.toml").write_text(
+        '[models."uk-seeds"]\ndescription = "two seeds"\npreset = "era5-uk-t2m_gsta"\n'
+        'bundled = "zoo/bundled/era5-uk-t2m_gsta_svq"\n'
+        f'members = ["{tmp_path / "s1"}", "{tmp_path / "s2"}"]\n')
+    monkeypatch.setenv("SVQCAST_ZOO_REGISTRY", str(tmp_path / "zoo.toml"))
+    code, _, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "z.nc", "--perturb", "models", "--model", "uk-seeds",
+                            "--init-time", "2019-03-29T00:00"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(tmp_path / "z.nc") as ds, xr.open_dataset(tmp_path / "m.nc") as pair:
+        np.testing.assert_array_equal(ds["t2m"].values, pair["t2m"].values)
 
 
 def test_the_default_model_ships_a_calibrated_ensemble() -> None:
@@ -163,3 +174,13 @@ def test_plot_of_an_ensemble_maps_mean_and_spread(tmp_path: Path, capsys: pytest
                               "--format", "json"], capsys)
     assert code == 0, err
     assert (tmp_path / "ens.png").stat().st_size > 10_000 and json.loads(out)["scores"]
+
+
+def test_evaluate_scores_the_models_noise_ensemble(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["evaluate", "era5-uk-t2m_gsta_svq", "--members", "2", "--thresholds", "280",
+                              "--max-batches", "1", "--bootstrap", "0", "--format", "json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    ens = r["ensemble"]
+    assert ens["members"] == 2 and ens["samples"] == 84 and len(ens["crps"]) == 12 and len(ens["brier@280"]) == 12
+    assert r["scores"]["model"]["wb2"]["crps"] == r["scores"]["model"]["wb2"]["mae"] and "CRPS" in r["crps_note"]

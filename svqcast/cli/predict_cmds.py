@@ -117,7 +117,7 @@ def _predict(
 
     models = list(model or [])
     plan = None
-    if members is not None or perturb == "models" and len(models) > 1:
+    if members is not None or perturb == "models":
         plan = Members(members or len(models), perturb, seed, _amplitudes(noise_amplitude), noise_length)
     elif len(models) > 1:
         raise UsageError("several --model make a models ensemble: add --perturb models")

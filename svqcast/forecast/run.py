@@ -36,6 +36,7 @@ from svqcast.sources.leadtime import format_step, step_label
 from svqcast.sources.lexicon import parse_var_map
 from svqcast.sources.timeaxis import iso_duration
 from svqcast.zoo.hub import resolve_checkpoint
+from svqcast.zoo.registry import ensemble_members
 
 
 @dataclass
@@ -173,6 +174,9 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
     if req.members is not None:
         if req.members.kind == "models":
             req.members.models = [str(req.model), *req.models] if req.model is not None else list(req.models)
+            if len(req.members.models) == 1 and ensemble_members(req.members.models[0]):  # a zoo ensemble entry
+                req.members.models = ensemble_members(req.members.models[0])
+                req.model, req.models = req.members.models[0], req.members.models[1:]
             req.members.count = len(req.members.models)
         req.members.check()
     t0 = time.perf_counter()

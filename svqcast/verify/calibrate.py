@@ -25,7 +25,7 @@ from svqcast.errors import DataError
 from svqcast.forecast.ensemble import DEFAULT_LENGTH, Members, noise_members
 from svqcast.fsutil import atomic_dir, check_output
 from svqcast.progress import Progress, counted
-from svqcast.verify.ensemble_metrics import crps_ensemble, spread_skill_ratio
+from svqcast.verify.ensemble_metrics import brier_ensemble, crps_ensemble, spread_skill_ratio
 from svqcast.verify.metrics import spatial_weights, weighted_mean
 from svqcast.zoo.card import ensemble_section
 from svqcast.zoo.checkpoint import CARD_NAME, CONFIG_NAME
@@ -117,10 +117,12 @@ def _hour_pool(train: Any) -> dict[int, np.ndarray]:
     return {h: np.stack(v) for h, v in frames.items()}
 
 
-def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any = None) -> dict[str, Any]:
+def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any = None,
+                   thresholds: Any = ()) -> dict[str, Any]:
     """Per lead on `split`: spread/skill and fair CRPS of the model's fitted noise ensemble, the
     deterministic model's MAE, and the fair CRPS of a climatological ensemble (the training
-    split's observations at the same hour of day), all latitude-weighted, over every sample."""
+    split's observations at the same hour of day), all latitude-weighted, over every sample; with
+    `thresholds` (events.Threshold) also the fair Brier score of each."""
     spec = fc.spec
     kwargs = {"t_in": spec.t_in, "t_out": spec.t_out, "root": root, "stats": (spec.mean, spec.std)}
     ds = get_split_dataset(spec.dataset, split, **kwargs)
@@ -143,6 +145,9 @@ def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any 
         out["mae"].append(np.nanmean(weighted_mean(np.abs(det[:, j] - truth), w), axis=0))
         clim = [weighted_mean(crps_ensemble(pool[hours[k][j]], truth[k]), w) for k in range(len(truth))]
         out["crps_climatology"].append(np.nanmean(np.stack(clim), axis=0))
+        for thr in thresholds:
+            brier = brier_ensemble(np.moveaxis(ens, 1, 0), truth, thr.value)
+            out.setdefault(f"brier@{thr.label}", []).append(np.nanmean(weighted_mean(brier, w), axis=0))
     channels = [str(c) for c in spec.channel_names]
     table: dict[str, Any] = {k: {c: [float(v[ci]) for v in series] for ci, c in enumerate(channels)}
                              for k, series in out.items()}

@@ -44,7 +44,7 @@ from svqcast.sources.timeaxis import iso_duration
 from svqcast.training.distributed import pick_device
 from svqcast.verify.calibrate import ensemble_skill
 from svqcast.verify.eval_regions import add_intervals_and_regions, region_scores
-from svqcast.verify.events import EventScores
+from svqcast.verify.events import EventScores, parse_thresholds
 from svqcast.verify.eventscores import EXTRAPOLATION, EventRequest
 from svqcast.verify.metrics import OPENSTL_METRICS, SSIM_WIN, OpenSTLScores, spatial_weights
 from svqcast.verify.nowcast import extrapolation_forecast
@@ -409,7 +409,7 @@ def evaluate(
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
     result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
     if members is not None and compat is None:
-        result["ensemble"] = _ensemble(str(ref), members, sp, root)
+        result["ensemble"] = _ensemble(str(ref), members, sp, root, thresholds)
     q = probe.report()
     if q is not None:
         result["quantizer"] = q
@@ -418,7 +418,7 @@ def evaluate(
     return _finite(result)
 
 
-def _ensemble(ref: str, members: int, sp: _Split, root: Any) -> dict[str, Any]:
+def _ensemble(ref: str, members: int, sp: _Split, root: Any, thresholds: Any = None) -> dict[str, Any]:
     """The model's noise ensemble (its fitted amplitude) on the split: CRPS, spread/skill, the
     deterministic MAE and a climatological ensemble's CRPS per lead (svqcast.verify.calibrate)."""
     if members < 2:
@@ -427,7 +427,9 @@ def _ensemble(ref: str, members: int, sp: _Split, root: Any) -> dict[str, Any]:
     if fc.spec.dataset != sp.name:
         raise UsageError(f"`members`: the ensemble is scored on the model's own dataset ({fc.spec.dataset}), "
                          f"not {sp.name}")
-    return ensemble_skill(fc, members=members, split=sp.split, root=root)
+    spec = sp.spec
+    events = parse_thresholds(thresholds, spec.units[0], spec.time_step_seconds, str(spec.channel_names[0]))
+    return ensemble_skill(fc, members=members, split=sp.split, root=root, thresholds=events)
 
 
 def result_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:

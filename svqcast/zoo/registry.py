@@ -50,6 +50,7 @@ class ZooEntry:
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     reproduce: str = ""  # the commands that produced the weights
+    members: list[str] = field(default_factory=list)  # a models ensemble: the references of its members
     source: str = ""  # which registry file defined it
 
     def bundled_path(self) -> Path | None:
@@ -84,6 +85,9 @@ def _parse_entry(name: str, raw: Mapping[str, Any], source: Path) -> ZooEntry:
             raise DataError(f"{source}: zoo entry '{name}' needs '{key}'")
     if not raw.get("bundled") and not (raw.get("repo_id") and raw.get("revision")):
         raise DataError(f"{source}: zoo entry '{name}' needs repo_id and a pinned revision (or bundled)")
+    members = raw.get("members", [])
+    if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members) or len(members) == 1:
+        raise DataError(f"{source}: zoo entry '{name}': members must list at least two model references")
     sha = raw.get("sha256")
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", str(sha)):
         raise DataError(f"{source}: zoo entry '{name}': sha256 must be 64 lowercase hex digits")
@@ -107,6 +111,14 @@ def load_registry() -> dict[str, ZooEntry]:
         for name, table in (raw.get("models") or {}).items():
             entries[name] = _parse_entry(name, table, path)
     return entries
+
+
+def ensemble_members(ref: str | None) -> list[str]:
+    """The members a zoo entry lists for a models ensemble ([] for any other reference)."""
+    if not ref:
+        return []
+    entry = load_registry().get(str(ref))
+    return list(entry.members) if entry is not None else []
 
 
 def default_model_name() -> str:
