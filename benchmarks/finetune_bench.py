@@ -1,9 +1,10 @@
 """What fine-tuning buys: from the bundled model, against training from scratch, on a new region.
 
-    .venv/bin/python benchmarks/finetune_bench.py --out results/finetune_bench.json
+    .venv/bin/python benchmarks/finetune_bench.py --source ERA5_HOURLY.nc --out results/finetune_bench.json
 
-The data: the shared ERA5 sample (33 x 49) cut to the 32 x 48 grid shifted by one cell south and
-east of the bundled model's, its first 7 days as the training split, the 8th and 9th as
+The data (`--source`): hourly ERA5 2 m temperature of March 2019 on a 0.25 deg grid one cell larger
+than the bundled model's (33 x 49, lat 50..58, lon -10..2), cut to the 32 x 48 grid shifted by one
+cell south and east of the bundled model's, its first 7 days as the training split, the 8th and 9th as
 validation, the 10th as test. Both runs use the bundled model's preset and the same seed, budget
 and schedule; the fine-tune starts from the bundled weights (`--init-from`), scratch from random
 ones; a third run fine-tunes at a tenth of the preset's learning rate. Recorded: the
@@ -28,9 +29,6 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quant_common as qc  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "era5_t2m_uk_2019-03" / \
-    "era5_t2m_uk_2019-03_hourly.nc"
-
 
 def _cli(args: list[str]) -> None:
     from svqcast.cli.main import run
@@ -52,10 +50,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", type=Path, default=Path("results/finetune_bench.json"))
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--source", type=Path, required=True, help="hourly ERA5 t2m, 33 x 49, March 2019")
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="svqcast-ft-"))
     os.environ["SVQCAST_DATA_DIR"] = str(work / "data")
-    with xr.open_dataset(SHARED) as ds:
+    with xr.open_dataset(a.source) as ds:
         region = ds.isel(lat=slice(0, 32), lon=slice(1, 49), time=slice(0, 264)).load()
     region.to_netcdf(work / "shifted.nc")
     _cli(["prepare", work / "shifted.nc", "--name", "shifted", "--t-in", "25", "--t-out", "12",

@@ -18,7 +18,7 @@ from _cli import run_cli
 from svqcast.data.masks import pack_mask, unpack_mask
 from svqcast.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "global_coarse" / "ersst_v5_sst.mnmean.nc"
+ERSST = Path("global_coarse") / "ersst_v5_sst.mnmean.nc"  # inside the optional shared data (conftest)
 TINY = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "model.mlp_ratio=2.0",
         "--set", "train.batch_size=4", "--set", "train.max_steps_per_epoch=3", "--set", "train.max_val_steps=1",
         "--progress", "none", "--max-epochs", "1", "--preset", "era5-uk-t2m_gsta"]
@@ -95,8 +95,9 @@ def test_levels_prepare_train_evaluate_predict(sandbox: Path, capsys: pytest.Cap
     assert scored["temperature@700"]["per_lead"][1]["rmse"] == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the shared ERSST file is not beside the repository")
-def test_real_ersst_land_is_masked_end_to_end(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_real_ersst_land_is_masked_end_to_end(sandbox: Path, shared_data: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    SHARED = shared_data / ERSST  # noqa: N806
     code, _, err = run_cli(["prepare", SHARED, "--name", "ersst", "--t-in", "3", "--t-out", "2"], capsys)
     assert code == 0, err
     stats = json.loads((sandbox / "data" / "ersst" / "prepared" / "stats.json").read_text())

@@ -264,24 +264,11 @@ DataOpt = Annotated[Optional[str], typer.Option(
 PresetArg = Annotated[str, typer.Argument(help="A preset name or the path of a TOML config.")]
 
 # --- predict, plot ----------------------------------------------------------------------------------
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--model",
-        "-m",
-        help="Zoo name (svqcast models list), hf://ORG/NAME@REVISION, or a checkpoint/run directory. "
-        "Default: the zoo's default model.",
-    ),
-]
-ModelsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--model",
-        "-m",
-        help="Zoo name (svqcast models list), hf://ORG/NAME@REVISION, or a checkpoint/run directory. "
-        "Default: the zoo's default model. Repeat it for a models ensemble (--perturb models).",
-    ),
-]
+MODEL_HELP = ("Zoo name (svqcast models list), hf://ORG/NAME@REVISION, or a checkpoint/run directory. "
+              "Default: the zoo's default model.")
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP)]
+ModelsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--model", "-m", help=MODEL_HELP + " Repeat it for a models ensemble (--perturb models).")]
 MembersOpt = Annotated[Optional[int], typer.Option(
     "--members", help="An ensemble of this many members, made as --perturb says (docs/ensembles.md).")]
 PerturbOpt = Annotated[str, typer.Option(

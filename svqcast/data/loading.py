@@ -70,6 +70,7 @@ def get_split_dataset(
     else:
         mean, std = _store_stats(directory / STATS, len(entry.channel_names))
     centres = sample_centres(entry, meta, idx_in, idx_out, rule)
+    extras, missing_ok = _store_extras(directory / STATS, len(meta.channels))
     spec = DataSpec(
         dataset=name,
         kind=entry.kind,
@@ -91,25 +92,18 @@ def get_split_dataset(
         split_source="official" if official_validation else "svqcast",
         time_kind=entry.time_kind,
         extra=spec_extra(entry),
-        **_store_extras(directory / STATS, len(meta.channels)),
+        **extras,
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times, valid=spec.valid_mask(),
-                         missing_ok=_records_missing(directory / STATS))
+                         missing_ok=missing_ok)
 
 
-def _records_missing(path: Path) -> bool:
-    """Whether the store's stats.json records missing values (a mask or allowed gaps)."""
-    if not path.exists():
-        return False
-    raw = read_json(path)
-    return bool(raw.get("mask") or raw.get("missing_filled"))
-
-
-def _store_extras(path: Path, channels: int) -> dict[str, Any]:
+def _store_extras(path: Path, channels: int) -> tuple[dict[str, Any], bool]:
     """The mask and the channels' levels that a store records in stats.json (untrusted: the mask
-    is checked when the spec unpacks it, the levels' shape here)."""
+    is checked when the spec unpacks it, the levels' shape here), and whether it records missing
+    values at all (a mask or allowed gaps): stats.json is read once."""
     if not path.exists():
-        return {}
+        return {}, False
     raw = read_json(path)
     out: dict[str, Any] = {}
     if isinstance(raw.get("mask"), dict):
@@ -121,7 +115,7 @@ def _store_extras(path: Path, channels: int) -> dict[str, Any]:
             raise DataError(f"{path}: 'levels' must name each channel's variable and level; re-run "
                             "`svqcast prepare --force`")
         out["levels"] = levels
-    return out
+    return out, bool(raw.get("mask") or raw.get("missing_filled"))
 
 
 def _store_stats(path: Path, channels: int) -> tuple[list[float], list[float]]:

@@ -143,7 +143,8 @@ def _written(ds: Any, req: PredictRequest, channels: list[str], t0: float) -> di
     }
 
 
-def _forecast(fc: Forecaster, req: PredictRequest, prep: Any, n_steps: int, progress: Progress | None) -> Any:
+def _forecast(fc: Forecaster, req: PredictRequest, prep: Any, n_steps: int, var_map: Any,
+              progress: Progress | None) -> Any:
     """The deterministic forecast, or the ensemble `req.members` asks for."""
     plan = req.members
     if plan is None:
@@ -152,13 +153,13 @@ def _forecast(fc: Forecaster, req: PredictRequest, prep: Any, n_steps: int, prog
         if len(prep.init_times) != 1:
             raise UsageError("`perturb` lagged makes members for one initialisation; give one `init_time`")
         return fc.predict(req.input, steps=n_steps, init_time=prep.init_times[-1], history=req.history,
-                          var_map=_check_request(req), progress=progress, members=plan)
+                          var_map=var_map, progress=progress, members=plan)
     if plan.kind == "noise":
         return fc.predict(None, steps=n_steps, history=req.history, prepared=prep, progress=progress, members=plan)
     others = [configure_forecaster(load_model(ref, device=resolve_device(req.device)), batch_size=req.batch_size,
                                    compile=req.compile) for ref in req.models]
     same_data([fc.spec, *(o.spec for o in others)], [fc.ref, *(o.ref for o in others)])
-    inputs = [prep] + [o.check(req.input, init_time=list(prep.init_times), var_map=_check_request(req),
+    inputs = [prep] + [o.check(req.input, init_time=list(prep.init_times), var_map=var_map,
                                coords=parse_coords(req.coords)) for o in others]  # each model reads its own frames
     members = [f.predict(None, steps=n_steps, history=req.history, prepared=p, progress=progress)
                for f, p in zip((fc, *others), inputs, strict=True)]
@@ -200,7 +201,7 @@ def predict_file(req: PredictRequest, progress: Progress | None = None) -> dict[
                               "autoregressive": n_steps > fc.t_out}
     if req.check:
         return report
-    ds = _forecast(fc, req, prep, n_steps, progress)
+    ds = _forecast(fc, req, prep, n_steps, var_map, progress)
     write_forecast(ds, str(req.output), overwrite=req.overwrite, layout=req.layout, inputs=[req.input])
     report.update(_written(ds, req, fc.variables, t0))
     return report

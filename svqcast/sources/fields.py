@@ -22,6 +22,7 @@ import numpy as np
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.cf import mask_invalid
 from svqcast.sources.coords import guess
+from svqcast.sources.levels import level_index, level_label
 from svqcast.sources.lexicon import GRID_X_NAMES as LON_NAMES
 from svqcast.sources.lexicon import GRID_Y_NAMES as LAT_NAMES
 from svqcast.sources.lexicon import LEVEL_NAMES
@@ -98,22 +99,10 @@ def _pick_levels(da: Any, dim: str, level: float | None, levels: Levels, name: s
         raise UsageError(f"{path}: {name!r} has {len(values)} levels ({shown}); choose them with `levels` "
                          "(500,850 or all)")
     if level is not None:
-        return [(name, None, da.isel({dim: _level_index(values, level, name, path)}, drop=True))]
+        return [(name, None, da.isel({dim: level_index(values, level, name, path)}, drop=True))]
     wanted = values if isinstance(levels, str) else [float(v) for v in (levels or [])]
-    return [(level_channel(name, v), v, da.isel({dim: _level_index(values, v, name, path)}, drop=True))
+    return [(level_label(name, v), v, da.isel({dim: level_index(values, v, name, path)}, drop=True))
             for v in wanted]
-
-
-def _level_index(values: list[float], level: float, name: str, path: str) -> int:
-    match = [i for i, v in enumerate(values) if abs(v - level) < 1e-6 * max(1.0, abs(level))]
-    if not match:
-        raise DataError(f"{path}: level {level:g} is not in {name!r} (levels: {', '.join(f'{v:g}' for v in values)})")
-    return match[0]
-
-
-def level_channel(name: str, level: float) -> str:
-    """The channel of one level of a variable: ``t@850`` (what score and forecasts read back)."""
-    return f"{name}@{level:g}"
 
 
 def fields_source(arg: str, paths: list[str], datasets: list[Any], variables: list[str] | None,

@@ -25,6 +25,7 @@ import numpy as np
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.coords import apply_coords, guess
 from svqcast.sources.leadtime import format_hours, step_label
+from svqcast.sources.levels import level_label
 from svqcast.sources.lexicon import INIT_NAMES, LEAD_NAMES
 from svqcast.sources.opener import open_dataset
 from svqcast.sources.timeaxis import validate_time_axis
@@ -157,11 +158,6 @@ def _leads(values: np.ndarray, src: str) -> np.ndarray:
     raise DataError(f"{src}: lead times must be time spans or whole model steps, got {values.dtype}")
 
 
-def level_label(var: str, level: float | None) -> str:
-    """The name of one scored field: ``geopotential@500`` for a level, the variable otherwise."""
-    return var if level is None else f"{var}@{level:g}"
-
-
 def parse_field(text: str) -> tuple[str, float | None]:
     """``geopotential@500`` -> ("geopotential", 500.0); ``t2m`` -> ("t2m", None)."""
     name, sep, level = str(text).rpartition("@")
@@ -268,4 +264,4 @@ def _valid_times(ds: Any, init: str, lead: str, inits: np.ndarray, leads: np.nda
                     "coordinate to say when each lead is valid")
 
 
-__all__ = ["ForecastView", "level_label", "open_forecast", "parse_field"]
+__all__ = ["ForecastView", "open_forecast", "parse_field"]

@@ -9,12 +9,12 @@ RMSE is WeatherBench2's wind-vector RMSE; it has no bias and no ACC).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from svqcast.sources.forecast_files import ForecastView, level_label
-from svqcast.verify.truthfiles import Climatology, Truth, in_forecast_units
+from svqcast.sources.forecast_files import ForecastView
+from svqcast.sources.levels import level_label
+from svqcast.verify.truthfiles import ClimatologyFile, Truth, in_forecast_units
 
 #: (u name, v name) -> the prefix of the derived names (WeatherBench2's: 10m_wind_speed, wind_vector)
 WIND_PAIRS = {
@@ -44,7 +44,7 @@ class Field:
     parts: list[str]  # keys of ForecastView.data
     truths: list[Truth]
     kind: str  # "scalar" | "speed" | "vector"
-    clim: Climatology | None
+    clim: ClimatologyFile | None
     units: str | None
     truth_source: str
 
@@ -103,8 +103,4 @@ def derived_fields(fields: list[Field]) -> list[Field]:
     return out
 
 
-def describe_kind(kind: str) -> Any:
-    return {"scalar": None, "speed": "derived: wind speed", "vector": "derived: wind-vector error"}[kind]
-
-
-__all__ = ["WIND_PAIRS", "Field", "derived_fields", "describe_kind", "field_errors"]
+__all__ = ["WIND_PAIRS", "Field", "derived_fields", "field_errors"]

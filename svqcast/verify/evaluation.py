@@ -33,8 +33,9 @@ from torch.utils.data import DataLoader, Dataset
 from svqcast.config import typed_config
 from svqcast.data import get_split_dataset
 from svqcast.data.climatology import Climatology, PhaseDataset, climatology_from_dataset
+from svqcast.data.spec import DataSpec
 from svqcast.errors import DataError, MissingExtraError, UsageError
-from svqcast.forecast.forecaster import load_model, load_network
+from svqcast.forecast.forecaster import Forecaster, load_network
 from svqcast.forecast.writer import step_unit
 from svqcast.models.phase import cycle_of, needs_phase
 from svqcast.models.simvp import ReturnsAux
@@ -409,7 +410,8 @@ def evaluate(
     _score_batches(model, dev, sp, sc, probe, bs, max_batches, progress)
     result = _report(ref, ckpt, meta, sp, sc, compat, per_lead_time)
     if members is not None and compat is None:
-        result["ensemble"] = _ensemble(str(ref), members, sp, root, thresholds)
+        fc = Forecaster(net=model.cpu(), spec=DataSpec.from_dict(dict(meta["data_spec"])), ref=str(ref), meta=meta)
+        result["ensemble"] = _ensemble(fc, members, sp, root, thresholds)
     q = probe.report()
     if q is not None:
         result["quantizer"] = q
@@ -418,12 +420,11 @@ def evaluate(
     return _finite(result)
 
 
-def _ensemble(ref: str, members: int, sp: _Split, root: Any, thresholds: Any = None) -> dict[str, Any]:
+def _ensemble(fc: Forecaster, members: int, sp: _Split, root: Any, thresholds: Any = None) -> dict[str, Any]:
     """The model's noise ensemble (its fitted amplitude) on the split: CRPS, spread/skill, the
     deterministic MAE and a climatological ensemble's CRPS per lead (svqcast.verify.calibrate)."""
     if members < 2:
         raise UsageError(f"`members` {members}: an ensemble needs at least 2 members")
-    fc = load_model(ref)
     if fc.spec.dataset != sp.name:
         raise UsageError(f"`members`: the ensemble is scored on the model's own dataset ({fc.spec.dataset}), "
                          f"not {sp.name}")

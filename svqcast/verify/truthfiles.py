@@ -81,7 +81,7 @@ def open_truth(tds: Any, var: str, level: float | None, fv: ForecastView, src: s
 
 
 @dataclass
-class Climatology:
+class ClimatologyFile:
     """A climatology on the forecast grid: WeatherBench2-style (dayofyear, hour), by valid time,
     or one static field."""
 
@@ -121,7 +121,7 @@ class Climatology:
 
 
 def open_climatology(cds: Any, var: str, level: float | None, fv: ForecastView, src: str,
-                     notes: list[str]) -> Climatology:
+                     notes: list[str]) -> ClimatologyFile:
     name = resolve_variables(cds, [var], {}, src)[var]
     da = pick_level(cds, cds[name], level, name, src)
     isel, dims = spatial_selection(cds, da, *forecast_grid(fv), src, notes, target="forecast")
@@ -129,12 +129,12 @@ def open_climatology(cds: Any, var: str, level: float | None, fv: ForecastView, 
     da = da.isel({d: 0 for d in extra if da.sizes[d] == 1})
     units = None if da.attrs.get("units") is None else str(da.attrs["units"])
     if "dayofyear" in da.dims:
-        return Climatology(da, "dayofyear", isel, dims, {}, src, units)
+        return ClimatologyFile(da, "dayofyear", isel, dims, {}, src, units)
     if time_dims(da):
         axis = time_axis_of(da, str(time_dims(da)[0]), source=src)
         pos = {int(k): i for i, k in enumerate(axis.values.astype(np.int64))}
-        return Climatology(da, "time", isel, dims, pos, src, units)
-    return Climatology(da, "static", isel, dims, {}, src, units)
+        return ClimatologyFile(da, "time", isel, dims, pos, src, units)
+    return ClimatologyFile(da, "static", isel, dims, {}, src, units)
 
 
 def in_forecast_units(values: np.ndarray, src_units: str | None, dst: str | None, name: str, notes: list[str],
@@ -157,4 +157,4 @@ def in_forecast_units(values: np.ndarray, src_units: str | None, dst: str | None
     return np.asarray(out, dtype=np.float64)
 
 
-__all__ = ["Climatology", "Truth", "forecast_grid", "in_forecast_units", "open_climatology", "open_truth"]
+__all__ = ["ClimatologyFile", "Truth", "forecast_grid", "in_forecast_units", "open_climatology", "open_truth"]
