@@ -78,6 +78,28 @@ def predict(
     return load_model(ref, device=device).predict(data, steps, lead_time, init_time, **kwargs)
 
 
+def predict_many(input: str | Path, output: str | Path, init_times: str | Iterable[str], *,
+                 score_against: str | Path | None = None, climatology: str | Path | None = None,
+                 progress: Any = None, **kwargs: Any) -> dict:
+    """`svqcast predict --init-times`: forecasts of many initialisations streamed into the zarr
+    store `output` batch by batch (flat memory, resumable, sharded under torchrun), scored against
+    `score_against` while forecasting. `init_times`: "START:END:STEP", a comma list or a list;
+    `kwargs`: the fields of `svqcast.forecast.run.PredictRequest` (model, steps, layout, batch_size...).
+    Returns the report (inits, computed, skipped, forecasts_per_second, and `scores` on rank 0)."""
+    from svqcast.forecast.run import PredictRequest
+    from svqcast.forecast.stream import StreamHooks, parse_init_times, predict_stream
+
+    inits = parse_init_times(init_times) if isinstance(init_times, str) else [str(t) for t in init_times]
+    req = PredictRequest(input, output, init_time=inits, **kwargs)
+    hooks = StreamHooks()
+    if score_against is not None and not req.check:
+        from svqcast.verify.streamscore import StreamScorer
+
+        scorer = StreamScorer(score_against, output, climatology=climatology)
+        hooks = StreamHooks(scorer.on_batch, scorer.on_finish)
+    return predict_stream(req, hooks, progress=progress)
+
+
 def get_split_dataset(name: str, split: str, **kwargs: Any):
     """Normalised (input, target) windows of a dataset split (a torch Dataset with `.spec`
     and `.times(i)`); embedded samples are prepared on first use. See docs/data.md."""
@@ -102,6 +124,6 @@ def convert_openstl(checkpoint: str | Path, preset: str | Path, out_dir: str | P
 
 
 __all__ = [
-    "build_model", "load_config", "load_model", "train", "evaluate", "predict", "get_split_dataset",
+    "build_model", "load_config", "load_model", "train", "evaluate", "predict", "predict_many", "get_split_dataset",
     "prepare_dataset", "convert_openstl",
 ]

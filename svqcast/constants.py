@@ -46,3 +46,30 @@ def network_timeout() -> float:
     except ValueError:
         return DEFAULT_NETWORK_TIMEOUT_S
     return value if value > 0 else DEFAULT_NETWORK_TIMEOUT_S
+
+
+ENV_DIST_TIMEOUT = "SVQCAST_DIST_TIMEOUT"  # seconds a torchrun process waits for the others (join, collectives)
+DEFAULT_DIST_TIMEOUT_S = 1800.0
+#: set by torchrun (and by any launcher that follows its convention) for every process of a job
+ENV_RANK, ENV_LOCAL_RANK, ENV_WORLD_SIZE, ENV_LOCAL_WORLD_SIZE = "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"
+
+
+def dist_timeout() -> float:
+    """Seconds a process of a distributed job waits for the others ($SVQCAST_DIST_TIMEOUT,
+    default 30 min, PyTorch's own default for gloo). It bounds joining the job *and* every
+    collective, so it must outlast the longest time one rank works alone: rank 0 preparing a
+    dataset on first use while the others wait (prepare big datasets before the job)."""
+    try:
+        value = float(os.environ.get(ENV_DIST_TIMEOUT, DEFAULT_DIST_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_DIST_TIMEOUT_S
+    return value if value > 0 else DEFAULT_DIST_TIMEOUT_S
+
+
+def launch_rank() -> int:
+    """This process's global rank under torchrun ($RANK), 0 without it: the CLI prints its
+    summaries from rank 0 only, before and after the process group exists."""
+    try:
+        return int(os.environ.get(ENV_RANK, "0"))
+    except ValueError:
+        return 0

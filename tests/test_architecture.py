@@ -47,9 +47,10 @@ HEAVY = {
     "scipy": "only some references",
     "aiohttp": "remote zarr only",
     "httpx": "remote zarr only",
-    "zarr": "optional extra `zarr`",
+    "zarr": "the prepared store; numcodecs start-up, paid only by commands that read or write data",
     "fsspec": "optional extra `zarr`",
-    "dask": "optional, parallel preparation",
+    "dask": "the preparation's task graph, only when a store is built",
+    "distributed": "a dask cluster client (tornado start-up), only for `--workers` / `--scheduler`",
     "tomli": "TOML reader on Python < 3.11 (version switch)",
     "tomllib": "TOML reader on Python >= 3.11 (version switch)",
 }

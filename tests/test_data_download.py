@@ -16,6 +16,7 @@ from test_data_fixtures import Server, cli, write_wb_year, zip_folder
 from svqcast.data.archives import extract_archive
 from svqcast.data.catalog import WB2_HTTPS
 from svqcast.data.downloads import mirror_url
+from svqcast.data.store import open_split
 
 T2M_PATH = "/s/m1524895/download?path=%2F5.625deg%2F2m_temperature&files=2m_temperature_5.625deg.zip"
 
@@ -230,7 +231,7 @@ def test_wb2_zarr_over_http(tmp_path, server, capsys):
 
     d = prepare("weatherbench-m", root, select={"years": {"train": [2017, 2017], "val": [2017, 2017],
                                                           "test": [2017, 2017]}})
-    stored = xr.open_dataset(d / "train.nc")
+    stored = open_split(d, "train")
     np.testing.assert_array_equal(stored["time"].values, times[sel])
     k = [str(c) for c in stored["channel"].values].index("t850")
     np.testing.assert_array_equal(stored["data"].values[:, k], want)
@@ -336,6 +337,6 @@ def test_download_weatherbench_group_feeds_the_catalog_datasets(tmp_path, server
 
     sel = {"years": {"train": [2016, 2017], "val": [2018, 2018], "test": [2019, 2019]}}
     d = prepare("weatherbench-s-t2m", tmp_path, select=sel)
-    with xr.open_dataset(d / "test.nc") as ds:
+    with open_split(d, "test") as ds:
         assert ds.sizes["time"] == 30
     assert not (tmp_path / "weatherbench-s-t2m" / "raw").exists()

@@ -13,8 +13,10 @@ from test_data_fixtures import write_wb_year
 
 from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare
+from svqcast.data.store import open_split
 from svqcast.data.storedir import verify
 from svqcast.errors import DataError
+from tests._stores import data_chunks
 
 SEL = {"years": {"train": [2016, 2017], "val": [2018, 2018], "test": [2019, 2019]}}
 
@@ -41,7 +43,9 @@ def test_prepare_twice_gives_identical_bytes(tmp_path):
     b = prepare("era5-uk-t2m", tmp_path / "b")
     ma, mb = _manifest(a), _manifest(b)
     assert ma["files"] == mb["files"]
-    assert set(ma["files"]) == {"train.nc", "val.nc", "test.nc", "stats.json"}
+    top = {f for f in ma["files"] if "/" not in f}
+    assert top == {"stats.json"} and "store.zarr/zarr.json" in ma["files"]
+    assert any(f.startswith("store.zarr/data/c/") for f in ma["files"])
     for name in ma["files"]:
         assert (a / name).read_bytes() == (b / name).read_bytes()
     verify(a)
@@ -56,9 +60,12 @@ def test_weatherbench_prepare_deterministic_and_stats_from_train_only(tmp_path):
     da = prepare("weatherbench-s-t2m", tmp_path / "a", select=SEL)
     db = prepare("weatherbench-s-t2m", tmp_path / "b", select=SEL)
     fa, fb = _manifest(da)["files"], _manifest(db)["files"]
-    assert fa["train.nc"] == fb["train.nc"] and fa["val.nc"] == fb["val.nc"]
+    for split in ("train", "val"):
+        with open_split(da, split) as a, open_split(db, split) as b:
+            assert np.array_equal(a["data"].values, b["data"].values)
+    with open_split(da, "test") as a, open_split(db, "test") as b:
+        assert not np.array_equal(a["data"].values, b["data"].values)
     assert fa["stats.json"] == fb["stats.json"]  # test data does not move the statistics
-    assert fa["test.nc"] != fb["test.nc"]
     # the statistics are the float64 mean/std of exactly the training years' values
     raw = tmp_path / "a" / "weatherbench-s-t2m" / "raw" / "2m_temperature"
     train = np.concatenate([xr.open_dataset(raw / f"2m_temperature_{y}_5.625deg.nc")["t2m"].values
@@ -78,11 +85,11 @@ def test_weatherbench_prepare_deterministic_and_stats_from_train_only(tmp_path):
 
 def test_verify_detects_corruption(tmp_path):
     d = prepare("nyc-bike", tmp_path)
-    p = d / "test.nc"
+    p = data_chunks(d)[-1]  # the last chunk: test frames
     data = bytearray(p.read_bytes())
     data[-10] ^= 0xFF
     p.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="test.nc: sha256 does not match"):
+    with pytest.raises(DataError, match=f"{p.relative_to(d)}: sha256 does not match"):
         verify(d)
 
 
@@ -92,7 +99,7 @@ def test_official_validation_store(tmp_path):
     d = prepare("weatherbench-s-t2m", tmp_path, official_validation=True, select=sel)
     assert d.name == "prepared-official"
     m = _manifest(d)
-    assert m["official_validation"] is True and set(m["files"]) == {"train.nc", "test.nc", "stats.json"}
+    assert m["official_validation"] is True and m["splits"] == ["train", "test"]
     val = get_split_dataset("weatherbench-s-t2m", "val", root=tmp_path, official_validation=True)
     test = get_split_dataset("weatherbench-s-t2m", "test", root=tmp_path, official_validation=True)
     assert len(val) == len(test) == 30 - 23
@@ -101,7 +108,7 @@ def test_official_validation_store(tmp_path):
 
 def test_store_opens_with_plain_xarray(tmp_path):
     d = prepare("era5-uk-t2m", tmp_path)
-    with xr.open_dataset(d / "test.nc") as ds:
+    with open_split(d, "test") as ds:
         assert ds["data"].dims == ("time", "channel", "lat", "lon")
         assert ds["lat"].attrs["units"] == "degrees_north" and str(ds["units"].values[0]) == "K"
         assert ds["time"].values[0] == np.datetime64("2019-03-27T00:00", "ns")

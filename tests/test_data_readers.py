@@ -15,6 +15,7 @@ from svqcast.data import get_split_dataset
 from svqcast.data.prepare import prepare
 from svqcast.data.readers import read_flow_npz, read_hkl_array, read_human_meta, read_netcdf_variable, read_taxibj_h5
 from svqcast.data.samples import sample_path
+from svqcast.data.store import open_split
 from svqcast.errors import DataError
 from svqcast.sources.video import read_avi, read_avi_info
 
@@ -49,7 +50,7 @@ def test_weatherbench_m_prepare_6hourly_channel_order(tmp_path):
     tr = get_split_dataset("weatherbench-m", "train", root=tmp_path)
     # 120 hourly steps -> 20 six-hourly frames; window spans 37 frames -> no sample fits
     assert len(tr) == 0
-    store = xr.open_dataset(tmp_path / "weatherbench-m" / "prepared" / "train.nc")
+    store = open_split(tmp_path / "weatherbench-m" / "prepared", "train")
     assert list(store["channel"].values) == [f"{v}{lv}" for v in "rtuv" for lv in (150, 500, 850)]
     assert list(store["units"].values)[:4] == ["%", "%", "%", "K"]
     assert tr.spec.variables == ["r", "t", "u", "v"] and len(tr.spec.channel_names) == 12

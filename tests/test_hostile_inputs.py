@@ -29,6 +29,8 @@ import pytest
 import xarray as xr
 from _predict_fixtures import SAMPLE, era5_spec, make_tiny_checkpoint
 
+from tests._stores import data_chunks
+
 LEFTOVER = re.compile(r"(\.tmp(\.\w+)?$|\.part$|\.old$|\.extract$|^\.adopt$|svqcast-probe)")
 
 
@@ -118,10 +120,11 @@ def _stores(assets: Path) -> None:
     store = "era5-uk-t2m/prepared"
     for name in ("st_flip", "st_stats", "st_nomanifest"):
         shutil.copytree(good, assets / name)
-    data = bytearray((assets / "st_flip" / store / "test.nc").read_bytes())
+    chunk = data_chunks(assets / "st_flip" / store)[-1]  # test frames
+    data = bytearray(chunk.read_bytes())
     mid = len(data) // 2
     data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
-    (assets / "st_flip" / store / "test.nc").write_bytes(bytes(data))
+    chunk.write_bytes(bytes(data))
     stats = json.loads((assets / "st_stats" / store / "stats.json").read_text())
     stats["mean"] = [m + 5.0 for m in stats["mean"]]
     (assets / "st_stats" / store / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")

@@ -19,7 +19,9 @@ import pytest
 from _cli import run_cli
 
 from svqcast.data.samples import SAMPLES_DIR
+from svqcast.data.store import open_split
 from svqcast.errors import Interrupted
+from tests._stores import data_chunks
 
 SVQCAST = str(Path(sys.executable).parent / "svqcast")
 BUNDLED = Path(__file__).resolve().parents[1] / "svqcast" / "zoo" / "bundled" / "era5-uk-t2m_gsta_svq"
@@ -449,12 +451,11 @@ def test_wrong_types_in_stats_json_are_a_data_error(tmp_path: Path, capsys: pyte
 
 
 def _prepared_images(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> np.ndarray:
-    import xarray as xr
 
     root = tmp_path / "root"
     code, _, err = run_cli(["prepare", folder, "--name", "img", "--root", root, "--t-in", "2", "--t-out", "2"], capsys)
     assert code == 0, err
-    with xr.open_dataset(root / "img" / "prepared" / "train.nc") as ds:
+    with open_split(root / "img" / "prepared", "train") as ds:
         return np.asarray(ds["data"].values, dtype=np.float64)  # (T, C, H, W) as stored
 
 
@@ -741,9 +742,9 @@ def test_a_tampered_catalog_store_is_refused_by_prepare(tmp_path: Path, capsys: 
     root = tmp_path / "root"
     code, _, err = run_cli(["prepare", "era5-uk-t2m", "--root", root], capsys)
     assert code == 0, err
-    victim = root / "era5-uk-t2m" / "prepared" / "test.nc"
+    victim = data_chunks(root / "era5-uk-t2m" / "prepared")[-1]
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
     victim.write_bytes(bytes(data))
     code, _, err = run_cli(["prepare", "era5-uk-t2m", "--root", root], capsys)
-    assert code == 3 and "test.nc" in err and "--force" in err and _one_line(err), err
+    assert code == 3 and "store.zarr/data/c/" in err and "--force" in err and _one_line(err), err

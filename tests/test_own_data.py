@@ -16,6 +16,8 @@ import pytest
 import xarray as xr
 from test_data_fixtures import Server, cli
 
+from svqcast.data.store import open_split
+
 TINY = ["--set", "model.hid_S=4", "--set", "model.hid_T=8", "--set", "model.N_T=2", "--set", "model.codebook_size=32",
         "--set", "train.batch_size=4", "--progress", "none"]
 
@@ -38,7 +40,7 @@ def test_nh_netcdf_prepare_train_evaluate_predict(tmp_path: Path, root: Path, ca
     code, out, err = cli(args, capsys)
     assert code == 0, err
     assert _json(out)["frames"] == {"train": 21, "val": 4, "test": 5}  # 70/15/15 of 30 years
-    store = xr.open_dataset(root / "nh" / "prepared" / "train.nc")
+    store = open_split(root / "nh" / "prepared", "train")
     np.testing.assert_allclose(store["data"].values[:, 0], truth[:21], atol=1e-3)  # CF-decoded, order kept
     np.testing.assert_array_equal(store["lat"].values, files.LAT)
     np.testing.assert_array_equal(store["lon"].values, files.LON)
@@ -102,8 +104,8 @@ def test_frames_npy_and_video_prepare_train_evaluate_predict(tmp_path: Path, roo
     for name, path in (("fr", "frames.npy"), ("vid", "frames.avi")):
         code, _, err = cli(["prepare", str(tmp_path / path), "--name", name, "--t-in", "4", "--t-out", "4"], capsys)
         assert code == 0, err
-    with xr.open_dataset(root / "fr" / "prepared" / "test.nc") as a, \
-            xr.open_dataset(root / "vid" / "prepared" / "test.nc") as b:
+    with open_split(root / "fr" / "prepared", "test") as a, \
+            open_split(root / "vid" / "prepared", "test") as b:
         assert a["data"].encoding["dtype"] == np.uint8
         np.testing.assert_allclose(a["data"].values[:, 0], frames[-9:] / 255.0, atol=1e-6)
         np.testing.assert_array_equal(a["data"].values, b["data"].values)  # lossless video == npy
@@ -148,13 +150,13 @@ def test_zarr_local_and_https_and_per_year_folder(tmp_path: Path, root: Path, ca
             assert code == 0, f"{name}: {err}"
     finally:
         server.close()
-    with xr.open_dataset(root / "cz" / "prepared" / "train.nc") as a, \
-            xr.open_dataset(root / "czh" / "prepared" / "train.nc") as b:
+    with open_split(root / "cz" / "prepared", "train") as a, \
+            open_split(root / "czh" / "prepared", "train") as b:
         np.testing.assert_array_equal(a["data"].values, b["data"].values)
         np.testing.assert_array_equal(a["lat"].values, np.linspace(60, 40, 6))  # descending kept
         assert a["time"].values[1] - a["time"].values[0] == np.timedelta64(6, "h")
     for name in ("yrs", "glob"):
-        parts = [xr.open_dataset(root / name / "prepared" / f"{s}.nc") for s in ("train", "val", "test")]
+        parts = [open_split(root / name / "prepared", s) for s in ("train", "val", "test")]
         joined = np.concatenate([p["time"].values for p in parts])
         np.testing.assert_array_equal(joined, whole["time"].values)
         np.testing.assert_allclose(np.concatenate([p["data"].values[:, 0] for p in parts]), whole["tp"].values)
@@ -175,7 +177,7 @@ def test_noleap_is_converted_and_a_missing_leap_day_is_named(tmp_path: Path, roo
     write(tmp_path / "noleap.nc", 2001, 120, 6, "noleap")
     code, _, err = cli(["prepare", str(tmp_path / "noleap.nc"), "--name", "nl", "--t-in", "4", "--t-out", "4"], capsys)
     assert code == 0, err
-    with xr.open_dataset(root / "nl" / "prepared" / "train.nc") as ds:
+    with open_split(root / "nl" / "prepared", "train") as ds:
         assert str(ds["time"].values[0])[:19] == "2001-01-01T00:00:00"
         assert ds["time"].values[1] - ds["time"].values[0] == np.timedelta64(6, "h")
     write(tmp_path / "leap.nc", 2004, 80, 24, "noleap")  # daily through February 2004
@@ -234,7 +236,7 @@ def test_grib_prepares_like_netcdf_and_writes_no_index(tmp_path: Path, root: Pat
     code, _, err = cli(["prepare", str(src / "t2m.grib2"), "--name", "gr", "--t-in", "4", "--t-out", "4"], capsys)
     assert code == 0, err
     assert sorted(p.name for p in src.iterdir()) == before  # cfgrib wrote no .idx next to the input
-    with xr.open_dataset(root / "gr" / "prepared" / "train.nc") as st:
+    with open_split(root / "gr" / "prepared", "train") as st:
         np.testing.assert_array_equal(st["data"].values[:, 0], ds["t2m"].values[:42])
         np.testing.assert_allclose(st["lat"].values, ds["lat"].values)
 

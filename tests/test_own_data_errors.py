@@ -16,6 +16,8 @@ import pytest
 import xarray as xr
 from test_data_fixtures import cli
 
+from tests._stores import data_chunks
+
 
 def _no_time(p: Path) -> list[str]:
     xr.Dataset({"t2m": (("lat", "lon"), np.zeros((6, 8), "f4"))}).to_netcdf(p / "in.nc")
@@ -181,17 +183,20 @@ def test_tampered_store_is_refused_naming_the_file(tmp_path: Path, monkeypatch: 
     with pytest.raises(DataError, match=r"stats.json: .*re-run `svqcast prepare PATH --name mine --force`"):
         get_split_dataset("mine", "train", verify=True)
     (store / "stats.json").write_text(stats)
-    good = (store / "test.nc").read_bytes()
+    chunks = data_chunks(store)
+    last, first = chunks[-1], chunks[0]  # test frames, train frames
+    good = last.read_bytes()
     data = bytearray(good)
     data[-10] ^= 0xFF  # same size, one flipped byte: the sha256 (small store) catches it
-    (store / "test.nc").write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"test.nc: sha256 does not match"):
+    last.write_bytes(bytes(data))
+    rel = last.relative_to(store).as_posix()
+    with pytest.raises(DataError, match=f"{rel}: sha256 does not match"):
         get_split_dataset("mine", "test")
     code, _, err = cli(["datasets", "info", "mine", "--verify"], capsys)
-    assert code == 3 and "test.nc: sha256 does not match" in err and "--force" in err
-    (store / "test.nc").write_bytes(good)
-    (store / "val.nc").write_bytes((store / "val.nc").read_bytes()[:-1])  # sizes are checked on every open
-    with pytest.raises(DataError, match=r"val.nc: size .* differs from the manifest"):
+    assert code == 3 and f"{rel}: sha256 does not match" in err and "--force" in err
+    last.write_bytes(good)
+    first.write_bytes(first.read_bytes()[:-1])  # sizes are checked on every open
+    with pytest.raises(DataError, match=f"{first.relative_to(store).as_posix()}: size .* differs from the manifest"):
         get_split_dataset("mine", "val")
     (store / "manifest.json").unlink()
     with pytest.raises(DataError, match="store in .* is missing"):

@@ -12,6 +12,7 @@ import xarray as xr
 from test_data_fixtures import cli
 
 from svqcast.data.splitting import Window, split_ranges
+from svqcast.data.store import open_split
 from svqcast.errors import DataError, UsageError
 from svqcast.sources.calendars import calendar_frames, infer_step, parse_step, shift_months
 
@@ -91,7 +92,7 @@ def test_level_selection_and_files_split_by_variable(tmp_path: Path, monkeypatch
     code, _, err = cli(["prepare", str(tmp_path / "levels.nc"), "--name", "t850", "--level", "850", "--t-in", "4",
                         "--t-out", "4"], capsys)
     assert code == 0, err
-    with xr.open_dataset(root / "t850" / "prepared" / "train.nc") as st:
+    with open_split(root / "t850" / "prepared", "train") as st:
         np.testing.assert_array_equal(st["data"].values[:, 0], values[:56, 1])
     byvar = tmp_path / "byvar"
     byvar.mkdir()
@@ -99,6 +100,6 @@ def test_level_selection_and_files_split_by_variable(tmp_path: Path, monkeypatch
     files.dataset(t, name="tp", units="mm").to_netcdf(byvar / "tp.nc")
     code, _, err = cli(["prepare", str(byvar), "--name", "two", "--t-in", "4", "--t-out", "4"], capsys)
     assert code == 0, err
-    with xr.open_dataset(root / "two" / "prepared" / "val.nc") as st:
+    with open_split(root / "two" / "prepared", "val") as st:
         assert [str(c) for c in st["channel"].values] == ["t2m", "tp"]
         assert [str(u) for u in st["units"].values] == ["K", "mm"]

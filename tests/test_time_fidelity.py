@@ -13,6 +13,8 @@ import pytest
 import xarray as xr
 from _cli import run_cli
 
+from svqcast.data.store import open_split
+
 TINY = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "model.mlp_ratio=2.0",
         "--set", "train.batch_size=4", "--set", "train.max_steps_per_epoch=2", "--set", "train.max_val_steps=1",
         "--set", "model.in_shape=[2,1,4,5]", "--set", "model.out_frames=1", "--progress", "none", "--max-epochs", "1"]
@@ -170,7 +172,7 @@ def test_the_time_axis_is_the_coordinate_that_says_so(sandbox: Path, capsys: pyt
     code, out, err = run_cli(["prepare", path, "--name", "nemo", "--t-in", "2", "--t-out", "1", "--format", "json"],
                              capsys)
     assert code == 0, err
-    with xr.open_dataset(sandbox / "data" / "nemo" / "prepared" / "train.nc") as ds:
+    with open_split(sandbox / "data" / "nemo" / "prepared", "train") as ds:
         assert str(ds["time"].values[0])[:16] == "2000-01-01T12:00"  # time_centered, not counter 0
 
 
@@ -251,7 +253,7 @@ def test_a_real_video_forecasts_frames_that_score(sandbox: Path, capsys: pytest.
     code, out, err = run_cli(["prepare", video, "--name", "clip", "--t-in", "2", "--t-out", "1", "--format", "json"],
                              capsys)
     assert code == 0, err
-    with xr.open_dataset(sandbox / "data" / "clip" / "prepared" / "train.nc") as ds:
+    with open_split(sandbox / "data" / "clip" / "prepared", "train") as ds:
         c, h, w = ds["data"].shape[1:]  # an RGB clip
     run = sandbox / "run"
     tiny = [a if not a.startswith("model.in_shape") else f"model.in_shape=[2,{c},{h},{w}]" for a in TINY]

@@ -139,7 +139,7 @@ def _poison_store(root: Path) -> int:
     """Put a NaN into the training store of the embedded sample (keeping its manifest
     consistent, as a store written by a tool that let NaN through would be) and return
     the index of the first training sample of epoch 1, whose last input frame it hits."""
-    import netCDF4
+    import zarr
     from torch.utils.data import DistributedSampler
 
     from svqcast.data import get_split_dataset
@@ -151,13 +151,11 @@ def _poison_store(root: Path) -> int:
     sampler.set_epoch(0)
     first = next(iter(sampler))
     store = prepared_dir("era5-uk-t2m", root)
-    with netCDF4.Dataset(store / "train.nc", "a") as nc:
-        var = nc["data"]
-        var.set_auto_maskandscale(False)
-        var[int(ds.centres[first]), 0, 5, 7] = np.float32("nan")
+    data = zarr.open_array(str(store / "store.zarr" / "data"), mode="r+")
+    data[int(ds.centres[first]), 0, 5, 7] = np.float32("nan")  # train is the store's first range
     manifest = json.loads((store / MANIFEST).read_text())
-    manifest["files"]["train.nc"] = {"sha256": sha256_file(store / "train.nc"),
-                                     "bytes": (store / "train.nc").stat().st_size}
+    manifest["files"] = {k: {"sha256": sha256_file(store / k), "bytes": (store / k).stat().st_size}
+                         for k in manifest["files"]}
     (store / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return first
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from _cli import run_cli
 
+from svqcast.data.store import open_split
+
 TINY = ["--set", "model.hid_S=8", "--set", "model.hid_T=16", "--set", "model.N_T=2", "--set", "model.mlp_ratio=2.0",
         "--set", "train.batch_size=4", "--set", "train.max_steps_per_epoch=2", "--set", "train.max_val_steps=1",
         "--set", "model.in_shape=[2,1,6,5]", "--set", "model.out_frames=2", "--progress", "none"]
@@ -147,7 +149,6 @@ def test_scene_cuts_are_found_and_no_window_straddles_one(two_datasets: Path,
 
 
 def test_resize_area_averages_frame_data(two_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import xarray as xr
 
     frames = np.zeros((40, 12, 16), dtype=np.uint8)
     frames[:, :6, :] = 200  # the top half bright: a 2x2 average keeps it exactly
@@ -155,7 +156,7 @@ def test_resize_area_averages_frame_data(two_datasets: Path, capsys: pytest.Capt
     code, _, err = run_cli(["prepare", two_datasets / "big.npy", "--name", "small", "--t-in", "2", "--t-out", "2",
                             "--resize", "6x8"], capsys)
     assert code == 0, err
-    with xr.open_dataset(two_datasets / "data" / "small" / "prepared" / "train.nc") as ds:
+    with open_split(two_datasets / "data" / "small" / "prepared", "train") as ds:
         values = np.asarray(ds["data"].values)
     assert values.shape[-2:] == (6, 8) and np.allclose(values[:, 0, :3], 200 / 255) and np.allclose(values[:, 0, 3:], 0)
     code, _, err = run_cli(["prepare", two_datasets / "big.npy", "--name", "x", "--resize", "24x8"], capsys)

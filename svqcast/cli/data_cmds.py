@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,40 +10,23 @@ from rich.text import Text
 
 from svqcast.cli.groups import datasets_app
 from svqcast.cli.options import (
-    AllowCutsOpt,
-    AllowMissingOpt,
-    CoordsOpt,
-    DatasetArg,
     DatasetNameArg,
     DownloadDatasetArg,
     DryRunOpt,
-    ForceOpt,
     FormatOpt,
     FromOpt,
-    LevelOpt,
-    LevelsOpt,
-    MaskKeepOpt,
-    MaskOpt,
     MirrorOpt,
-    NameOpt,
-    OfficialOpt,
-    ResizeOpt,
     RootOpt,
     SourceOpt,
-    SplitOpt,
-    SplitYearsOpt,
-    TimeStepOpt,
-    TInOpt,
-    TOutOpt,
     VariablesOpt,
     VerifyOpt,
     YearsOpt,
     cli_message,
 )
 from svqcast.cli.output import OutputFormat, emit, log, out_console
+from svqcast.cli.prepare_cmds import prepare_cmd
 from svqcast.cli.progress import reporter
 from svqcast.errors import UsageError
-from svqcast.progress import Progress
 
 
 def _render_list(rows: list[dict[str, Any]]) -> None:
@@ -206,108 +187,6 @@ def download_cmd(
     report = {"dataset": dataset, "files": len(files), "raw": str(base / dataset / "raw"),
               "next": f"svqcast prepare {then}" + (f" --root {root}" if root else "")}
     emit(report, fmt, lambda r: log(f"downloaded {r['files']} files into {r['raw']}; next: {r['next']}"))
-
-
-def prepare_cmd(
-    dataset: DatasetArg,
-    name: NameOpt = None,
-    root: RootOpt = None,
-    official_validation: OfficialOpt = False,
-    force: ForceOpt = False,
-    years: SplitYearsOpt = None,
-    variables: VariablesOpt = None,
-    level: LevelOpt = None,
-    t_in: TInOpt = None,
-    t_out: TOutOpt = None,
-    time_step: TimeStepOpt = None,
-    split: SplitOpt = None,
-    coords: CoordsOpt = None,
-    resize: ResizeOpt = None,
-    allow_cuts: AllowCutsOpt = False,
-    levels: LevelsOpt = None,
-    mask: MaskOpt = None,
-    mask_keep: MaskKeepOpt = "nonzero",
-    allow_missing: AllowMissingOpt = False,
-    fmt: FormatOpt = OutputFormat.text,
-) -> None:
-    """Prepare a catalog dataset, or your own file as dataset NAME: the standard store (netCDF per
-    split), stats.json (training split) and a manifest; your own data is registered in the data
-    root's user catalog (docs/own-data.md).
-
-    Example: svqcast prepare weatherbench-s-t2m --root /data
-    Example: svqcast prepare my_t2m.nc --name my-t2m --t-in 12 --t-out 12
-    Example: svqcast prepare era5_pl.nc --name my-pl --levels 500,850 --variables t,z,t2m
-    Example: svqcast prepare sst.mnmean.nc --name sst --time-step 1M   (land, NaN in every step, is masked)
-    """
-    from svqcast.data.catalog import CATALOG
-    from svqcast.data.prepare import parse_split_years, prepare
-    from svqcast.data.storedir import MANIFEST, read_json
-    from svqcast.sources.coords import parse_coords
-    from svqcast.sources.formats import looks_like_path
-
-    if name is not None or (dataset not in CATALOG and looks_like_path(dataset)):
-        with reporter(fmt) as progress:
-            target = _prepare_own(dataset, name, root, official_validation, years, force, variables, level,
-                                  t_in, t_out, time_step, split, progress, parse_coords(coords),
-                                  _parse_size(resize), allow_cuts,
-                                  {"levels": _parse_levels(levels), "mask": mask, "mask_keep": mask_keep,
-                                   "allow_missing": allow_missing})
-        dataset = str(name)
-    else:
-        if any(v is not None for v in (variables, level, t_in, t_out, time_step, split, coords, resize, levels,
-                                       mask)) or allow_cuts or allow_missing:
-            raise UsageError("--variables, --level(s), --t-in, --t-out, --time-step, --split, --coords, --resize, "
-                             "--mask, --allow-cuts and --allow-missing apply to your own data "
-                             "(svqcast prepare PATH --name NAME)")
-        select = parse_split_years(dataset, years, official_validation) if years else None
-        target = prepare(dataset, root, official_validation=official_validation, force=force, select=select, log=log)
-    manifest = read_json(target / MANIFEST)
-    report = {"dataset": dataset, "path": str(target), "frames": manifest["frames"],
-              "files": {k: v["sha256"] for k, v in manifest["files"].items()}}
-    emit(report, fmt, lambda r: out_console.print(
-        f"{r['path']}: " + ", ".join(f"{k} {v} frames" for k, v in r["frames"].items())))
-
-
-def _prepare_own(path: str, name: str | None, root: Path | None, official_validation: bool,
-                 years: list[str] | None, force: bool, variables: list[str] | None, level: float | None,
-                 t_in: int | None, t_out: int | None, time_step: str | None, split: list[str] | None,
-                 progress: Progress, coords: dict[str, str], resize: tuple[int, int] | None = None,
-                 allow_cuts: bool = False, more: dict[str, Any] | None = None) -> Path:
-    from svqcast.data.userprep import prepare_path
-
-    if name is None:
-        raise UsageError(f"{path}: preparing your own data needs a dataset name: add --name NAME")
-    if official_validation or years:
-        raise UsageError("--official-validation and --years apply to catalog datasets; use --split for your own data")
-    wanted = [w.strip() for v in (variables or []) for w in v.split(",") if w.strip()] or None
-    return prepare_path(path, name, root=root, variables=wanted, level=level, t_in=t_in, t_out=t_out,
-                        time_step=time_step, splits=split, force=force, log=log, progress=progress, coords=coords,
-                        resize=resize, allow_cuts=allow_cuts, **(more or {}))
-
-
-def _parse_levels(text: str | None) -> list[float] | str | None:
-    """`--levels 500,850` -> [500.0, 850.0]; `--levels all` -> "all"."""
-    if text is None:
-        return None
-    if text.strip().lower() == "all":
-        return "all"
-    try:
-        values = [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise UsageError(f"--levels {text!r}: give level values separated by commas (500,850) or all") from None
-    if not values:
-        raise UsageError("--levels: give at least one level, or all")
-    return values
-
-
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    """`--resize 136x320` -> (136, 320)."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if m is None or int(m[1]) < 1 or int(m[2]) < 1:
-        raise UsageError(f"--resize {text!r}: give HxW, e.g. 136x320")
-    return int(m[1]), int(m[2])
 
 
 def register(app: typer.Typer) -> None:

@@ -128,6 +128,18 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be 
 DatasetArg = Annotated[str, typer.Argument(
     help="A catalog name, or your own data: a netCDF/GRIB file, a folder or glob of them, a zarr store "
          "(path or https:// URL), a .npy array, a video or a folder of images.")]
+OptionalDatasetArg = Annotated[Optional[str], typer.Argument(
+    help="A catalog name, or your own data: a netCDF/GRIB file, a folder or glob of them, a zarr store "
+         "(path or https:// URL), a .npy array, a video or a folder of images. Not with --finalise.")]
+# -- preparation at scale (docs/scale.md) --
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", help="Run the preparation on a local dask cluster of N worker processes.")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="Run the preparation on an existing dask.distributed cluster, e.g. tcp://head:8786.")]
+PartsOpt = Annotated[Optional[str], typer.Option(
+    "--parts", help="Write only part I of N (e.g. 2/3) of the store, as one batch job; then --finalise.")]
+FinaliseOpt = Annotated[Optional[str], typer.Option(
+    "--finalise", help="Merge the parts of dataset NAME (written with --parts) into its store.")]
 DownloadDatasetArg = Annotated[str, typer.Argument(
     help="Dataset name (see `svqcast datasets list`), or `weatherbench` for every WeatherBench-S/M variable.")]
 DatasetNameArg = Annotated[str, typer.Argument(help="Dataset name, e.g. weatherbench-s-t2m.")]
@@ -339,6 +351,17 @@ PlotInitTimeOpt = Annotated[
     Optional[str],
     typer.Option("--init-time", help="Initialisation to plot when the file holds several (default: the first)."),
 ]
+
+
+# --- predict at scale (issue 26 item 3: svqcast predict --init-times) -----------------------------
+InitTimesRangeOpt = Annotated[Optional[str], typer.Option(
+    "--init-times", help="Many initialisations, streamed batch by batch into a .zarr store that resumes: "
+                         "START:END:STEP (inclusive end, e.g. 2019-03-02T00:2019-03-31T00:6h) or a comma list.",
+    metavar="START:END:STEP")]
+ScoreAgainstOpt = Annotated[Optional[Path], typer.Option(
+    "--score-against", help="With --init-times: score each batch against these observations while forecasting "
+                            "(what `svqcast score` reports, without reading the forecast back).")]
+# --- end predict at scale ---------------------------------------------------------------------------
 
 
 # --- library parameter -> flag --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from svqcast.cli.options import (
     ForecastOutputOpt,
     FormatOpt,
     InitTimesOpt,
+    InitTimesRangeOpt,
     InputArg,
     Layout,
     LayoutOpt,
@@ -35,6 +36,7 @@ from svqcast.cli.options import (
     PlotInitTimeOpt,
     PlotLeadTimesOpt,
     PlotTruthOpt,
+    ScoreAgainstOpt,
     StepsOpt,
     VarMapOpt,
     VarOpt,
@@ -87,6 +89,8 @@ def _predict(
     steps: StepsOpt = None,
     lead_time: LeadTimeOpt = None,
     init_time: InitTimesOpt = None,
+    init_times: InitTimesRangeOpt = None,
+    score_against: ScoreAgainstOpt = None,
     var_map: VarMapOpt = None,
     coords: CoordsOpt = None,
     layout: LayoutOpt = Layout.cf,
@@ -111,11 +115,14 @@ def _predict(
     Example: svqcast predict input.nc -o forecast.nc --lead-time 24h
     Example: svqcast predict input.nc -o ens.nc --members 8 --perturb noise --seed 1
     Example: svqcast predict input.nc -o ens.nc --perturb models --model runs/a --model runs/b
+    Example: svqcast predict era5.nc -o year.zarr --init-times 2019-01-02T00:2019-12-31T00:12h --score-against era5.nc
     """
     from svqcast.forecast.ensemble import Members
     from svqcast.forecast.run import PredictRequest, predict_file
 
     models = list(model or [])
+    if init_times is not None or score_against is not None:
+        _refuse_many(init_times, init_time, members, perturb, models)
     plan = None
     if members is not None or perturb == "models":
         plan = Members(members or len(models), perturb, seed, _amplitudes(noise_amplitude), noise_length)
@@ -124,13 +131,16 @@ def _predict(
     history = _history(input, output, {
         "--model": models, "--members": members, "--perturb": perturb if plan else None,
         "--seed": seed if plan else None, "--noise-amplitude": noise_amplitude, "--steps": steps,
-        "--lead-time": lead_time, "--init-time": init_time or [],
+        "--lead-time": lead_time, "--init-time": init_time or [], "--init-times": init_times,
         "--var-map": var_map or [], "--coords": coords or [],
         "--layout": None if layout == Layout.cf else layout, "--overwrite": overwrite,
     })
     req = PredictRequest(input, output, models[0] if models else None, steps, lead_time, init_time or [], var_map,
                          layout.value, device.value, batch_size, compile, check, overwrite, history, coords,
                          members=plan, models=models[1:])
+    if init_times is not None:
+        _predict_many(req, init_times, score_against, fmt)
+        return
     with reporter(fmt) as progress:
         report = predict_file(req, progress=progress)
     if check:
@@ -139,6 +149,45 @@ def _predict(
     for note in report["notes"]:
         log(f"note: {note}")
     emit(report, fmt, _done_text)
+
+
+def _refuse_many(init_times: str | None, init_time: list[str] | None, members: int | None, perturb: str,
+                 models: list[str]) -> None:
+    """`--init-times` streams deterministic forecasts of one model; everything else is refused first."""
+    if init_times is None:
+        raise UsageError("--score-against scores a streamed run: give --init-times too (or use `svqcast score`)")
+    if init_time:
+        raise UsageError("give either --init-time (repeatable) or --init-times, not both")
+    if members is not None or perturb == "models" or len(models) > 1:
+        raise UsageError("--init-times writes deterministic forecasts of one model; make ensembles with --init-time")
+
+
+def _predict_many(req: Any, init_times: str, score_against: Path | None, fmt: OutputFormat) -> None:
+    """Parse the initialisations (refused before anything is loaded), stream, print on rank 0."""
+    from svqcast.api import predict_many
+    from svqcast.cli.score_cmds import _print_text as print_scores
+
+    fields = {k: getattr(req, k) for k in ("model", "steps", "lead_time", "var_map", "layout", "device",
+                                           "batch_size", "compile", "check", "overwrite", "history", "coords")}
+    with reporter(fmt) as progress:
+        report = predict_many(req.input, req.output, init_times, score_against=score_against,
+                              progress=progress, **fields)
+    if report.get("rank", 0) != 0:
+        return
+
+    def _text(r: dict[str, Any]) -> None:
+        if r.get("ok") and "computed" not in r:
+            out_console.print(f"ok: {r['input']} can be forecast with {r['model']} from {r['inits']} initialisations "
+                              f"({r['init_times'][0]} .. {r['init_times'][1]})")
+            return
+        out_console.print(f"wrote {r['output']} ({r['layout']} layout): {r['inits']} initialisations "
+                          f"({r['init_times'][0]} .. {r['init_times'][1]}) x {r['steps']} steps with {r['model']}: "
+                          f"computed {r['computed']}, skipped {r['skipped']} (done before) on {r['ranks']} rank(s) "
+                          f"in {r['seconds']:.1f} s, {r['forecasts_per_second'] or 0:.2f} forecasts/s")
+        if r.get("scores"):
+            print_scores(r["scores"])
+
+    emit(report, fmt, _text)
 
 
 def _amplitudes(text: str | None) -> list[float] | None:

@@ -54,6 +54,7 @@ from svqcast.cli.options import (
 )
 from svqcast.cli.output import OutputFormat, emit, out_console, plural, print_event_scores
 from svqcast.cli.progress import make_reporter, reporter
+from svqcast.constants import launch_rank
 from svqcast.errors import UsageError
 
 
@@ -80,7 +81,8 @@ def train_cmd(
 
     Writes RUN/best/ and RUN/last/ (checkpoints in the zoo format), RUN/trainer_state.pt
     (resumable; Ctrl-C saves it and exits 130), RUN/metrics.csv and RUN/metrics.jsonl.
-    Under `torchrun --nproc_per_node N svqcast train ...` it trains data-parallel.
+    Under `torchrun --nproc_per_node N svqcast train ...` it trains data-parallel, on one
+    node or several (docs/training.md); only global rank 0 prints and writes.
 
     Example: svqcast train --preset era5-uk-t2m_gsta_svq --max-epochs 2 --set train.batch_size=8
     Example: svqcast train --dataset mine --preset era5-uk-t2m_gsta_svq_24h --init-from era5-uk-t2m_gsta_svq
@@ -91,8 +93,11 @@ def train_cmd(
 
     if preset and config:
         raise UsageError("give --preset or --config, not both")
+    # under torchrun every process runs this command: only global rank 0 says anything on
+    # stdout or draws progress (the others' errors still reach stderr)
+    main = launch_rank() == 0
     extra = ["train.compile=true"] if compile_ else []
-    preset, overrides = _fit_to_dataset(preset, config, dataset, resume, [*(set_ or []), *extra])
+    preset, overrides = _fit_to_dataset(preset, config, dataset, resume, [*(set_ or []), *extra], quiet=not main)
     ref: Any = preset or (str(config) if config else None)
     try:
         run = train(
@@ -105,7 +110,7 @@ def train_cmd(
             precision=precision.value if precision else None,
             seed=seed,
             deterministic=True if deterministic else None,
-            progress=make_reporter(progress.value, transient=False),
+            progress=make_reporter(progress.value if main else "none", transient=False),
             init_from=init_from,
             freeze=freeze,
             keep_stats=True if keep_stats else None,
@@ -115,6 +120,8 @@ def train_cmd(
         # Typer turns KeyboardInterrupt into a *returned* 130 in non-standalone mode, which
         # the entry point would lose; exit here (the loop already saved the state).
         sys.exit(130)
+    if not main:
+        return
     rows = read_metrics(run)
     best = min((r for r in rows if r.get("val_loss") is not None), key=lambda r: r["val_loss"], default=None)
     report = {
@@ -138,10 +145,10 @@ DEFAULT_PRESET = "era5-uk-t2m_gsta_svq"  # small gSTA + SVQ; its dataset is the 
 
 
 def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None, resume: str | None,
-                    overrides: list[str]) -> tuple[str | None, list[str]]:
+                    overrides: list[str], quiet: bool = False) -> tuple[str | None, list[str]]:
     """No --preset: the default preset. --dataset: the architecture's in_shape and
     out_frames come from the dataset (any preset trains on any prepared dataset); explicit
-    --set values still win."""
+    --set values still win. `quiet` (ranks > 0 under torchrun): say nothing."""
     from svqcast.cli.output import log
 
     if resume is not None and resume != "auto":
@@ -149,7 +156,8 @@ def _fit_to_dataset(preset: str | None, config: Path | None, dataset: str | None
     if preset is None and config is None:
         preset = DEFAULT_PRESET
         on = dataset or "its embedded dataset era5-uk-t2m"
-        log(f"no --preset given: training the default preset {preset} (small gSTA + SVQ) on {on}")
+        if not quiet:
+            log(f"no --preset given: training the default preset {preset} (small gSTA + SVQ) on {on}")
     if dataset is None:
         return preset, overrides
     from svqcast.data.loading import model_shape

@@ -21,8 +21,8 @@ from svqcast.data.entry import DatasetEntry
 from svqcast.data.prepare import prepare
 from svqcast.data.samples import sample_path
 from svqcast.data.spec import DataSpec
-from svqcast.data.store import read_meta
-from svqcast.data.storedir import MANIFEST, STATS, is_prepared, prepared_dir, read_json, verify
+from svqcast.data.store import STORE, read_meta
+from svqcast.data.storedir import MANIFEST, STATS, STORE_FORMAT, is_prepared, prepared_dir, read_json, verify
 from svqcast.data.windows import WindowDataset, segment_centres, subsample_indices, window_centres
 from svqcast.errors import DataError, UsageError
 from svqcast.fsutil import sha256_file
@@ -61,8 +61,8 @@ def get_split_dataset(
     _ensure_prepared(entry, name, directory, root, official_validation)
     file_split = "test" if (official_validation and split == "val") else split
     verify_store(directory, verify)
-    path = directory / f"{file_split}.nc"
-    meta = read_meta(path)
+    path = directory / STORE
+    meta = read_meta(path, file_split)
     if entry.normalisation != "zscore":
         mean, std = [0.0] * len(entry.channel_names), [1.0] * len(entry.channel_names)
     elif stats is not None:
@@ -95,7 +95,7 @@ def get_split_dataset(
         **extras,
     )
     return WindowDataset(path, centres, idx_in, idx_out, mean, std, spec, meta.times, valid=spec.valid_mask(),
-                         missing_ok=missing_ok)
+                         missing_ok=missing_ok, span=(meta.start, meta.stop))
 
 
 def _store_extras(path: Path, channels: int) -> tuple[dict[str, Any], bool]:
@@ -171,8 +171,8 @@ def verify_store(directory: Path, deep: bool) -> None:
     """Check the store against its manifest, once per state of its files (size, mtime): a deep
     check (every sha256) also answers later shallow ones, so no file is hashed twice."""
 
-    key = (str(directory), *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                                   for p in directory.iterdir() if p.is_file()))
+    key = (str(directory), *sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                                   for p in directory.rglob("*") if p.is_file()))
     done = _VERIFIED.get(key)
     if done is None or (deep and not done):
         verify(directory, deep=deep)
@@ -194,8 +194,10 @@ def _stale(entry: DatasetEntry, directory: Path) -> bool:
     """True if an embedded sample's store was prepared from a different shipped file."""
 
     src = sample_path(entry.sample_file or "")
-    recorded = read_json(directory / MANIFEST).get("sources", {})
-    return recorded.get(src.name) != sha256_file(src)
+    manifest = read_json(directory / MANIFEST)
+    if manifest.get("store_version") != STORE_FORMAT:  # prepared by an older svqcast: rebuilt, it is ours
+        return True
+    return manifest.get("sources", {}).get(src.name) != sha256_file(src)
 
 
 def resolve_offsets(entry: DatasetEntry, t_in: int | None, t_out: int | None) -> tuple[list[int], list[int]]:
@@ -269,6 +271,6 @@ def spec_for_model(name: str, model_cfg: Mapping[str, Any], stride: int = 1,
     return ds.spec.for_network(stride), sha256_file(Path(ds.path).parent / MANIFEST)
 
 
-def store_path(name: str, split: str, root: str | os.PathLike[str] | None = None,
-               official_validation: bool = False) -> Path:
-    return prepared_dir(name, root, official_validation) / f"{split}.nc"
+def store_path(name: str, root: str | os.PathLike[str] | None = None, official_validation: bool = False) -> Path:
+    """The zarr store of a prepared dataset (every split is a time range of it)."""
+    return prepared_dir(name, root, official_validation) / STORE

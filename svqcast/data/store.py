@@ -1,23 +1,26 @@
-"""The standard prepared store: one netCDF4 file per split.
+"""The standard prepared store: one chunked, compressed zarr store per prepared dataset.
 
-    data(time, channel, <y|lat>, <x|lon>)  float32 (weather, flows) or uint8 with CF
-                                           scale_factor = 1/255 (video); contiguous, uncompressed,
-                                           so it can be memory-mapped
-    time(time)          int64: seconds since 1970-01-01 (datetime data) or a frame index (video)
-    channel(channel)    channel names; units(channel): per-channel units
-    lat/lon or y/x      coordinates with units
-    segment(time)       int32 clip id: windows never cross a clip boundary
-    stride(segment_id)  optional per-clip sample stride (KTH: 30 or 3)
-    centre(sample)      optional explicit sample centres (Human3.6M meta lines)
+    store.zarr/
+      data(time, channel, <y|lat>, <x|lon>)  float32 (weather, flows; NaN = missing) or uint8 with CF
+                                             scale_factor = 1/255 (video); chunks of whole frames
+                                             along time (`chunk_frames`), zstd-compressed
+      time(time)          int64: seconds since 1970-01-01 (datetime data) or a frame index (video)
+      lat/lon or y/x      coordinates with units
+      segment(time)       int32 clip id: windows never cross a clip boundary
+      stride_<split>      optional per-clip sample stride of a split (KTH: 30 or 3)
+      centre_<split>      optional explicit sample centres of a split (Human3.6M meta lines)
+      attributes          channels, units, dims, time kind, and `splits`: {split: [start, stop)} --
+                          every split is a range of the one time axis (train, then val, then test)
 
-The file opens with plain ``xarray.open_dataset`` (CF-decoded). svqcast reads it through a
-``numpy.memmap`` of the HDF5 dataset's byte range, so a DataLoader touches only the frames
-it needs. Files are byte-reproducible: no timestamps, fixed attribute order.
+The store opens with plain ``xarray.open_zarr``. svqcast reads frames through zarr by time
+range, so a DataLoader worker decompresses only the chunks its windows touch and memory stays
+bounded by the batch and the prefetch. A chunk holds whole frames and about `CHUNK_BYTES`
+(at most `MAX_CHUNK_FRAMES` frames): big enough to compress well, small enough that a random
+window decodes little more than itself. Writes are byte-reproducible (no timestamps).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,138 +29,178 @@ from typing import Any
 import numpy as np
 
 from svqcast.errors import DataError
-from svqcast.fsutil import atomic_path
 
-STORE_VERSION = 1
+STORE = "store.zarr"
+STORE_VERSION = 2
+CHUNK_BYTES = 4 << 20  # about this many bytes per chunk ...
+MAX_CHUNK_FRAMES = 64  # ... and never more frames than this
 EPOCH = np.datetime64("1970-01-01T00:00:00", "ns")
+
+
+def chunk_frames(frame_shape: Sequence[int], dtype: str) -> int:
+    """Frames per chunk of a store whose frames are (C, H, W) of `dtype` (the documented rule)."""
+    nbytes = int(np.prod(frame_shape)) * (1 if dtype == "uint8" else 4)
+    return int(max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(1, nbytes))))
 
 
 @dataclass
 class StoreLayout:
-    """Everything a split file needs besides the frames."""
+    """Everything the store needs besides the frames: grid, channels and the splits' axis."""
 
     dataset: str
-    split: str
     dims: tuple[str, str]
     coords: dict[str, np.ndarray]
     coord_units: dict[str, str]
     channels: list[str]
     units: list[str]
     time_kind: str  # datetime | frame
+    splits: dict[str, tuple[int, int]]  # split -> [start, stop) on the store's time axis
     dtype: str = "float32"  # float32 | uint8
     attrs: dict[str, Any] = field(default_factory=dict)
+    split_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return max((b for _a, b in self.splits.values()), default=0)
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (len(self.channels), *(len(self.coords[d]) for d in self.dims))  # type: ignore[return-value]
+
+    @property
+    def chunk(self) -> int:
+        return chunk_frames(self.frame_shape, self.dtype)
 
 
-def write_store(path: str | Path, layout: StoreLayout, frames: Any, times: np.ndarray,
-                segments: np.ndarray | None = None, strides: np.ndarray | None = None,
-                centres: np.ndarray | None = None, chunk: int = 512) -> None:
-    """Write a split file atomically. `frames` is anything sliceable as (time, C, H, W)
-    (a numpy array, a memmap or a lazy reader with ``__getitem__``), in physical units for
-    float32 stores and in 0..255 counts for uint8 stores."""
-    import netCDF4
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = len(times)
-    h, w = (len(layout.coords[d]) for d in layout.dims)
-    c = len(layout.channels)
-    with atomic_path(path) as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            nc.setncatts({
-                "Conventions": "CF-1.8",
-                "title": f"svqcast prepared store: {layout.dataset} {layout.split}",
-                "svqcast_store_version": np.int32(STORE_VERSION),
-                "dataset": layout.dataset,
-                "split": layout.split,
-                **{k: v for k, v in sorted(layout.attrs.items())},
-            })
-            nc.createDimension("time", n)
-            nc.createDimension("channel", c)
-            for d in layout.dims:
-                nc.createDimension(d, len(layout.coords[d]))
-            tv = nc.createVariable("time", "i8", ("time",))
-            if layout.time_kind == "datetime":
-                tv.setncatts({"standard_name": "time", "units": "seconds since 1970-01-01 00:00:00",
-                              "calendar": "proleptic_gregorian"})
-                secs = (np.asarray(times).astype("datetime64[ns]") - EPOCH) // np.timedelta64(1, "s")
-                tv[:] = secs.astype(np.int64)
-            else:
-                tv.setncatts({"long_name": "frame index", "units": "1"})
-                tv[:] = np.asarray(times, dtype=np.int64)
-            ch = nc.createVariable("channel", str, ("channel",))
-            un = nc.createVariable("units", str, ("channel",))
-            un.long_name = "units of each channel"
-            for k in range(c):
-                ch[k] = layout.channels[k]
-                un[k] = layout.units[k]
-            for d in layout.dims:
-                v = nc.createVariable(d, "f8", (d,))
-                v.units = layout.coord_units.get(d, "1")
-                v[:] = np.asarray(layout.coords[d], dtype=np.float64)
-            seg = nc.createVariable("segment", "i4", ("time",))
-            seg.long_name = "clip id; sample windows never cross clips"
-            seg[:] = np.zeros(n, np.int32) if segments is None else np.asarray(segments, np.int32)
-            if strides is not None:
-                nc.createDimension("segment_id", len(strides))
-                st = nc.createVariable("stride", "i4", ("segment_id",))
-                st.long_name = "sample stride of each clip"
-                st[:] = np.asarray(strides, np.int32)
-            if centres is not None:
-                nc.createDimension("sample", len(centres))
-                ce = nc.createVariable("centre", "i8", ("sample",))
-                ce.long_name = "index of the last input frame of each sample"
-                ce[:] = np.asarray(centres, np.int64)
-            dt = "u1" if layout.dtype == "uint8" else "f4"
-            dv = nc.createVariable("data", dt, ("time", "channel", *layout.dims), contiguous=True)
-            dv.set_auto_maskandscale(False)
-            if layout.dtype == "uint8":
-                dv.setncatts({"scale_factor": np.float32(1 / 255), "add_offset": np.float32(0.0)})
-            dv.coordinates = "units"
-            for a in range(0, n, chunk):
-                block = np.asarray(frames[a:a + chunk])
-                if block.shape[1:] != (c, h, w):
-                    raise DataError(f"{path}: frames of shape {block.shape[1:]} do not match ({c}, {h}, {w})")
-                if dt == "f4":
-                    block = block.astype(np.float32, copy=False)
-                    if np.isinf(block).any():  # NaN is a missing value (svqcast.data.missing); inf is broken
-                        raise DataError(f"{path}: infinite values in frames {a}..{a + len(block) - 1}")
-                dv[a:a + len(block)] = block
+
+def create_store(path: Path, layout: StoreLayout, times: np.ndarray, segments: np.ndarray,
+                 per_split: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write the store's metadata and small arrays; `data` is created empty, for `write_frames`.
+
+    `per_split` holds each split's optional `stride` and `centre` arrays. Everything written
+    here is a function of the layout, so every part of a parted build writes the same bytes.
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    group.attrs.update(_jsonable({
+        "Conventions": "CF-1.8", "title": f"svqcast prepared store: {layout.dataset}",
+        "svqcast_store_version": STORE_VERSION, "dataset": layout.dataset, "dims": list(layout.dims),
+        "channels": layout.channels, "units": layout.units, "time_kind": layout.time_kind,
+        "splits": {k: list(v) for k, v in layout.splits.items()}, "split_attrs": layout.split_attrs,
+        "chunk_frames": layout.chunk, **dict(sorted(layout.attrs.items())),
+    }))
+    n = layout.frames
+    dims = ("time", "channel", *layout.dims)
+    uint8 = layout.dtype == "uint8"
+    data = group.create_array("data", shape=(n, *layout.frame_shape), chunks=(layout.chunk, *layout.frame_shape),
+                              dtype="u1" if uint8 else "f4", fill_value=0 if uint8 else np.nan,
+                              dimension_names=dims)
+    data.attrs.update({"scale_factor": 1 / 255, "add_offset": 0.0} if uint8 else {})
+    _small(group, "time", _encode_times(times, layout.time_kind), ("time",), _time_attrs(layout.time_kind))
+    _small(group, "segment", np.asarray(segments, np.int32), ("time",),
+           {"long_name": "clip id; sample windows never cross clips"})
+    for d in layout.dims:
+        _small(group, d, np.asarray(layout.coords[d], np.float64), (d,), {"units": layout.coord_units.get(d, "1")})
+    for split, arrays in sorted(per_split.items()):
+        for key, values in sorted(arrays.items()):
+            _small(group, f"{key}_{split}", np.asarray(values, np.int64), (f"{key}_{split}",),
+                   {"long_name": f"{key} of each sample window of the {split} split"})
+
+
+def _small(group: Any, name: str, values: np.ndarray, dims: tuple[str, ...], attrs: dict[str, Any]) -> None:
+    arr = group.create_array(name, shape=values.shape, chunks=(max(1, values.size),), dtype=values.dtype,
+                             dimension_names=dims, fill_value=0)
+    if values.size:
+        arr[:] = values
+    arr.attrs.update(attrs)
+
+
+def _time_attrs(kind: str) -> dict[str, str]:
+    if kind == "datetime":
+        return {"standard_name": "time", "units": "seconds since 1970-01-01 00:00:00",
+                "calendar": "proleptic_gregorian"}
+    return {"long_name": "frame index", "units": "1"}
+
+
+def _encode_times(times: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "datetime":
+        return ((np.asarray(times).astype("datetime64[ns]") - EPOCH) // np.timedelta64(1, "s")).astype(np.int64)
+    return np.asarray(times, dtype=np.int64)
+
+
+def write_frames(path: Path, start: int, block: np.ndarray) -> None:
+    """Frames `start..start+len(block)` of the store; `start` is chunk-aligned, so writers of
+    different blocks never touch the same chunk (parallel workers and parts are safe)."""
+    import zarr
+
+    arr = zarr.open_array(str(Path(path) / "data"), mode="r+")
+    if tuple(block.shape[1:]) != tuple(arr.shape[1:]):
+        raise DataError(f"{path}: frames of shape {tuple(block.shape[1:])} do not match {tuple(arr.shape[1:])}")
+    arr[start:start + len(block)] = block
 
 
 class Frames:
-    """Read access to a store's ``data`` by frame index, in physical units (float32)."""
+    """Frames of one split (a time range of the store) in physical units (float32), read lazily.
 
-    def __init__(self, path: str | Path) -> None:
-        import h5py
+    The zarr array is opened on first use in each process (never pickled), so DataLoader
+    workers each open their own.
+    """
 
+    def __init__(self, path: str | Path, start: int = 0, stop: int | None = None) -> None:
         self.path = str(path)
-        try:
-            with h5py.File(self.path, "r") as f:
-                d = f["data"]
-                self.shape = tuple(d.shape)
-                self.dtype = d.dtype
-                self.offset = d.id.get_offset()
-                self.scale = float(np.asarray(d.attrs.get("scale_factor", 1.0)).reshape(-1)[0])
-                self.add = float(np.asarray(d.attrs.get("add_offset", 0.0)).reshape(-1)[0])
-        except (OSError, KeyError) as exc:
-            raise DataError(f"{path}: not a readable svqcast store ({exc}); run `svqcast prepare` again") from None
-        self._mm: np.ndarray | None = None
-        self._h5: Any = None
-        if self.offset is not None:
-            self._mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
-        else:  # chunked/compressed file written elsewhere: fall back to h5py reads
-            self._h5 = h5py.File(self.path, "r")["data"]
+        arr = self._array()
+        self.start = int(start)
+        self.stop = int(arr.shape[0] if stop is None else stop)
+        self.shape = (self.stop - self.start, *arr.shape[1:])
+        self.dtype = np.dtype(arr.dtype)
+        self.scale = float(arr.attrs.get("scale_factor", 1.0))
+        self.add = float(arr.attrs.get("add_offset", 0.0))
+
+    def _array(self) -> Any:
+        import zarr
+
+        arr = getattr(self, "_arr", None)
+        if arr is None:
+            try:
+                arr = zarr.open_array(str(Path(self.path) / "data"), mode="r")
+            except (OSError, ValueError, KeyError, FileNotFoundError) as exc:
+                raise DataError(f"{self.path}: not a readable svqcast store ({type(exc).__name__}); run "
+                                "`svqcast prepare` again") from None
+            self._arr = arr
+        return arr
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_arr"}
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def read(self, index: np.ndarray | Sequence[int] | slice) -> np.ndarray:
-        src = self._mm if self._mm is not None else self._h5
+        """Frames at split-relative `index`: one contiguous read spanning them, then a take
+        (a sample window is a short run of nearby frames)."""
         if isinstance(index, slice):
-            block = np.asarray(src[index])
-        else:
-            index = np.asarray(index, dtype=np.int64)
-            block = np.asarray(src[index]) if self._mm is not None else _h5_take(src, index)
+            a, b, step = index.indices(len(self))
+            return self.read_range(a, b)[::step] if step != 1 else self.read_range(a, b)
+        index = np.asarray(index, dtype=np.int64)
+        if index.size == 0:
+            return np.zeros((0, *self.shape[1:]), np.float32)
+        if index.min() < 0 or index.max() >= len(self):
+            raise IndexError(f"frame index out of range for {len(self)} frames")
+        lo, hi = int(index.min()), int(index.max()) + 1
+        return self.read_range(lo, hi)[index - lo]
+
+    def read_range(self, a: int, b: int) -> np.ndarray:
+        block = np.asarray(self._array()[self.start + a:self.start + b])
         out = block.astype(np.float32)
         if self.scale != 1.0 or self.add != 0.0:
             out *= np.float32(self.scale)
@@ -165,33 +208,9 @@ class Frames:
         return out
 
 
-    def read_range(self, a: int, b: int) -> np.ndarray:
-        """Frames [a, b) by a plain file read (no memory map), so a pass over a large split
-        (statistics) leaves no mapped pages behind: resident memory stays one block."""
-        if self.offset is None:
-            return self.read(slice(a, b))
-        per = int(np.prod(self.shape[1:]))
-        block = np.fromfile(self.path, dtype=self.dtype, count=(b - a) * per,
-                            offset=int(self.offset) + a * per * self.dtype.itemsize)
-        out = block.reshape((b - a, *self.shape[1:])).astype(np.float32)
-        if self.scale != 1.0 or self.add != 0.0:
-            out *= np.float32(self.scale)
-            out += np.float32(self.add)
-        return out
-
-
-def _h5_take(dset: Any, index: np.ndarray) -> np.ndarray:
-    uniq, inv = np.unique(index, return_inverse=True)
-    return np.asarray(dset[uniq])[inv]
-
-
-def open_frames(path: str | Path) -> Frames:
-    return Frames(path)
-
-
 @dataclass
 class StoreMeta:
-    """The small arrays of a split file (read eagerly; the frames stay on disk)."""
+    """The small arrays of one split (read eagerly; the frames stay on disk)."""
 
     times: np.ndarray
     segments: np.ndarray
@@ -202,66 +221,70 @@ class StoreMeta:
     coords: dict[str, np.ndarray]
     dims: tuple[str, str]
     attrs: dict[str, Any]
+    start: int = 0
+    stop: int = 0
 
 
-def read_meta(path: str | Path) -> StoreMeta:
-    import netCDF4
+def open_group(path: str | Path) -> Any:
+    import zarr
 
-    if not os.path.exists(path):
-        raise DataError(f"{path}: prepared split is missing; run `svqcast prepare` for this dataset")
+    if not Path(path).is_dir():
+        raise DataError(f"{path}: the prepared store is missing; run `svqcast prepare` for this dataset")
     try:
-        with netCDF4.Dataset(path, "r") as nc:
-            dims = tuple(nc.variables["data"].dimensions[2:])
-            tv = nc.variables["time"]
-            t = np.asarray(tv[:], dtype=np.int64)
-            times: np.ndarray
-            if getattr(tv, "units", "1").startswith("seconds since"):
-                times = EPOCH + t.astype("timedelta64[s]").astype("timedelta64[ns]")
-            else:
-                times = t
-            return StoreMeta(
-                times=times,
-                segments=np.asarray(nc.variables["segment"][:], dtype=np.int64),
-                strides=np.asarray(nc.variables["stride"][:], np.int64) if "stride" in nc.variables else None,
-                centres=np.asarray(nc.variables["centre"][:], np.int64) if "centre" in nc.variables else None,
-                channels=[str(s) for s in nc.variables["channel"][:]],
-                units=[str(s) for s in nc.variables["units"][:]],
-                coords={d: np.asarray(nc.variables[d][:], dtype=np.float64) for d in dims},
-                dims=dims,  # type: ignore[arg-type]
-                attrs={k: nc.getncattr(k) for k in nc.ncattrs()},
-            )
-    except (OSError, KeyError, IndexError) as exc:
-        raise DataError(f"{path}: not a readable svqcast store ({exc}); run `svqcast prepare` again") from None
+        return zarr.open_group(str(path), mode="r")
+    except (OSError, ValueError, KeyError, FileNotFoundError) as exc:
+        raise DataError(f"{path}: not a readable svqcast store ({type(exc).__name__}); run `svqcast prepare` "
+                        "again") from None
 
 
-def channel_stats(path: str | Path, chunk: int = 1024) -> tuple[list[float], list[float], int | list[int]]:
-    """Per-channel mean and (population) std over time and space, accumulated in float64
-    chunk by chunk, so a multi-GB training split never has to fit in memory. Missing cells
-    (NaN: land, gaps) are left out; the count is per channel where they make it differ."""
-    frames = open_frames(path)
-    n = len(frames)
-    c = frames.shape[1]
-    total = np.zeros(c, np.float64)
-    count = np.zeros(c, np.int64)
-    for a in range(0, n, chunk):
-        block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
-        finite = np.isfinite(block)
-        if finite.all():
-            total += block.sum(axis=(0, 2, 3))
-            count += block.shape[0] * block.shape[2] * block.shape[3]
-        else:
-            total += np.where(finite, block, 0.0).sum(axis=(0, 2, 3))
-            count += finite.sum(axis=(0, 2, 3))
-    if n == 0 or not count.any():
-        raise DataError(f"{path}: the training split is empty; cannot compute statistics")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-    sq = np.zeros(c, np.float64)
-    for a in range(0, n, chunk):
-        block = frames.read_range(a, min(n, a + chunk)).astype(np.float64)
-        dev = (block - mean.reshape(1, -1, 1, 1)) ** 2
-        sq += (dev if np.isfinite(block).all() else np.where(np.isfinite(block), dev, 0.0)).sum(axis=(0, 2, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.sqrt(sq / count)
-    counts = count.tolist()
-    return mean.tolist(), std.tolist(), counts[0] if len(set(counts)) == 1 else counts
+def read_meta(path: str | Path, split: str) -> StoreMeta:
+    """Times, segments, channels, grid and sample tables of `split` of the store at `path`."""
+    group = open_group(path)
+    attrs = dict(group.attrs)
+    try:
+        start, stop = (int(v) for v in attrs["splits"][split])
+        dims = tuple(attrs["dims"])
+        raw_t = np.asarray(group["time"][start:stop], dtype=np.int64)
+        times = (EPOCH + raw_t.astype("timedelta64[s]").astype("timedelta64[ns]")
+                 if attrs["time_kind"] == "datetime" else raw_t)
+        names = set(group.array_keys())
+        return StoreMeta(
+            times=times, segments=np.asarray(group["segment"][start:stop], dtype=np.int64),
+            strides=np.asarray(group[f"stride_{split}"][:], np.int64) if f"stride_{split}" in names else None,
+            centres=np.asarray(group[f"centre_{split}"][:], np.int64) if f"centre_{split}" in names else None,
+            channels=[str(c) for c in attrs["channels"]], units=[str(u) for u in attrs["units"]],
+            coords={d: np.asarray(group[d][:], dtype=np.float64) for d in dims}, dims=dims,
+            attrs={**attrs, **(attrs.get("split_attrs") or {}).get(split, {})}, start=start, stop=stop,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DataError(f"{path}: the store does not describe split {split!r} ({type(exc).__name__}: {exc}); "
+                        "run `svqcast prepare --force`") from None
+
+
+def open_frames(path: str | Path, split: str | None = None) -> Frames:
+    """The frames of `split` (all frames when None) of the store at `path`."""
+    if split is None:
+        return Frames(path)
+    meta = read_meta(path, split)
+    return Frames(path, meta.start, meta.stop)
+
+
+def open_split(path: str | Path, split: str) -> Any:
+    """One split of a prepared dataset as a lazy, CF-decoded `xarray.Dataset`: `data(time, channel,
+    y, x)` with `channel` names, `units` per channel, `segment`, the grid, and the store's and the
+    split's attributes. `path` is the prepared directory or its store."""
+    import xarray as xr
+
+    store = Path(path) / STORE if (Path(path) / STORE).is_dir() else Path(path)
+    meta = read_meta(store, split)
+    ds = xr.open_zarr(str(store), consolidated=False).isel(time=slice(meta.start, meta.stop))
+    keep = ["data", "segment", *meta.dims]
+    ds = ds[[v for v in ds.variables if v in keep or v == "time"]]
+    ds = ds.assign_coords(channel=("channel", meta.channels), units=("channel", meta.units))
+    ds.attrs = {k: v for k, v in meta.attrs.items() if k not in ("split_attrs", "splits")}
+    ds.attrs["split"] = split
+    return ds
+
+
+__all__ = ["CHUNK_BYTES", "EPOCH", "Frames", "MAX_CHUNK_FRAMES", "STORE", "STORE_VERSION", "StoreLayout",
+           "StoreMeta", "chunk_frames", "create_store", "open_frames", "open_split", "read_meta", "write_frames"]

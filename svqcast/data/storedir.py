@@ -2,11 +2,13 @@
 `stats.json` and `manifest.json`.
 
     ROOT/<dataset>/raw/                 what `svqcast download` fetched (or --from adopted)
-    ROOT/<dataset>/prepared/            train.nc val.nc test.nc stats.json manifest.json
-    ROOT/<dataset>/prepared-official/   train.nc test.nc ...: the official split, val = test
+    ROOT/<dataset>/prepared/            store.zarr/ stats.json manifest.json
+    ROOT/<dataset>/prepared-official/   the same for the official split (val = test)
+    ROOT/<dataset>/parts/               parts of a parted build until `--finalise` (svqcast.data.parts)
 
 `stats.json` holds per-channel mean/std computed from the *training* split only, and
-`manifest.json` the size and sha256 of every file; catalog builders and user files write
+`manifest.json` the size and sha256 of every file (the zarr store's files by their path
+inside the directory); catalog builders and user files write
 both through `write_stats` and `write_manifest` here.
 """
 
@@ -28,7 +30,7 @@ from svqcast.fsutil import sha256_file
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 STATS = "stats.json"
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 1: one netCDF file per split (svqcast < 0.3), refused with the rebuild command
 SMALL_STORE = 256 << 20  # stores up to this size get their sha256 checked on every open
 
 
@@ -101,10 +103,15 @@ def write_stats(directory: Path, stats: dict[str, Any]) -> None:
     (directory / STATS).write_text(json.dumps(stats, indent=2) + "\n")
 
 
+def store_files(directory: Path) -> list[str]:
+    """Every file under `directory`, as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+
+
 def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file in `directory` (what a manifest lists)."""
+    """sha256 and size of every file under `directory` (what a manifest lists)."""
     return {name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
-            for name in sorted(p.name for p in directory.iterdir())}
+            for name in store_files(directory)}
 
 
 def write_manifest(directory: Path, fields: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +134,7 @@ def verify(directory: Path, deep: bool = True) -> dict[str, Any]:
     """
     manifest = read_json(directory / MANIFEST)
     files = _manifest_files(directory, manifest)
+    refuse_old_format(directory, manifest)
     deep = deep or sum(int(info.get("bytes", 0)) for info in files.values()) <= SMALL_STORE
     for fname, info in sorted(files.items()):
         p = directory / fname
@@ -149,13 +157,23 @@ def _manifest_files(directory: Path, manifest: Any) -> dict[str, dict[str, Any]]
     if not isinstance(files, dict) or not files:
         raise DataError(f"{where}: lists no files; {_rebuild(directory, manifest)}")
     for fname, info in files.items():
-        if Path(fname).name != fname or fname in (".", "..") or "\\" in fname:
+        parts = fname.split("/")
+        if not fname or fname.startswith("/") or "\\" in fname or any(p in ("", ".", "..") for p in parts):
             raise DataError(f"{where}: lists {fname[:60]!r}, which is not a file of the store; "
                             f"{_rebuild(directory, manifest)}")
         if not (isinstance(info, dict) and isinstance(info.get("bytes", 0), int)
                 and isinstance(info.get("sha256", ""), (str, type(None)))):
             raise DataError(f"{where}: the entry of {fname} has wrong types; {_rebuild(directory, manifest)}")
     return files
+
+
+def refuse_old_format(directory: Path, manifest: Any) -> None:
+    """A store of the previous format (one netCDF file per split) is not read: one line that
+    names the command which rebuilds it."""
+    version = manifest.get("store_version") if isinstance(manifest, dict) else None
+    if version != STORE_FORMAT:
+        raise DataError(f"{directory}: prepared in store format {version} (svqcast 0.3 reads format {STORE_FORMAT}, "
+                        f"one zarr store per dataset); {_rebuild(directory, manifest)}")
 
 
 def _rebuild(directory: Path, manifest: Any) -> str:

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.build import plan_store, write_prepared
 from svqcast.data.catalog import CATALOG
+from svqcast.data.dask_run import Scheduler
 from svqcast.data.masks import mask_from_file, parse_mask_arg
-from svqcast.data.prepare import write_prepared
+from svqcast.data.parts import build_part, finalise, parts_dir
 from svqcast.data.splitting import default_windows, split_ranges
 from svqcast.data.storedir import Prepared, SplitData, dataset_dir, prepared_dir, root_dir
 from svqcast.data.usercatalog import check_name, load_records, locked, register
@@ -46,14 +48,17 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
                  progress: Progress | None = None, coords: Mapping[str, str] | None = None,
                  resize: tuple[int, int] | None = None, allow_cuts: bool = False,
                  levels: Sequence[float] | str | None = None, mask: str | None = None, mask_keep: str = "nonzero",
-                 allow_missing: bool = False) -> Path:
+                 allow_missing: bool = False, scheduler: Scheduler | None = None,
+                 parts: tuple[int, int] | None = None) -> Path:
     """Prepare `source` as user dataset `name` under `root`; return the store directory.
 
     `progress` counts the frames written over all splits, chunk by chunk; `coords` ({role: name})
     names coordinates the guesser gets wrong (`svqcast.sources.coords`). `levels` (values or
     "all"): one channel per level of variables on levels. `mask` (``FILE[:VAR]``): cells to keep
     (`mask_keep` "nonzero" or "zero"), added to the cells that never hold data; `allow_missing`
-    fills other gaps instead of refusing them (svqcast.data.missing)."""
+    fills other gaps instead of refusing them (svqcast.data.missing). `scheduler` runs the
+    blocks (svqcast.data.dask_run); `parts` = (I, N) writes part I only and returns its directory:
+    `svqcast.data.parts.finalise` then merges the parts and registers the dataset."""
     say = log or (lambda _m: None)
     check_name(name)
     if name in CATALOG:
@@ -62,6 +67,10 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
     check_output(dataset_dir(name, root), overwrite=True, kind="dir", inputs=[source])
     if "://" not in str(source):
         check_input(source)  # a FIFO or device would block the reader forever
+    if parts is not None:
+        return _prepare_part(source, name, root, parts, force, scheduler, progress, say,
+                             dict(variables=variables, level=level, coords=coords, resize=resize, levels=levels),
+                             (mask, mask_keep, allow_missing, time_step, t_in, t_out, splits, allow_cuts))
     with locked(root, name):  # one preparation of a name at a time; the second sees the first's result
         _refuse_existing(name, root, force)
         src = open_source(source, variables=variables, level=level, coords=coords, resize=resize, levels=levels)
@@ -76,16 +85,56 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
         with _clean_on_failure(root_dir(root), name), deferred_signals():
             files = source_fingerprints(src)
             with atomic_dir(target, overwrite=force) as tmp:
-                prep = user_file(src, ranges, files, allow_cuts)
-                prep.allow_missing, prep.levels = allow_missing, src.levels
-                if keep is not None:
-                    prep.splits = {k: _masked(v, keep) for k, v in prep.splits.items()}
-                    prep.manifest["mask"] = {"file": str(mask), "keep": mask_keep, "cells_kept": int(keep.sum())}
-                write_prepared(tmp, name, prep, say=say, progress=progress)
+                prep = _plan(src, ranges, files, allow_cuts, allow_missing, keep, mask, mask_keep)
+                write_prepared(tmp, name, prep, say=say, progress=progress, scheduler=scheduler)
             with finishing():  # the store is in place: its record follows, whatever signal is pending
                 register(build_record(name, src, step, window, ranges, files), root)
     say(f"prepared {name} in {target}")
     return target
+
+
+def finalise_parts(name: str, root: str | os.PathLike[str] | None = None,
+                   log: Callable[[str], None] | None = None) -> Path:
+    """Merge the parts of `name` (catalog or user dataset) into its store; a user dataset's
+    catalog record, carried by its parts, is registered right after the store is swapped in."""
+    say = log or (lambda _m: None)
+    with locked(root, name), deferred_signals():
+        target, _manifest, extra = finalise(name, root, say=say)
+        if extra.get("record"):
+            with finishing():
+                register(extra["record"], root)
+    return target
+
+
+def _plan(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, dict[str, Any]], allow_cuts: bool,
+          allow_missing: bool, keep: np.ndarray | None, mask: str | None, mask_keep: str) -> Prepared:
+    prep = user_file(src, ranges, files, allow_cuts)
+    prep.allow_missing, prep.levels = allow_missing, src.levels
+    if keep is not None:
+        prep.splits = {k: _masked(v, keep) for k, v in prep.splits.items()}
+        prep.manifest["mask"] = {"file": str(mask), "keep": mask_keep, "cells_kept": int(keep.sum())}
+    return prep
+
+
+def _prepare_part(source: str, name: str, root: str | os.PathLike[str] | None, part: tuple[int, int], force: bool,
+                  scheduler: Scheduler | None, progress: Progress | None, say: Callable[[str], None],
+                  open_args: dict[str, Any], more: tuple[Any, ...]) -> Path:
+    """Part I of N of a user file (`svqcast.data.parts`): the whole plan is checked, one part
+    written; the catalog record travels in the part and is registered by `finalise`."""
+    mask, mask_keep, allow_missing, time_step, t_in, t_out, splits, allow_cuts = more
+    if name in load_records(root) and not force:
+        raise UsageError(f"dataset {name!r} already exists in {root_dir(root)}; use `force` to rebuild it in parts")
+    src = open_source(source, **open_args)
+    keep = _user_mask(src, mask, mask_keep)
+    step = _step(src, time_step)
+    window = default_windows(src.kind, t_in, t_out)
+    ranges = split_ranges(src.times, splits, window, step)
+    files = source_fingerprints(src)
+    record = build_record(name, src, step, window, ranges, files)
+    prep = _plan(src, ranges, files, allow_cuts, allow_missing, keep, mask, mask_keep)
+    parts_dir(name, root).parent.mkdir(parents=True, exist_ok=True)
+    return build_part(plan_store(name, prep), prepared_dir(name, root), part, extra={"record": record},
+                      force=True, scheduler=scheduler, progress=progress, say=say)
 
 
 def _user_mask(src: Source, mask: str | None, keep: str) -> np.ndarray | None:

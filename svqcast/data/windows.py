@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from svqcast.data.masks import fill_missing
-from svqcast.data.store import open_frames
+from svqcast.data.store import Frames
 from svqcast.errors import UsageError
 
 RULES = ("svqcast", "official")
@@ -90,9 +90,10 @@ def _check_rule(rule: str) -> None:
 class WindowDataset(Dataset):
     """Normalised (input, target) clips from one prepared split, read lazily.
 
-    The frames live in a contiguous netCDF4/HDF5 variable that is memory-mapped on first
-    access in each process (the map itself is never pickled, so DataLoader workers each
-    open their own). ``ds[i]`` -> ``(x, y)`` float32 tensors ``(T_in, C, H, W)`` and
+    The frames are a time range (`span`) of the dataset's zarr store, opened on first access
+    in each process (never pickled, so DataLoader workers each open their own) and read one
+    window at a time: memory is bounded by the batch and the prefetch, not the dataset.
+    ``ds[i]`` -> ``(x, y)`` float32 tensors ``(T_in, C, H, W)`` and
     ``(T_out, C, H, W)``, ``(frame * scale + offset - mean) / std`` per channel.
 
     Where the store records missing cells (`missing_ok`: a static mask `valid`, allowed gaps),
@@ -103,8 +104,10 @@ class WindowDataset(Dataset):
 
     def __init__(self, path: str | Path, centres: np.ndarray, idx_in: Sequence[int], idx_out: Sequence[int],
                  mean: Sequence[float], std: Sequence[float], spec: Any, times: np.ndarray,
-                 valid: np.ndarray | None = None, missing_ok: bool = False) -> None:
+                 valid: np.ndarray | None = None, missing_ok: bool = False,
+                 span: tuple[int, int] | None = None) -> None:
         self.path = str(path)
+        self.span = span
         self.centres = np.asarray(centres, dtype=np.int64)
         self.idx_in = np.asarray(idx_in, dtype=np.int64)
         self.idx_out = np.asarray(idx_out, dtype=np.int64)
@@ -116,7 +119,7 @@ class WindowDataset(Dataset):
         self.valid = valid  # (C, H, W) static mask, or None
         self.missing_ok = missing_ok or valid is not None
 
-    # -- pickling: drop the open map; each worker reopens it -------------------------
+    # -- pickling: drop the open store; each worker reopens it -----------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_frames"] = None
@@ -128,7 +131,7 @@ class WindowDataset(Dataset):
     def _open(self) -> Any:
         if self._frames is None:
 
-            self._frames = open_frames(self.path)
+            self._frames = Frames(self.path, *(self.span or (0, None)))
         return self._frames
 
     def raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -332,6 +332,21 @@ def prepare_input(
     )
 
 
+def select_inits(source: Any, spec: DataSpec, *, init_time: Any,
+                 var_map: Sequence[str] | Mapping[str, str] | None = None,
+                 coords: Mapping[str, str] | None = None) -> np.ndarray:
+    """The initialisations `init_time` names, each checked to have its input frames, reading only
+    the time axis: the up-front check of a long run that reads its frames batch by batch."""
+    ds, src = _open_source(source, spec, coords)
+    var, level = channel_levels(spec)[0]
+    name = resolve_variables(ds, [var], parse_var_map(var_map), src)[var]
+    da = pick_level(ds, ds[name], level, name, src) if level is not None else ds[name]
+    tdims = time_dims(da)
+    if not tdims:
+        raise DataError(f"{src}: variable '{name}' has no time dimension; the model needs input frames")
+    return _select_frames(da, tdims[0], spec, init_time, src).inits
+
+
 def input_metadata(ds: Any, resolved: Mapping[str, str]) -> dict[str, Any]:
     """What a forecast keeps of its input: each variable's standard and long name, the names the
     input gives latitude and longitude, and its scalar coordinates (a 2 m `height`)."""

@@ -97,12 +97,9 @@ class Trainer:
 
 def load_data(cfg: Config, env: D.DistEnv, datasets: tuple[Dataset, Dataset] | None) -> tuple[Dataset, Dataset]:
     """Rank 0 first: it may have to prepare the dataset (embedded samples are unpacked on
-    first use); the others wait, then open the prepared store."""
-    if env.distributed and not env.is_main:
-        D.barrier(env)
-    train_ds, val_ds = datasets if datasets is not None else build_datasets(cfg)
-    if env.distributed and env.is_main:
-        D.barrier(env)
+    first use); then the first process of each other node (a node-local data dir), then the
+    rest, which open the prepared store (svqcast.training.distributed.in_turns)."""
+    train_ds, val_ds = datasets if datasets is not None else D.in_turns(env, lambda: build_datasets(cfg))
     if len(train_ds) == 0 or len(val_ds) == 0:  # type: ignore[arg-type]
         raise DataError(f"dataset '{cfg['data']['dataset']}': empty training or validation split")
     check_shapes(cfg, train_ds)

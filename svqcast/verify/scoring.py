@@ -187,6 +187,12 @@ def _score_field(st: _Setup, fld: Field, offset: int, events: dict[str, EventSco
     for i in range(fv.inits.size):
         run.score_init(i)
         st.tick(offset + i + 1)
+    return field_report(st, fld, run)
+
+
+def field_report(st: _Setup, fld: Field, run: _Run) -> dict[str, Any]:
+    """One field's tables from its filled sums (shared with the scores accumulated while forecasting)."""
+    fv = st.fv
     if not np.isfinite(run.model.mse[0]).any():
         raise DataError(f"{fld.truth_source}: covers none of the forecast's valid times for '{fld.key}' "
                         f"({_span(fv)}); give observations for those times")
@@ -286,6 +292,13 @@ def score_forecast(
     st = _Setup(fv, list(masks), list(masks.values()), boot, notes, tick, thresholds, scales, seed)
     events = [st.event_scores(f) for f in fields]  # thresholds checked for every field before any compute
     results = {f.key: _score_field(st, f, k * fv.inits.size, events[k]) for k, f in enumerate(fields)}
+    return score_report(st, srcs, climatology, results, not_scored)
+
+
+def score_report(st: _Setup, srcs: tuple[str, str], climatology: Any, results: dict[str, Any],
+                 not_scored: Mapping[str, str]) -> dict[str, Any]:
+    """The report of `score_forecast` around its per-field `results`."""
+    fv, notes, boot = st.fv, st.notes, st.boot
     notes.extend(f"{k} is not scored: {why}" for k, why in not_scored.items())
     return {
         "forecast": fv.source, "truth": srcs[0], "climatology": None if climatology is None else srcs[1],
@@ -293,7 +306,7 @@ def score_forecast(
         "layout": fv.layout, "init_times": fv.inits.size,
         "first_init": str(fv.inits.min())[:19], "last_init": str(fv.inits.max())[:19],
         "weights": "latitude cell areas" if fv.latlon else "uniform",
-        "regions": describe_regions(list(masks)),
+        "regions": describe_regions(st.regions),
         "confidence": None if boot is None else boot.describe(),
         "variables": results,
         "not_scored": not_scored,
@@ -333,4 +346,4 @@ def _num(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-__all__ = ["area_weights", "init_scores", "score_forecast"]
+__all__ = ["area_weights", "field_report", "init_scores", "score_forecast", "score_report"]
