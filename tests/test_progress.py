@@ -93,18 +93,18 @@ def test_prepare_reports_frames_written_across_splits(tmp_path: Path, monkeypatc
 
     from svqcast.data import userprep
 
-    monkeypatch.setattr(userprep, "BLOCK_BYTES", 4 * 5 * 6 * 7)  # 7 frames of 5 x 6 per chunk
-    frames = np.random.default_rng(0).integers(0, 255, (40, 5, 6), dtype=np.uint8)
+    monkeypatch.setattr(userprep, "BLOCK_BYTES", 4 * 5 * 6 * 7)  # blocks of one 64-frame chunk
+    frames = np.random.default_rng(0).integers(0, 255, (400, 5, 6), dtype=np.uint8)
     np.save(tmp_path / "clip.npy", frames)
     rec = Recorder()
     userprep.prepare_path(str(tmp_path / "clip.npy"), "clip", root=tmp_path / "root", t_in=2, t_out=2,
                           progress=rec)
     calls = rec.counts()
-    assert calls[-1] == (40, 40) and len(calls) > 3  # streamed chunk by chunk over all splits
+    assert calls[-1] == (400, 400) and len(calls) > 3  # streamed block by block over all splits
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     code, _, err = run_cli(["prepare", tmp_path / "clip.npy", "--name", "clip2", "--root", tmp_path / "root",
                             "--t-in", "2", "--t-out", "2"], capsys)
-    assert code == 0 and "preparing (frames written): 40/40" in err
+    assert code == 0 and "preparing (frames written): 400/400" in err
     code, out, err = run_cli(["prepare", tmp_path / "clip.npy", "--name", "clip3", "--root", tmp_path / "root",
                               "--t-in", "2", "--t-out", "2", "--format", "json"], capsys)
     assert code == 0 and "preparing" not in err and json.loads(out)["dataset"] == "clip3"

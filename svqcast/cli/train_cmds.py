@@ -101,19 +101,11 @@ def train_cmd(
     ref: Any = preset or (str(config) if config else None)
     try:
         run = train(
-            ref,
-            overrides or None,
-            run_dir=run_dir,
-            dataset=dataset,
-            max_epochs=max_epochs,
-            resume=resume,
-            precision=precision.value if precision else None,
-            seed=seed,
+            ref, overrides or None, run_dir=run_dir, dataset=dataset, max_epochs=max_epochs, resume=resume,
+            precision=precision.value if precision else None, seed=seed,
             deterministic=True if deterministic else None,
             progress=make_reporter(progress.value if main else "none", transient=False),
-            init_from=init_from,
-            freeze=freeze,
-            keep_stats=True if keep_stats else None,
+            init_from=init_from, freeze=freeze, keep_stats=True if keep_stats else None,
             strict=True if strict else None,
         )
     except KeyboardInterrupt:

@@ -49,9 +49,13 @@ class BlockResult:
                    [float(v) for v in raw["m2"]], [str(s) for s in raw.get("nan_splits", [])])
 
 
+MAX_CHUNKS_PER_BLOCK = 4  # a block is at most 4 chunks (16 MiB): many tasks for many workers, little memory each
+
+
 def plan_blocks(total: int, chunk: int, block_frames: int | None) -> list[Block]:
-    """Chunk-aligned blocks covering `total` frames, each about `block_frames` long."""
-    per = chunk * max(1, round((block_frames or 512) / chunk))
+    """Chunk-aligned blocks covering `total` frames, each about `block_frames` long (at most
+    `MAX_CHUNKS_PER_BLOCK` chunks)."""
+    per = chunk * min(MAX_CHUNKS_PER_BLOCK, max(1, round((block_frames or 512) / chunk)))
     return [Block(k, a, min(total, a + per)) for k, a in enumerate(range(0, total, per))]
 
 

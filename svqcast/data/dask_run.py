@@ -13,6 +13,7 @@ block order, so the store and its statistics do not depend on the choice (tested
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,28 @@ class Scheduler:
             raise UsageError(f"unknown local scheduler {self.kind!r}: use sync or threads")
         return self
 
+    def probe(self) -> Scheduler:
+        """Refuse an unreachable `scheduler` address in seconds, before any input is read: a plain
+        TCP connection to its host and port (the dask client connects again later)."""
+        if self.address is None:
+            return self
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.address if "://" in self.address else f"tcp://{self.address}")
+        try:
+            host, port = parts.hostname, parts.port or 8786
+        except ValueError:
+            host, port = None, None
+        if not host or parts.scheme not in ("tcp", "tls", "ws", "wss"):
+            raise UsageError(f"`scheduler` {self.address!r}: give a dask scheduler address, e.g. tcp://host:8786")
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise NetworkError(f"cannot reach the dask scheduler at {self.address} within {CONNECT_TIMEOUT_S} s "
+                               f"({exc.strerror or type(exc).__name__}); start it (`dask scheduler`) or check "
+                               "the address") from None
+        return self
+
     def describe(self) -> str:
         if self.address is not None:
             return f"dask cluster at {self.address}"
@@ -59,7 +82,7 @@ def _client(sched: Scheduler) -> Iterator[Any]:
 
     if sched.address is not None:
         try:
-            client = Client(sched.address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+            client = Client(sched.address, timeout=f"{CONNECT_TIMEOUT_S}s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise NetworkError(f"cannot reach the dask scheduler at {sched.address} within {CONNECT_TIMEOUT_S} s "
                                f"({type(exc).__name__}); start it (`dask scheduler`) or check the address") from None
@@ -67,7 +90,7 @@ def _client(sched: Scheduler) -> Iterator[Any]:
             yield client
         return
     with LocalCluster(n_workers=sched.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         yield client
 
 
