@@ -12,7 +12,9 @@ processes, in the same run:
 
 Peak RSS is the largest sum of the resident sets of the command's whole process tree (the
 dask workers included), polled every 50 ms with psutil. Throughput is input bytes / wall
-seconds. Every way must produce the same store: the manifests' digests are compared.
+seconds; CPU is the user + system seconds of the command's processes (dask workers included,
+as far as they were waited for). Every way must produce the same store: the manifests' digests
+are compared.
 
 Usage: .venv/bin/python benchmarks/prepare_scale.py [--gb 4] [--workdir DIR] [--out results/prepare_scale.json]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +54,7 @@ def tree_rss(proc: psutil.Process) -> int:
 def timed(args: list[str]) -> dict[str, Any]:
     """Wall seconds and peak tree RSS of `svqcast ARGS`; fails loudly on a non-zero exit."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ps, peak = psutil.Process(proc.pid), 0
@@ -60,7 +64,9 @@ def timed(args: list[str]) -> dict[str, Any]:
     _, err = proc.communicate()
     if proc.returncode:
         raise SystemExit(f"svqcast {' '.join(args)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return {"wall_s": round(time.perf_counter() - t0, 2), "peak_rss_gb": round(peak / 1e9, 3)}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the tree's processes, once waited for
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(cpu, 1), "peak_rss_gb": round(peak / 1e9, 3)}
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -79,7 +85,7 @@ def run_way(way: str, src: Path, work: Path) -> tuple[dict[str, Any], dict[str, 
         n = int(way.split("-")[1])
         steps = [timed([*base, "--parts", f"{i}/{n}"]) for i in range(1, n + 1)]
         steps.append(timed(["prepare", "--finalise", "bench", "--root", str(root)]))
-        row = {"wall_s": round(sum(s["wall_s"] for s in steps), 2),
+        row = {"wall_s": round(sum(s["wall_s"] for s in steps), 2), "cpu_s": round(sum(s["cpu_s"] for s in steps), 1),
                "peak_rss_gb": max(s["peak_rss_gb"] for s in steps),
                "part_wall_s": [s["wall_s"] for s in steps[:-1]], "finalise_wall_s": steps[-1]["wall_s"]}
     store = sum(p.stat().st_size for p in (root / "bench" / "prepared").rglob("*") if p.is_file())
@@ -118,10 +124,10 @@ def main() -> None:
               "generate_s": gen_s, "identical_stores": all(p == prints[0] for p in prints), "runs": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| way | wall | throughput | vs single | peak RSS (tree) | store |\n|---|---|---|---|---|---|")
+    print("| way | wall | CPU | throughput | vs single | peak RSS (tree) | store |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['way']} | {r['wall_s']} s | {r['throughput_mb_s']} MB/s | {r['speedup_vs_single']}x "
-              f"| {r['peak_rss_gb']} GB | {r['store_gb']} GB |")
+        print(f"| {r['way']} | {r['wall_s']} s | {r['cpu_s']} s | {r['throughput_mb_s']} MB/s | "
+              f"{r['speedup_vs_single']}x | {r['peak_rss_gb']} GB | {r['store_gb']} GB |")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,9 @@ def machine_info() -> dict[str, Any]:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
             if line.startswith("Model name:"):
                 info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("Flags:"):  # the vector extensions that decide kernel speed
+                flags = line.split(":", 1)[1].split()
+                info["cpu_flags"] = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "f16c"))]
     with contextlib.suppress(Exception):
         info["load_average"] = list(os.getloadavg())
     if torch.cuda.is_available():

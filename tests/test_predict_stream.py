@@ -142,7 +142,6 @@ def test_killed_run_resumes_to_the_same_store(tmp_path: Path) -> None:
     _same_store(tmp_path / "part.zarr", tmp_path / "whole.zarr")
 
 
-@pytest.mark.slow
 def test_two_torchrun_ranks_write_the_store_of_one_process(tmp_path: Path) -> None:
     args = ["predict", SAMPLE, "--init-times", RANGE, "--batch-size", "2", "--format", "json",
             "--score-against", SAMPLE]

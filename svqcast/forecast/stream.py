@@ -34,6 +34,7 @@ from svqcast.forecast.writer import apply_layout, check_layout, step_unit
 from svqcast.progress import Progress, counted
 from svqcast.sources.coords import parse_coords
 from svqcast.sources.lexicon import parse_var_map
+from svqcast.sources.opener import open_dataset
 
 Payload = Mapping[str, np.ndarray]
 _RANGE = re.compile(r"^(?P<a>\d{4}-\d\d-\d\d(?:[T ][\d:.]+)?):(?P<b>\d{4}-\d\d-\d\d(?:[T ][\d:.]+)?):(?P<s>\w+)$")
@@ -166,9 +167,25 @@ def _prepare(req: PredictRequest) -> tuple[Any, dict[str, str]]:
     return req, parse_var_map(req.var_map)
 
 
-def _batch(fc: Any, req: PredictRequest, texts: list[str], n_steps: int, var_map: Any) -> Any:
+@dataclass
+class _Input:
+    """The input, opened once for the whole run: lazily, so each batch reads only its own frames.
+    Opening a file per batch (decoding its time axis, guessing its coordinates) cost as much as
+    the batch's forecast on a small model."""
+
+    source: Any
+    coords: Mapping[str, str] | None
+
+    @classmethod
+    def open(cls, req: PredictRequest) -> _Input:
+        if isinstance(req.input, (str, os.PathLike)):
+            return cls(open_dataset(req.input, parse_coords(req.coords)), None)  # coordinates named once
+        return cls(req.input, parse_coords(req.coords))
+
+
+def _batch(fc: Any, src: _Input, req: PredictRequest, texts: list[str], n_steps: int, var_map: Any) -> Any:
     """One batch's forecast in the output layout (its input read now, not before)."""
-    prep = fc.check(req.input, init_time=texts, var_map=var_map, coords=parse_coords(req.coords))
+    prep = fc.check(src.source, init_time=texts, var_map=var_map, coords=src.coords)
     ds = fc.predict(None, steps=n_steps, history=req.history, prepared=prep)
     return apply_layout(ds, req.layout)
 
@@ -197,6 +214,7 @@ def predict_stream(req: PredictRequest, hooks: StreamHooks | None = None,
     if req.check:
         return {**report, "inits": len(texts)}
     shard = _Shard.from_env()
+    src = _Input.open(req)
     path = Path(str(req.output))
     request = _fingerprint(req, fc, inits, n_steps, var_map)
     state = shard.from_rank0(lambda: rs.store_state(path, request, overwrite=req.overwrite))
@@ -204,7 +222,7 @@ def predict_stream(req: PredictRequest, hooks: StreamHooks | None = None,
     tick = counted(progress if shard.rank == 0 else None, "predict", len(texts), "forecasting initialisations")
     computed = 0
     if state == "absent":
-        made = shard.from_rank0(lambda: _create(fc, req, texts, slices[0], n_steps, var_map, inits, size,
+        made = shard.from_rank0(lambda: _create(fc, src, req, texts, slices[0], n_steps, var_map, inits, size,
                                                      request, hooks))
         computed += made if shard.rank == 0 else 0
     shard.barrier()
@@ -213,7 +231,7 @@ def predict_stream(req: PredictRequest, hooks: StreamHooks | None = None,
     count = 0
     for k in mine:
         if k not in done:
-            out = _batch(fc, req, texts[slices[k]], n_steps, var_map)
+            out = _batch(fc, src, req, texts[slices[k]], n_steps, var_map)
             out.attrs["svqcast_input"] = str(req.input)
             rs.write_region(path, out, slices[k].start)
             rs.mark_region(path, k, hooks.on_batch(k, out) if hooks.on_batch else None)
@@ -232,10 +250,10 @@ def predict_stream(req: PredictRequest, hooks: StreamHooks | None = None,
     return report
 
 
-def _create(fc: Any, req: PredictRequest, texts: list[str], first: slice, n_steps: int, var_map: Any,
-            inits: np.ndarray, size: int, request: Mapping[str, Any], hooks: StreamHooks) -> int:
+def _create(fc: Any, src: _Input, req: PredictRequest, texts: list[str], first: slice, n_steps: int,
+            var_map: Any, inits: np.ndarray, size: int, request: Mapping[str, Any], hooks: StreamHooks) -> int:
     """Rank 0: forecast region 0, create the store from it, mark it; the number computed."""
-    out = _batch(fc, req, texts[first], n_steps, var_map)
+    out = _batch(fc, src, req, texts[first], n_steps, var_map)
     out.attrs["svqcast_input"] = str(req.input)
     path = Path(str(req.output))
     rs.create_store(path, out, np.asarray(inits), size, request, overwrite=req.overwrite)
