@@ -5,6 +5,10 @@
   `length` cells in Fourier space, scaled to unit variance), times the channel's amplitude in
   physical units. The amplitudes are fitted once on the validation split so that spread matches
   skill (`fit_noise_amplitude`), stored with the model, and can be overridden.
+  One amplitude cannot make every lead calibrated (the network damps small perturbations at
+  short leads and its error outgrows them later), so the fit also stores a per-lead
+  *dispersion*: each lead's members are moved towards or away from their mean by a factor
+  fitted on the validation split (`apply_dispersion`), which leaves the ensemble mean alone.
 * ``lagged``: member k is the forecast from the initialisation k steps earlier, aligned by
   valid time (its leads are k steps longer).
 * ``models``: one member per model (several seeds or architectures of the same data).
@@ -112,6 +116,18 @@ def noise_members(fc: Any, frames: np.ndarray, steps: int, members: Members, amp
     return out, leads
 
 
+def apply_dispersion(values: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """(n, M, T, C, H, W) members with each lead's deviations from the ensemble mean scaled by
+    `factors` (T_fit, C); leads past the fitted ones keep the last lead's factor. The ensemble
+    mean is unchanged and the spread of lead t is scaled by exactly `factors[t]`."""
+    t = values.shape[2]
+    d = np.asarray(factors, dtype=np.float64)
+    d = d[np.minimum(np.arange(t), d.shape[0] - 1)]  # (T, C)
+    mean = values.mean(axis=1, keepdims=True, dtype=np.float64)
+    scaled = mean + (values - mean) * d.reshape(1, 1, t, -1, 1, 1)
+    return scaled.astype(np.float32)
+
+
 def lag_inits(fc: Any, init: np.ndarray, count: int) -> list[Any]:
     """The initialisations of a lagged ensemble: `init` and the `count - 1` before it, one model
     step apart (fixed-step models only: a calendar or frame step has no fixed length)."""
@@ -142,5 +158,5 @@ def same_data(specs: Sequence[Any], refs: Sequence[str]) -> None:
                                 "ensemble must forecast the same variables on the same grid and step")
 
 
-__all__ = ["DEFAULT_LENGTH", "KINDS", "Members", "correlated_noise", "lag_inits", "lagged_members",
+__all__ = ["DEFAULT_LENGTH", "KINDS", "Members", "apply_dispersion", "correlated_noise", "lag_inits", "lagged_members",
            "noise_members", "perturbed", "same_data"]

@@ -26,7 +26,7 @@ from svqcast._version import __version__
 from svqcast.data.masks import fill_missing
 from svqcast.data.spec import DataSpec, relative_offsets, time_step
 from svqcast.errors import DataError, UsageError
-from svqcast.forecast.ensemble import Members, lag_inits, lagged_members, noise_members
+from svqcast.forecast.ensemble import Members, apply_dispersion, lag_inits, lagged_members, noise_members
 from svqcast.forecast.inputs import PreparedInput, prepare_input
 from svqcast.forecast.writer import build_forecast_dataset, with_members
 from svqcast.models.phase import cycle_of, needs_phase, phase_of
@@ -259,9 +259,13 @@ class Forecaster:
         prep = prepared or prepare_input(ds, self.spec, init_time=init_time, var_map=var_map)
         phases = self.phases_for(prep.init_times)
         if plan is not None and plan.kind == "noise":
-            amplitude = self.noise_amplitude(plan)
+            amplitude, dispersion = self.noise_amplitude(plan), self.noise_dispersion(plan)
             values, leads = noise_members(self, prep.frames, n_steps, plan, amplitude, phases, progress)
             calls, ensemble = -(-n_steps // self.t_out) * plan.count, plan.describe(amplitude.tolist())
+            if dispersion is not None:
+                values = apply_dispersion(values, dispersion)
+                ensemble["dispersion_by_lead"] = dispersion[:, 0].tolist() if dispersion.shape[1] == 1 else \
+                    dispersion.tolist()
         elif plan is not None and plan.kind == "lagged":
             raw, leads, calls = self.rollout(prep.frames, n_steps + plan.count - 1, progress, phases)
             values, leads = lagged_members(raw, n_steps), leads[:n_steps]
@@ -283,6 +287,21 @@ class Forecaster:
             given = [float(a) for a in fitted]
         amp = np.asarray(given, dtype=np.float32)
         return np.broadcast_to(amp, (self.spec.channels,)).copy() if amp.size == 1 else amp
+
+    def noise_dispersion(self, plan: Members) -> np.ndarray | None:
+        """The fitted per-lead dispersion (T_fit, C) that goes with the fitted amplitude; None when
+        the user gives the amplitude (the factors were fitted for the model's own) or none was fitted."""
+        fitted = (self.meta.get("ensemble") or {}).get("dispersion")
+        if plan.amplitude is not None or not fitted:
+            return None
+        try:
+            d = np.asarray([fitted[str(ch)] for ch in self.spec.channel_names], dtype=np.float64).T  # (T, C)
+        except (KeyError, TypeError, ValueError):
+            d = np.zeros(0)
+        if d.ndim != 2 or d.size == 0 or not np.isfinite(d).all() or (d <= 0).any():
+            raise DataError(f"{self.ref}: config.json `ensemble.dispersion` must hold positive numbers per lead "
+                            "for every channel; fit it again with `svqcast models calibrate`")
+        return d
 
     def _lagged_input(self, source: Any, inits: list[Any], var_map: Any, count: int) -> PreparedInput:
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.errors import DataError, UsageError
+from svqcast.errors import UsageError
 from svqcast.forecast.writer import _datetime_encoding, encoding_for
 from svqcast.fsutil import OutputExistsError, atomic_dir, atomic_path, check_output
 
@@ -143,26 +142,6 @@ def payloads(path: Path, regions: int) -> Iterator[tuple[int, dict[str, np.ndarr
                 yield k, {key: data[key] for key in data.files}
 
 
-def wait_for(test: Any, what: str, timeout: float) -> None:
-    """Poll `test()` until it holds; a DataError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not test():
-        if time.monotonic() > deadline:
-            raise DataError(f"waited {timeout:.0f} s for {what}; did another rank fail?")
-        time.sleep(0.2)
-
-
-def signal_start(path: Path, run_id: str) -> None:
-    """Rank 0 has created or checked the store for run `run_id`: the other ranks may write."""
-    (path / MARKERS).mkdir(exist_ok=True)
-    with atomic_path(path / MARKERS / f"start-{run_id}", overwrite=True) as tmp:
-        Path(tmp).write_text("ok\n")
-
-
-def started(path: Path, run_id: str) -> bool:
-    return (path / MARKERS / f"start-{run_id}").exists()
-
-
 def finalise(path: Path) -> None:
     """Every region is written: remove the markers, consolidate the metadata."""
     import zarr
@@ -187,4 +166,4 @@ def refuse_non_zarr(output: str | os.PathLike[str]) -> None:
 
 
 __all__ = ["MARKERS", "create_store", "done_regions", "finalise", "input_identity", "mark_region", "payloads",
-           "read_request", "refuse_non_zarr", "signal_start", "started", "store_state", "wait_for", "write_region"]
+           "read_request", "refuse_non_zarr", "store_state", "write_region"]

@@ -4,9 +4,11 @@
 amplitude until the ensemble's spread matches its skill on average over the leads (the
 finite-ensemble spread/skill ratio of `svqcast.verify.ensemble_metrics`, 1 for a calibrated
 ensemble). The spread of initial-condition noise grows roughly in proportion to its amplitude,
-so a few proportional updates converge; the per-lead ratios of the final amplitude are
-reported, because one amplitude cannot make every lead calibrated when the network damps or
-amplifies perturbations with lead time. `svqcast models calibrate` writes the result into a
+so a few proportional updates converge. One amplitude cannot make every lead calibrated when
+the network damps or amplifies perturbations with lead time, so a per-lead dispersion factor
+is fitted last on the same samples (`svqcast.forecast.ensemble.apply_dispersion`: each lead's
+deviations from the ensemble mean scaled by 1 / its spread/skill); both the amplitude's own
+per-lead ratios and the calibrated ones are reported. `svqcast models calibrate` writes the result into a
 copy of the checkpoint (config.json `ensemble`, and a table in the card).
 """
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from svqcast.data import get_split_dataset
 from svqcast.errors import DataError
-from svqcast.forecast.ensemble import DEFAULT_LENGTH, Members, noise_members
+from svqcast.forecast.ensemble import DEFAULT_LENGTH, Members, apply_dispersion, noise_members
 from svqcast.fsutil import atomic_dir, check_output
 from svqcast.progress import Progress, counted
 from svqcast.verify.ensemble_metrics import brier_ensemble, crps_ensemble, spread_skill_ratio
@@ -47,9 +49,11 @@ def _samples(fc: Any, split: str, count: int, root: Any) -> tuple[np.ndarray, np
 
 
 def _ratios(fc: Any, x: np.ndarray, y: np.ndarray, plan: Members, amplitude: np.ndarray,
-            w: np.ndarray) -> np.ndarray:
-    """Spread/skill per (lead, channel) of a noise ensemble with `amplitude`."""
+            w: np.ndarray, dispersion: np.ndarray | None = None) -> np.ndarray:
+    """Spread/skill per (lead, channel) of a noise ensemble with `amplitude` (and `dispersion`)."""
     values, _ = noise_members(fc, x, y.shape[1], plan, amplitude)  # (n, M, T, C, H, W)
+    if dispersion is not None:
+        values = apply_dispersion(values, dispersion)
     mean = values.mean(axis=1)
     var = values.var(axis=1, ddof=1)
     ok = np.isfinite(y)
@@ -74,12 +78,17 @@ def fit_noise_amplitude(fc: Any, *, members: int = 8, samples: int = 32, split: 
         amplitude = np.minimum(amplitude * np.clip(scale, 0.1, 10.0), cap).astype(np.float32)
         tick(k + 1)
     ratio = _ratios(fc, x, y, plan, amplitude, w)
+    dispersion = 1.0 / np.clip(ratio, 0.05, 20.0)  # (T, C): each lead's spread brought to its skill
+    calibrated = _ratios(fc, x, y, plan, amplitude, w, dispersion)
     tick(iterations + 1)
+    channels = [str(ch) for ch in fc.spec.channel_names]
     return {"kind": "noise", "amplitude": [float(a) for a in amplitude], "length_cells": float(length),
             "members": members, "seed": seed, "fitted_on": f"{fc.spec.dataset}/{split}", "samples": int(len(x)),
             "capped": [bool(a >= c) for a, c in zip(amplitude, cap, strict=True)],
-            "spread_skill_by_lead": {str(ch): [float(r) for r in ratio[:, c]]
-                                     for c, ch in enumerate(fc.spec.channel_names)}}
+            "dispersion": {ch: [float(d) for d in dispersion[:, c]] for c, ch in enumerate(channels)},
+            "spread_skill_by_lead": {ch: [float(r) for r in calibrated[:, c]] for c, ch in enumerate(channels)},
+            "spread_skill_by_lead_amplitude_only": {ch: [float(r) for r in ratio[:, c]]
+                                                    for c, ch in enumerate(channels)}}
 
 
 def write_calibrated(source: str | os.PathLike[str], fitted: dict[str, Any], output: str | os.PathLike[str],
@@ -131,6 +140,9 @@ def ensemble_skill(fc: Any, *, members: int = 8, split: str = "test", root: Any 
     w = spatial_weights(spec.dims, spec.coords, tuple(x.shape[-2:]))
     plan = Members(members, "noise", 0, length=float((fc.meta.get("ensemble") or {}).get("length_cells", 3.0)))
     values, _ = noise_members(fc, x, y.shape[1], plan, fc.noise_amplitude(plan))  # (n, M, T, C, H, W)
+    dispersion = fc.noise_dispersion(plan)
+    if dispersion is not None:
+        values = apply_dispersion(values, dispersion)
     det, _, _ = fc.rollout(x, y.shape[1])
     out: dict[str, list[Any]] = {k: [] for k in ("spread_skill", "crps", "mae", "crps_climatology")}
     hours = [[int(t.astype("datetime64[h]").astype(np.int64) % 24) for t in ds.times(int(i))[1]]

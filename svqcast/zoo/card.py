@@ -202,20 +202,27 @@ def model_card(
 
 
 def ensemble_section(fitted: Mapping[str, Any]) -> str:
-    """The card's ensemble section from config.json `ensemble`: the fitted noise amplitude, its
-    spread/skill per lead on the validation split and, when measured, the held-out table."""
+    """The card's ensemble section from config.json `ensemble`: the fitted noise amplitude and
+    per-lead dispersion, the spread/skill per lead on the validation split and, when measured,
+    the held-out table."""
     by_lead = dict(fitted.get("spread_skill_by_lead") or {})
+    raw = dict(fitted.get("spread_skill_by_lead_amplitude_only") or {})
+    dispersion = dict(fitted.get("dispersion") or {})
     leads = len(next(iter(by_lead.values()), []))
     lines = ["## Ensemble", "",
              f"Noise members (`svqcast predict --members N --perturb noise`): amplitude "
              f"{', '.join(f'{a:.4g}' for a in fitted.get('amplitude') or [])} (physical units, per channel), "
              f"correlation length {float(fitted.get('length_cells', 0)):g} cells, fitted on {fitted.get('fitted_on')} "
              f"({fitted.get('samples')} samples, {fitted.get('members')} members) so that spread matches skill on "
-             "average over the leads.", ""]
+             "average over the leads" + ("; then each lead's members are moved towards or away from their mean by "
+                                         "the dispersion factor below, fitted on the same samples" if dispersion
+                                         else "") + ".", ""]
     if leads:
         lines += ["| channel | " + " | ".join(f"+{j + 1}" for j in range(leads)) + " |", "|---" * (leads + 1) + "|"]
-        lines += [f"| {ch} spread/skill | " + " | ".join(f"{v:.2f}" for v in values) + " |"
-                  for ch, values in by_lead.items()]
+        for label, table in (("spread/skill, amplitude only", raw), ("dispersion", dispersion),
+                             ("spread/skill" + (", calibrated" if dispersion else ""), by_lead)):
+            lines += [f"| {ch} {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"
+                      for ch, values in table.items()]
     held = fitted.get("held_out")
     if held:
         n = len(held["crps"])
