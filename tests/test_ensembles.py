@@ -145,7 +145,11 @@ def test_the_default_model_ships_a_calibrated_ensemble() -> None:
     for key in ("spread_skill", "crps", "mae", "crps_climatology"):
         np.testing.assert_allclose(got[key], stored["held_out"][key], rtol=2e-3, atol=2e-4)
     crps, mae, clim = (np.asarray(got[k]) for k in ("crps", "mae", "crps_climatology"))
-    assert (crps < clim).all() and (crps[1:] < mae[1:]).all()
+    ratio = np.asarray(got["spread_skill"])
+    assert ratio.shape == (12,) and ((ratio > 0.8) & (ratio < 1.2)).all()  # calibrated at every lead 1..12 h
+    assert (crps < clim).all() and (crps < mae).all()
+    d = stored["dispersion"]["t2m"]
+    assert len(d) == 12 and d[0] < 1 < d[-1]  # over-dispersed at +1 h, under-dispersed at +12 h before it
 
 
 @pytest.mark.parametrize(("args", "code", "needle"), [
@@ -184,3 +188,46 @@ def test_evaluate_scores_the_models_noise_ensemble(capsys: pytest.CaptureFixture
     ens = r["ensemble"]
     assert ens["members"] == 2 and ens["samples"] == 84 and len(ens["crps"]) == 12 and len(ens["brier@280"]) == 12
     assert r["scores"]["model"]["wb2"]["crps"] == r["scores"]["model"]["wb2"]["mae"] and "CRPS" in r["crps_note"]
+
+
+def test_dispersion_scales_each_leads_spread_and_keeps_the_mean() -> None:
+    from svqcast.forecast.ensemble import apply_dispersion
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(280.0, 2.0, (3, 6, 4, 2, 5, 7)).astype(np.float32)  # (n, M, T, C, H, W)
+    factors = np.array([[0.5, 2.0], [1.0, 1.0], [1.5, 0.25]])  # fitted for 3 leads; lead 4 keeps lead 3's
+    out = apply_dispersion(values, factors)
+    np.testing.assert_allclose(out.mean(axis=1), values.mean(axis=1), rtol=1e-6)
+    spread_in = values.astype(np.float64).std(axis=1, ddof=1)
+    spread_out = out.astype(np.float64).std(axis=1, ddof=1)
+    expect = factors[[0, 1, 2, 2]]  # (T, C)
+    np.testing.assert_allclose(spread_out / spread_in, np.broadcast_to(expect[None, :, :, None, None],
+                                                                       spread_in.shape), rtol=1e-4)
+
+
+def test_models_calibrate_fits_amplitude_and_dispersion_and_predict_uses_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["models", "calibrate", "era5-uk-t2m_gsta_svq", "-o", tmp_path / "cal",
+                              "--members", "4", "--samples", "4", "--report-format", "json"], capsys)
+    assert code == 0, err
+    fitted = json.loads(out)
+    d = np.asarray(fitted["dispersion"]["t2m"])
+    assert d.shape == (12,) and (d > 0).all()
+    raw = np.asarray(fitted["spread_skill_by_lead_amplitude_only"]["t2m"])
+    np.testing.assert_allclose(d, 1 / raw, rtol=1e-12)
+    # on the samples it was fitted on, every lead's spread now equals its skill
+    np.testing.assert_allclose(fitted["spread_skill_by_lead"]["t2m"], 1.0, rtol=1e-4)
+    args = ["predict", SAMPLE, "--model", tmp_path / "cal", "--members", "4", "--init-time", "2019-03-29T00:00"]
+    assert run_cli([*args, "-o", tmp_path / "a.nc"], capsys)[0] == 0
+    assert run_cli([*args, "-o", tmp_path / "b.nc", "--noise-amplitude", str(fitted["amplitude"][0])], capsys)[0] == 0
+    with xr.open_dataset(tmp_path / "a.nc") as a, xr.open_dataset(tmp_path / "b.nc") as b:
+        assert "svqcast_ensemble_dispersion_by_lead" in a.attrs
+        assert not any("dispersion" in k for k in b.attrs)
+        ta, tb = a["t2m"].values, b["t2m"].values  # the same noise; only the dispersion differs
+        np.testing.assert_allclose(ta.mean(axis=a["t2m"].dims.index("realization")),
+                                   tb.mean(axis=b["t2m"].dims.index("realization")), atol=1e-3)
+        axis = a["t2m"].dims.index("realization")
+        lead_axis = a["t2m"].dims.index("lead_time")
+        ratio = np.moveaxis(ta.std(axis=axis), lead_axis - (lead_axis > axis), 0).reshape(12, -1).mean(axis=1) / \
+            np.moveaxis(tb.std(axis=axis), lead_axis - (lead_axis > axis), 0).reshape(12, -1).mean(axis=1)
+        np.testing.assert_allclose(ratio, d, rtol=1e-3)
