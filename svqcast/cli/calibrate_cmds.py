@@ -32,8 +32,9 @@ def _calibrate(
     overwrite: OverwriteOpt = False,
     fmt: ReportFormatOpt = OutputFormat.text,
 ) -> None:
-    """Fit the noise amplitude of a model's ensemble on its validation split and write a copy of
-    the checkpoint that carries it (config.json `ensemble`, and a per-lead table in the card);
+    """Fit the noise amplitude of a model's ensemble, then a per-lead dispersion, on its validation
+    split and write a copy of the checkpoint that carries them (config.json `ensemble`, and a
+    per-lead table in the card);
     `svqcast predict --members N` then uses it.
 
     Example: svqcast models calibrate runs/uk -o runs/uk-ens --members 8
@@ -55,8 +56,11 @@ def _calibrate(
     def _text(r: dict[str, Any]) -> None:
         out_console.print(f"wrote {r['output']}: noise amplitude {', '.join(f'{a:.4g}' for a in r['amplitude'])} "
                           f"fitted on {r['fitted_on']} ({r['samples']} samples, {r['members']} members)")
-        for ch, values in r["spread_skill_by_lead"].items():
-            out_console.print(f"  {ch} spread/skill by lead: " + " ".join(f"{v:.2f}" for v in values))
+        for ch, values in r["spread_skill_by_lead_amplitude_only"].items():
+            out_console.print(f"  {ch} spread/skill by lead, amplitude only: " + " ".join(f"{v:.2f}" for v in values))
+            out_console.print(f"  {ch} dispersion by lead: " + " ".join(f"{v:.2f}" for v in r["dispersion"][ch]))
+            out_console.print(f"  {ch} spread/skill by lead, calibrated: "
+                              + " ".join(f"{v:.2f}" for v in r["spread_skill_by_lead"][ch]))
 
     emit(report, fmt, _text)
 
