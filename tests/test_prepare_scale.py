@@ -193,3 +193,23 @@ def test_a_store_of_the_previous_format_is_refused_with_the_rebuild_command(sing
     (root / "t2m" / "prepared" / "manifest.json").write_text(json.dumps(manifest))
     code, _out, err = run_cli(["datasets", "info", "t2m", "--root", root, "--verify"], capsys)
     assert code == 3 and "store format 1" in err and "svqcast prepare PATH --name t2m --force" in err, err
+
+
+def test_a_catalog_dataset_in_parts_and_on_a_cluster_equals_one_run(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The same mechanisms for a catalog builder (the embedded ERA5 sample): its reader travels to
+    dask workers, and its parts finalise into the store of one run."""
+    from svqcast.data.prepare import prepare
+
+    one = prepare("era5-uk-t2m", tmp_path / "one")
+    cluster = prepare("era5-uk-t2m", tmp_path / "cluster", scheduler=Scheduler(workers=2))
+    assert _digests(cluster) == _digests(one)
+    root = tmp_path / "parts"
+    for part in ("2/2", "1/2"):
+        code, _out, err = run_cli(["prepare", "era5-uk-t2m", "--root", root, "--parts", part], capsys)
+        assert code == 0, err
+    code, _out, err = run_cli(["prepare", "--finalise", "era5-uk-t2m", "--root", root], capsys)
+    assert code == 0, err
+    assert _digests(root / "era5-uk-t2m" / "prepared") == _digests(one)
+    assert len(get_split_dataset("era5-uk-t2m", "test", root=root)) == len(
+        get_split_dataset("era5-uk-t2m", "test", root=tmp_path / "one")) > 0

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from svqcast.errors import NetworkError, UsageError
 
@@ -47,8 +48,6 @@ class Scheduler:
         TCP connection to its host and port (the dask client connects again later)."""
         if self.address is None:
             return self
-        from urllib.parse import urlsplit
-
         parts = urlsplit(self.address if "://" in self.address else f"tcp://{self.address}")
         try:
             host, port = parts.hostname, parts.port or 8786
