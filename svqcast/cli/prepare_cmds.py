@@ -80,7 +80,7 @@ def prepare_cmd(
     from svqcast.data.dask_run import Scheduler
     from svqcast.data.parts import parse_parts
 
-    sched = Scheduler(workers=workers, address=scheduler).check().probe()
+    sched = Scheduler(workers=workers, address=scheduler).check()
     if finalise is not None:
         if dataset is not None or parts is not None:
             raise UsageError("--finalise NAME merges parts already written: give no DATASET and no --parts with it")

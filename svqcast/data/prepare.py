@@ -42,6 +42,8 @@ def prepare(name: str, root: str | os.PathLike[str] | None = None, *, official_v
     `parts` = (I, N) writes only part I of N into ROOT/NAME/parts and returns that part's
     directory (`svqcast.data.parts.finalise` merges them).
     """
+    if scheduler is not None:
+        scheduler.check().probe()  # an unreachable cluster is refused before any input is read
     entry = get_entry(name, root)
     target = prepared_dir(name, root, official_validation)
     if entry.is_user and (force or official_validation or not is_prepared(target)):

@@ -61,6 +61,8 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
     `svqcast.data.parts.finalise` then merges the parts and registers the dataset."""
     say = log or (lambda _m: None)
     check_name(name)
+    if scheduler is not None:
+        scheduler.check().probe()  # an unreachable cluster is refused before any input is read
     if name in CATALOG:
         raise UsageError(f"`name` {name}: that is a catalog dataset; choose another name")
     # a file there or a read-only root is exit 2; so is an input inside the store --force would replace
