@@ -213,3 +213,22 @@ def test_a_catalog_dataset_in_parts_and_on_a_cluster_equals_one_run(tmp_path: Pa
     assert _digests(root / "era5-uk-t2m" / "prepared") == _digests(one)
     assert len(get_split_dataset("era5-uk-t2m", "test", root=root)) == len(
         get_split_dataset("era5-uk-t2m", "test", root=tmp_path / "one")) > 0
+
+
+def test_window_reads_through_the_chunk_cache_equal_direct_reads(single: Path) -> None:
+    import pickle
+
+    import zarr
+
+    from svqcast.data.store import Frames, read_meta
+
+    meta = read_meta(single / "store.zarr", "val")
+    frames = Frames(single / "store.zarr", meta.start, meta.stop)
+    direct = np.asarray(zarr.open_array(str(single / "store.zarr" / "data"), mode="r")[meta.start:meta.stop])
+    rng = np.random.default_rng(1)
+    for a in [*rng.integers(0, len(frames) - 40, 30), 62, 63, 64, 127]:  # across chunk boundaries too
+        window = np.arange(a, a + 37)
+        np.testing.assert_array_equal(frames.read(window), direct[window])
+        np.testing.assert_array_equal(frames.read(window[::4]), direct[window[::4]])
+    assert frames._cache and "_cache" not in pickle.loads(pickle.dumps(frames)).__dict__
+    np.testing.assert_array_equal(frames.read_range(0, len(frames)), direct)  # a long read bypasses it

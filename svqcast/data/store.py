@@ -13,14 +13,16 @@
                           every split is a range of the one time axis (train, then val, then test)
 
 The store opens with plain ``xarray.open_zarr``. svqcast reads frames through zarr by time
-range, so a DataLoader worker decompresses only the chunks its windows touch and memory stays
-bounded by the batch and the prefetch. A chunk holds whole frames and about `CHUNK_BYTES`
+range, so a DataLoader worker decompresses only the chunks its windows touch, and keeps the
+last `CACHE_BYTES` of decoded chunks (neighbouring windows share chunks): memory stays bounded
+by the batch, the prefetch and that cache, not by the dataset. A chunk holds whole frames and about `CHUNK_BYTES`
 (at most `MAX_CHUNK_FRAMES` frames): big enough to compress well, small enough that a random
 window decodes little more than itself. Writes are byte-reproducible (no timestamps).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,8 @@ STORE_VERSION = 2
 CHUNK_BYTES = 4 << 20  # about this many bytes per chunk ...
 MAX_CHUNK_FRAMES = 64  # ... and never more frames than this
 EPOCH = np.datetime64("1970-01-01T00:00:00", "ns")
+CACHE_BYTES = 64 << 20  # decoded chunks a reader keeps (per process: each DataLoader worker has its own)
+CACHED_SPAN = 2  # reads that touch more chunks than this bypass the cache
 
 
 def chunk_frames(frame_shape: Sequence[int], dtype: str) -> int:
@@ -180,7 +184,27 @@ class Frames:
         return arr
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_arr"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_arr", "_cache")}
+
+    def _chunk(self, k: int) -> np.ndarray:
+        """Chunk `k` of the data, decoded, from a per-process LRU cache of about `CACHE_BYTES`:
+        zarr decodes whole chunks, and neighbouring windows share them, so a shuffled epoch over a
+        store that fits the cache decodes each chunk once instead of once per window."""
+        cache: OrderedDict[int, np.ndarray] | None = getattr(self, "_cache", None)
+        if cache is None:
+            cache = OrderedDict()
+            self._cache = cache
+        hit = cache.get(k)
+        if hit is not None:
+            cache.move_to_end(k)
+            return hit
+        arr = self._array()
+        per = int(arr.chunks[0])
+        value = np.asarray(arr[k * per:(k + 1) * per])
+        cache[k] = value
+        while len(cache) > 1 and sum(v.nbytes for v in cache.values()) > CACHE_BYTES:
+            cache.popitem(last=False)
+        return value
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -200,7 +224,14 @@ class Frames:
         return self.read_range(lo, hi)[index - lo]
 
     def read_range(self, a: int, b: int) -> np.ndarray:
-        block = np.asarray(self._array()[self.start + a:self.start + b])
+        lo, hi = self.start + a, self.start + b
+        arr = self._array()
+        per = int(arr.chunks[0])
+        first, last = lo // per, (hi - 1) // per
+        if hi <= lo or last - first >= CACHED_SPAN:  # long reads (statistics, scans) go straight through
+            block = np.asarray(arr[lo:hi])
+        else:  # a sample window: its one or two chunks, decoded once per process and kept a while
+            block = np.concatenate([self._chunk(k) for k in range(first, last + 1)])[lo - first * per:hi - first * per]
         out = block.astype(np.float32)
         if self.scale != 1.0 or self.add != 0.0:
             out *= np.float32(self.scale)
