@@ -35,8 +35,9 @@ H, W = 256, 512
 FRAME_BYTES = H * W * 4
 
 
-def generate(path: Path, gigabytes: float, block: int = 64) -> int:
-    """A hourly netCDF of about `gigabytes` GB (float32 t2m), written `block` frames at a time."""
+def generate(path: Path, gigabytes: float, block: int = 64, zlib: bool = False) -> int:
+    """A hourly netCDF of about `gigabytes` GB (float32 t2m, in memory), written `block` frames at
+    a time; `zlib` compresses it (level 1, as many archives do)."""
     import netCDF4
 
     n = int(gigabytes * 1e9 // FRAME_BYTES)
@@ -52,7 +53,8 @@ def generate(path: Path, gigabytes: float, block: int = 64) -> int:
         for name, values, unit in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
             v = nc.createVariable(name, "f8", (name,))
             v.units, v[:] = unit, values
-        var = nc.createVariable("t2m", "f4", ("time", "lat", "lon"), chunksizes=(block, H, W))
+        var = nc.createVariable("t2m", "f4", ("time", "lat", "lon"), chunksizes=(block, H, W), zlib=zlib,
+                                complevel=1)
         var.units = "K"
         noise = rng.normal(0, 1, (block, H, W)).astype(np.float32)
         for a in range(0, n, block):

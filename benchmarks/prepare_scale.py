@@ -8,7 +8,13 @@ processes, in the same run:
 * `single`: `svqcast prepare FILE --name bench` (dask's synchronous scheduler, one process);
 * `workers-1`, `workers-2`: `--workers N`, a local dask cluster of N one-thread processes;
 * `parts-3`: `--parts 1/3`, `2/3`, `3/3` one after another (as three batch jobs would run on
-  three machines; here they share two cores), then `--finalise`.
+  three machines; here they share two cores), then `--finalise`;
+* `baseline`: with `--baseline-src DIR` (the `svqcast` package of an earlier version, e.g.
+  `git archive v0.2 svqcast | tar -x -C DIR`), that version's one-process `prepare` on the same
+  input, in the same run (its store format differs, so it is left out of the identity check).
+
+`--zlib` writes the input compressed (zlib level 1), where decoding the input dominates: then
+the one-process path is bound by one core and workers share the decoding.
 
 Peak RSS is the largest sum of the resident sets of the command's whole process tree (the
 dask workers included), polled every 50 ms with psutil. Throughput is input bytes / wall
@@ -51,9 +57,10 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def timed(args: list[str]) -> dict[str, Any]:
-    """Wall seconds and peak tree RSS of `svqcast ARGS`; fails loudly on a non-zero exit."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def timed(args: list[str], src: Path | None = None) -> dict[str, Any]:
+    """Wall seconds and peak tree RSS of `svqcast ARGS` (the package in `src` first on the path when
+    given); fails loudly on a non-zero exit."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"PYTHONPATH": str(src)} if src else {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -74,11 +81,13 @@ def digests(root: Path) -> dict[str, str]:
     return {k: v["sha256"] for k, v in files.items()}
 
 
-def run_way(way: str, src: Path, work: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def run_way(way: str, src: Path, work: Path, baseline: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
     root = work / f"root-{way}"
     base = ["prepare", str(src), "--name", "bench", "--root", str(root)]
     if way == "single":
         row = timed(base)
+    elif way == "baseline":
+        row = timed(base, baseline)
     elif way.startswith("workers-"):
         row = timed([*base, "--workers", way.split("-")[1]])
     else:
@@ -89,7 +98,7 @@ def run_way(way: str, src: Path, work: Path) -> tuple[dict[str, Any], dict[str, 
                "peak_rss_gb": max(s["peak_rss_gb"] for s in steps),
                "part_wall_s": [s["wall_s"] for s in steps[:-1]], "finalise_wall_s": steps[-1]["wall_s"]}
     store = sum(p.stat().st_size for p in (root / "bench" / "prepared").rglob("*") if p.is_file())
-    out = digests(root)
+    out = digests(root) if way != "baseline" else {}
     shutil.rmtree(root, ignore_errors=True)
     return {"way": way, **row, "store_gb": round(store / 1e9, 3)}, out
 
@@ -99,28 +108,34 @@ def main() -> None:
     ap.add_argument("--gb", type=float, default=4.0, help="input size in GB (the issue asks for >= 4)")
     ap.add_argument("--ways", nargs="+", default=["single", "workers-1", "workers-2", "parts-3"])
     ap.add_argument("--workdir", type=Path, default=Path("bench-prepare-scale-tmp"))
+    ap.add_argument("--zlib", action="store_true", help="compress the generated input (zlib level 1)")
+    ap.add_argument("--baseline-src", type=Path, help="a directory holding an earlier version's svqcast package")
     ap.add_argument("--out", type=Path, default=Path("results/prepare_scale.json"))
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     src = args.workdir / "input.nc"
     try:
         t0 = time.perf_counter()
-        frames = generate(src, args.gb)
+        frames = generate(src, args.gb, zlib=args.zlib)
         size = src.stat().st_size
         gen_s = round(time.perf_counter() - t0, 1)
         rows, prints = [], []
         for way in args.ways:
-            row, dig = run_way(way, src, args.workdir)
+            if way == "baseline" and args.baseline_src is None:
+                raise SystemExit("way `baseline` needs --baseline-src DIR")
+            row, dig = run_way(way, src, args.workdir, args.baseline_src)
             row["throughput_mb_s"] = round(size / 1e6 / row["wall_s"], 1)
             rows.append(row)
-            prints.append(dig)
+            if dig:
+                prints.append(dig)
             print(json.dumps(row), flush=True)
     finally:
         shutil.rmtree(args.workdir, ignore_errors=True)
     base = rows[0]["wall_s"]
     for r in rows:
         r["speedup_vs_single"] = round(base / r["wall_s"], 3)
-    result = {"machine": machine_info(), "input_gb": round(size / 1e9, 3), "frames": frames, "grid": [256, 512],
+    result = {"machine": machine_info(), "input_gb": round(size / 1e9, 3), "input_zlib": args.zlib,
+              "frames": frames, "grid": [256, 512],
               "generate_s": gen_s, "identical_stores": all(p == prints[0] for p in prints), "runs": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

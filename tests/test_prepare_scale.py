@@ -232,3 +232,15 @@ def test_window_reads_through_the_chunk_cache_equal_direct_reads(single: Path) -
         np.testing.assert_array_equal(frames.read(window[::4]), direct[window[::4]])
     assert frames._cache and "_cache" not in pickle.loads(pickle.dumps(frames)).__dict__
     np.testing.assert_array_equal(frames.read_range(0, len(frames)), direct)  # a long read bypasses it
+
+
+def test_a_damaged_part_record_is_one_line(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    assert run_cli(["prepare", source, "--name", "t2m", "--root", root, "--parts", "1/1"], capsys)[0] == 0
+    record = root / "t2m" / "parts" / "part-0001-of-0001" / "part.json"
+    raw = json.loads(record.read_text())
+    del raw["blocks"][0]["m2"]
+    record.write_text(json.dumps(raw))
+    code, _out, err = run_cli(["prepare", "--finalise", "t2m", "--root", root], capsys)
+    assert code == 3 and "part.json is damaged" in err and len(err.strip().splitlines()) == 1, err
+    assert not (root / "t2m" / "prepared").exists()

@@ -157,10 +157,14 @@ def finalise(name: str, root: str | os.PathLike[str] | None = None, *,
     say = say or (lambda _m: None)
     n, records = _check_parts(name, root)
     first = records[1]
-    info = FinishInfo.from_json(first["info"])
-    target = prepared_dir(name, root, bool(info.manifest.get("official_validation")))
-    results = [BlockResult.from_json(b) for rec in records.values() for b in rec["blocks"]]
     base = parts_dir(name, root)
+    try:
+        info = FinishInfo.from_json(first["info"])
+        results = [BlockResult.from_json(b) for rec in records.values() for b in rec["blocks"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise DataError(f"{base}: a part.json is damaged (edited or truncated); remove the parts and run them "
+                        "again") from None
+    target = prepared_dir(name, root, bool(info.manifest.get("official_validation")))
     with atomic_dir(target, overwrite=True) as tmp:
         for i in range(1, n + 1):
             _link_tree(base / f"part-{i:04d}-of-{n:04d}" / STORE, tmp / STORE)
