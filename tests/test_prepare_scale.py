@@ -244,3 +244,18 @@ def test_a_damaged_part_record_is_one_line(source: Path, tmp_path: Path, capsys:
     code, _out, err = run_cli(["prepare", "--finalise", "t2m", "--root", root], capsys)
     assert code == 3 and "part.json is damaged" in err and len(err.strip().splitlines()) == 1, err
     assert not (root / "t2m" / "prepared").exists()
+
+
+def test_blocks_follow_the_inputs_own_chunking_when_it_is_known(tmp_path: Path) -> None:
+    from svqcast.data.blocks import plan_blocks
+    from svqcast.sources.opener import open_source
+
+    assert [b.stop - b.start for b in plan_blocks(200, 8, 32)][:2] == [32, 32]
+    assert [b.stop - b.start for b in plan_blocks(200, 8, 32, align=64)] == [64, 64, 64, 8]
+    assert [b.stop - b.start for b in plan_blocks(200, 8, 32, align=16)][:2] == [32, 32]  # already whole
+    assert [b.stop - b.start for b in plan_blocks(200, 8, 32, align=1000)][:2] == [32, 32]  # too long to follow
+    ds = dataset(six_hourly(300), shape=(8, 16))
+    ds.to_netcdf(tmp_path / "chunked.nc", encoding={"t2m": {"chunksizes": (50, 8, 16)}})
+    assert open_source(str(tmp_path / "chunked.nc")).frames.time_chunk == 50
+    ds.to_netcdf(tmp_path / "plain.nc")
+    assert open_source(str(tmp_path / "plain.nc")).frames.time_chunk is None

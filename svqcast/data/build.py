@@ -95,7 +95,7 @@ def plan_store(name: str, prep: Prepared, official_validation: bool = False) -> 
     info = FinishInfo(name, prep.normalisation, prep.allow_missing, prep.levels, manifest)
     all_times = np.concatenate(times) if times else np.zeros(0, "datetime64[ns]")
     return StorePlan(layout, all_times, np.concatenate(segments) if segments else np.zeros(0, np.int32),
-                     per_split, sources, plan_blocks(start, layout.chunk, prep.chunk), info)
+                     per_split, sources, plan_blocks(start, layout.chunk, prep.chunk, prep.align), info)
 
 
 def run_plan(plan: StorePlan, store: Path, blocks: list[Block], sched: Scheduler | None,

@@ -65,6 +65,7 @@ class Prepared:
     time_kind: str = ""  # "datetime" | "frame"
     normalisation: str = ""  # "zscore" | "none"
     chunk: int | None = None  # frames per write and statistics block (None: the store's defaults)
+    align: int | None = None  # the input's own chunk along time: blocks are cut on its boundaries
     manifest: dict[str, Any] = field(default_factory=dict)  # more manifest fields (selection, user: true)
     allow_missing: bool = False  # gaps the static mask does not explain are filled, not refused
     levels: dict[str, Any] | None = None  # channels cut from variables on levels (DataSpec.levels)

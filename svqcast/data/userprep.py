@@ -242,6 +242,7 @@ def user_file(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, 
         sources={k: v.get("sha256") or f"bytes:{v.get('bytes')}" for k, v in files.items()},
         channels=src.channels, units=src.units, time_kind="datetime" if src.is_datetime else "frame",
         normalisation="zscore" if src.kind != "video" else "none", chunk=_block(src),
+        align=getattr(src.frames, "time_chunk", None),
         manifest={"select": {"ranges": {k: list(v) for k, v in ranges.items()}}, "user": True},
     )
 

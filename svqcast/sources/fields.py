@@ -249,6 +249,24 @@ class FieldFrames:
     def __len__(self) -> int:
         return int(self.starts[0][-1])
 
+    @property
+    def time_chunk(self) -> int | None:
+        """Frames per chunk along time of the first variable's file storage (netCDF/HDF5 or zarr),
+        when it is chunked along time and every piece starts on a chunk: reads aligned to it
+        decode each stored chunk once."""
+        sizes = set()
+        for parts in self.channels:
+            for piece in parts:
+                enc = piece.da.encoding
+                chunks = enc.get("chunksizes") or enc.get("chunks") or enc.get("preferred_chunks", {}).get(
+                    piece.da.dims[0])
+                first = chunks[0] if isinstance(chunks, (tuple, list)) and chunks else chunks
+                if not isinstance(first, (int, np.integer)) or first < 1:
+                    return None
+                sizes.add(int(first))
+        starts_ok = all(int(v) % min(sizes) == 0 for st in self.starts for v in st[:-1]) if sizes else False
+        return max(sizes) if sizes and len(sizes) == 1 and starts_ok else None
+
     def __getitem__(self, sl: slice) -> np.ndarray:
         a, b, _ = sl.indices(len(self))
         out = []
