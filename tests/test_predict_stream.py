@@ -156,3 +156,15 @@ def test_two_torchrun_ranks_write_the_store_of_one_process(tmp_path: Path) -> No
     a, b = json.loads(one.stdout), json.loads(two.stdout)  # only rank 0 reports
     assert (b["ranks"], b["computed"]) == (2, 19)
     assert a["scores"]["variables"]["t2m"]["overall"] == b["scores"]["variables"]["t2m"]["overall"]
+
+
+def test_a_truth_without_the_forecast_variable_leaves_no_store(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import xarray as xr
+
+    with xr.open_dataset(SAMPLE) as ds:
+        ds.rename({"t2m": "sst"}).to_netcdf(tmp_path / "other.nc")
+    code, _out, err = run_cli(["predict", SAMPLE, "-o", tmp_path / "s.zarr", "--init-times", RANGE,
+                               "--score-against", tmp_path / "other.nc"], capsys)
+    assert code in (2, 3) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s.zarr").exists()

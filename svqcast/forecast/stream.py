@@ -252,12 +252,15 @@ def predict_stream(req: PredictRequest, hooks: StreamHooks | None = None,
 
 def _create(fc: Any, src: _Input, req: PredictRequest, texts: list[str], first: slice, n_steps: int,
             var_map: Any, inits: np.ndarray, size: int, request: Mapping[str, Any], hooks: StreamHooks) -> int:
-    """Rank 0: forecast region 0, create the store from it, mark it; the number computed."""
+    """Rank 0: forecast region 0, create the store from it, mark it; the number computed. The
+    first batch is scored before the store exists, so a truth that does not fit the forecast
+    (`score_against` without its variables, another grid) leaves nothing behind."""
     out = _batch(fc, src, req, texts[first], n_steps, var_map)
     out.attrs["svqcast_input"] = str(req.input)
+    payload = hooks.on_batch(0, out) if hooks.on_batch else None
     path = Path(str(req.output))
     rs.create_store(path, out, np.asarray(inits), size, request, overwrite=req.overwrite)
-    rs.mark_region(path, 0, hooks.on_batch(0, out) if hooks.on_batch else None)
+    rs.mark_region(path, 0, payload)
     return first.stop - first.start
 
 
