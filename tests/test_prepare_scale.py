@@ -259,3 +259,18 @@ def test_blocks_follow_the_inputs_own_chunking_when_it_is_known(tmp_path: Path) 
     assert open_source(str(tmp_path / "chunked.nc")).frames.time_chunk == 50
     ds.to_netcdf(tmp_path / "plain.nc")
     assert open_source(str(tmp_path / "plain.nc")).frames.time_chunk is None
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--workers", "0"], "--workers"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
+    (["--scheduler", "ftp://host:21"], "dask scheduler address"),
+    (["--finalise", "t2m"], "--finalise NAME merges parts"),
+])
+def test_bad_scale_options_are_one_line_and_leave_nothing(source: Path, tmp_path: Path, extra: list[str],
+                                                          needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "root"
+    before = source.read_bytes()
+    code, _out, err = run_cli(["prepare", source, "--name", "t2m", "--root", root, *extra], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not root.exists() and source.read_bytes() == before

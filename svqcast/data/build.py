@@ -105,10 +105,10 @@ def run_plan(plan: StorePlan, store: Path, blocks: list[Block], sched: Scheduler
     frames = sum(b.stop - b.start for b in blocks)
     say(f"writing {frames} frames in {len(blocks)} blocks on {sched.describe()}")
     report = counted(progress, "prepare", frames, "preparing (frames written)")
-    sizes = [b.stop - b.start for b in blocks]
+    written = np.cumsum([0] + [b.stop - b.start for b in blocks])
 
     def tick(done: int) -> None:  # blocks finish in any order: count whole blocks
-        report(sum(sizes[:done]))
+        report(int(written[done]))
 
     return run_blocks(plan.task(store), blocks, sched, tick)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +89,13 @@ def _client(sched: Scheduler) -> Iterator[Any]:
         with client:
             yield client
         return
-    with LocalCluster(n_workers=sched.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # the workers' scratch space (spill files, locks) lives and dies with this call, not in /tmp for good
+    import dask
+
+    with tempfile.TemporaryDirectory(prefix="svqcast-dask-") as scratch, dask.config.set(
+            {"temporary-directory": scratch}), LocalCluster(
+            n_workers=sched.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            local_directory=scratch) as cluster, Client(cluster) as client:
         yield client
 
 

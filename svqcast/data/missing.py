@@ -45,7 +45,7 @@ def check_missing(store: Path, name: str, nan_splits: set[str], chunk: int, allo
     if not nan_splits:
         return {}
     meta = read_meta(store, "train")
-    valid = coverage(open_frames(store, "train"), chunk)
+    valid = coverage(Frames(store, meta.start, meta.stop), chunk)
     for c, ch in enumerate(meta.channels):
         if not valid[c].any():
             raise DataError(f"{name}: channel '{ch}' holds no value anywhere in the training split (the mask "

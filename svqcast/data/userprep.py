@@ -15,6 +15,7 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from svqcast.data.catalog import CATALOG
 from svqcast.data.dask_run import Scheduler
 from svqcast.data.masks import mask_from_file, parse_mask_arg
 from svqcast.data.parts import build_part, finalise, parts_dir
-from svqcast.data.splitting import default_windows, split_ranges
+from svqcast.data.splitting import Window, default_windows, split_ranges
 from svqcast.data.storedir import Prepared, SplitData, dataset_dir, prepared_dir, root_dir
 from svqcast.data.usercatalog import check_name, load_records, locked, register
 from svqcast.data.userrecord import build_record
@@ -69,28 +70,29 @@ def prepare_path(source: str, name: str, *, root: str | os.PathLike[str] | None 
     check_output(dataset_dir(name, root), overwrite=True, kind="dir", inputs=[source])
     if "://" not in str(source):
         check_input(source)  # a FIFO or device would block the reader forever
-    if parts is not None:
-        return _prepare_part(source, name, root, parts, force, scheduler, progress, say,
-                             dict(variables=variables, level=level, coords=coords, resize=resize, levels=levels),
-                             (mask, mask_keep, allow_missing, time_step, t_in, t_out, splits, allow_cuts))
+    def plan() -> _UserPlan:
+        return _plan_user(source, {"variables": variables, "level": level, "coords": coords, "resize": resize,
+                                   "levels": levels}, (mask, mask_keep), (time_step, t_in, t_out, splits),
+                          allow_cuts, allow_missing, say)
+
+    if parts is not None:  # one part: the whole plan is checked; the record travels in the part
+        if name in load_records(root) and not force:
+            raise UsageError(f"dataset {name!r} already exists in {root_dir(root)}; use `force` to rebuild it in parts")
+        up = plan()
+        parts_dir(name, root).parent.mkdir(parents=True, exist_ok=True)
+        return build_part(plan_store(name, up.prep), prepared_dir(name, root), parts,
+                          extra={"record": up.record(name)}, force=True, scheduler=scheduler, progress=progress,
+                          say=say)
     with locked(root, name):  # one preparation of a name at a time; the second sees the first's result
         _refuse_existing(name, root, force)
-        src = open_source(source, variables=variables, level=level, coords=coords, resize=resize, levels=levels)
-        keep = _user_mask(src, mask, mask_keep)
-        step = _step(src, time_step)
-        window = default_windows(src.kind, t_in, t_out)
-        ranges = split_ranges(src.times, splits, window, step)
-        for note in src.notes:
-            say(f"note: {note}")
+        up = plan()
         target = prepared_dir(name, root)
         # store and record change together: a signal after the store is swapped in waits for the record
         with _clean_on_failure(root_dir(root), name), deferred_signals():
-            files = source_fingerprints(src)
             with atomic_dir(target, overwrite=force) as tmp:
-                prep = _plan(src, ranges, files, allow_cuts, allow_missing, keep, mask, mask_keep)
-                write_prepared(tmp, name, prep, say=say, progress=progress, scheduler=scheduler)
+                write_prepared(tmp, name, up.prep, say=say, progress=progress, scheduler=scheduler)
             with finishing():  # the store is in place: its record follows, whatever signal is pending
-                register(build_record(name, src, step, window, ranges, files), root)
+                register(up.record(name), root)
     say(f"prepared {name} in {target}")
     return target
 
@@ -118,25 +120,37 @@ def _plan(src: Source, ranges: dict[str, tuple[int, int]], files: dict[str, dict
     return prep
 
 
-def _prepare_part(source: str, name: str, root: str | os.PathLike[str] | None, part: tuple[int, int], force: bool,
-                  scheduler: Scheduler | None, progress: Progress | None, say: Callable[[str], None],
-                  open_args: dict[str, Any], more: tuple[Any, ...]) -> Path:
-    """Part I of N of a user file (`svqcast.data.parts`): the whole plan is checked, one part
-    written; the catalog record travels in the part and is registered by `finalise`."""
-    mask, mask_keep, allow_missing, time_step, t_in, t_out, splits, allow_cuts = more
-    if name in load_records(root) and not force:
-        raise UsageError(f"dataset {name!r} already exists in {root_dir(root)}; use `force` to rebuild it in parts")
+@dataclass
+class _UserPlan:
+    """A user file checked and laid out: what the whole build and every part start from."""
+
+    src: Source
+    step: TimeStep | None
+    window: Window
+    ranges: dict[str, tuple[int, int]]
+    files: dict[str, dict[str, Any]]
+    prep: Prepared
+
+    def record(self, name: str) -> dict[str, Any]:
+        return build_record(name, self.src, self.step, self.window, self.ranges, self.files)
+
+
+def _plan_user(source: str, open_args: dict[str, Any], mask: tuple[str | None, str],
+               axis: tuple[str | None, int | None, int | None, list[str] | None], allow_cuts: bool,
+               allow_missing: bool, say: Callable[[str], None]) -> _UserPlan:
+    """Open and check `source` (format, variables, mask, time step, windows, splits), fingerprint
+    it and lay it out as a `Prepared`; nothing is written."""
+    time_step, t_in, t_out, splits = axis
     src = open_source(source, **open_args)
-    keep = _user_mask(src, mask, mask_keep)
+    keep = _user_mask(src, *mask)
     step = _step(src, time_step)
     window = default_windows(src.kind, t_in, t_out)
     ranges = split_ranges(src.times, splits, window, step)
+    for note in src.notes:
+        say(f"note: {note}")
     files = source_fingerprints(src)
-    record = build_record(name, src, step, window, ranges, files)
-    prep = _plan(src, ranges, files, allow_cuts, allow_missing, keep, mask, mask_keep)
-    parts_dir(name, root).parent.mkdir(parents=True, exist_ok=True)
-    return build_part(plan_store(name, prep), prepared_dir(name, root), part, extra={"record": record},
-                      force=True, scheduler=scheduler, progress=progress, say=say)
+    prep = _plan(src, ranges, files, allow_cuts, allow_missing, keep, *mask)
+    return _UserPlan(src, step, window, ranges, files, prep)
 
 
 def _user_mask(src: Source, mask: str | None, keep: str) -> np.ndarray | None:

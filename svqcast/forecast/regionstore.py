@@ -75,7 +75,8 @@ def create_store(path: Path, first: Any, inits: np.ndarray, batch: int, request:
             batch if d == INIT_DIM else (1 if d in ("lead_time", "prediction_timedelta") else first.sizes[d])
             for d in dims)
     if np.issubdtype(inits.dtype, np.datetime64):
-        enc[INIT_DIM] = {**enc.get(INIT_DIM, {}), **_time_encoding(inits)}
+        # the coarsest exact int32 time unit for all initialisations, not only the first batch's
+        enc[INIT_DIM] = {**enc.get(INIT_DIM, {}), **_datetime_encoding(inits)}
     head = first.copy()
     head.attrs[REQUEST_ATTR] = json.dumps(dict(request), sort_keys=True)
     with atomic_dir(path, overwrite=overwrite) as tmp:
@@ -94,11 +95,6 @@ def create_store(path: Path, first: Any, inits: np.ndarray, batch: int, request:
         else:
             coord[:] = inits.astype(coord.dtype)
         (tmp / MARKERS).mkdir()
-
-
-def _time_encoding(inits: np.ndarray) -> dict[str, Any]:
-    """The coarsest exact int32 time unit for all initialisations (not only the first batch's)."""
-    return _datetime_encoding(inits)
 
 
 def write_region(path: Path, out: Any, start: int) -> None:
